@@ -1,0 +1,111 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Config } from './config.ts';
+import { openDatabase, type Database } from './db/client.ts';
+import { applyMigrations, pendingMigrations } from './db/migrate.ts';
+import { openDatabaseServer, type DatabaseServer } from './db/server.ts';
+import { createHttpServer, type HttpServer } from './http/server.ts';
+import type { Logger } from './log.ts';
+import type { HealthService, Services } from './services.ts';
+import { Authenticator } from './tenancy/authenticator.ts';
+import { TenantService } from './tenancy/tenants.ts';
+
+const VERSION: string = JSON.parse(
+  fs.readFileSync(path.resolve(import.meta.dirname, '..', 'package.json'), 'utf8'),
+).version;
+
+type State = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+
+/**
+ * The composition root and the one lifecycle owner: it builds config → database → services →
+ * GraphQL → HTTP in that order, and stops them in reverse (HTTP drains first, the database
+ * closes last).
+ */
+export class App {
+  private state: State = 'created';
+  private dbServer: DatabaseServer | undefined;
+  private db: Database | undefined;
+  private http: HttpServer | undefined;
+  private stopping: Promise<void> | undefined;
+  address: { host: string; port: number } | undefined;
+
+  constructor(
+    readonly config: Config,
+    private readonly log: Logger,
+  ) {}
+
+  get url(): string {
+    if (!this.address) throw new Error('not listening');
+    const host = this.address.host.includes(':') ? `[${this.address.host}]` : this.address.host;
+    return `http://${host}:${this.address.port}`;
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'created') throw new Error(`cannot start an app that is ${this.state}`);
+    this.state = 'starting';
+    try {
+      const { config, log } = this;
+      this.dbServer = await openDatabaseServer(config);
+      log.info({ embedded: this.dbServer.embedded }, 'database server ready');
+      if (config.database.migrateOnStart) {
+        const applied = await applyMigrations(this.dbServer.url);
+        if (applied.length) log.info({ applied }, 'migrations applied');
+      }
+      const db = (this.db = openDatabase(this.dbServer.url, this.dbServer.maxConnections, log));
+      if (!(await db.ping(10_000))) throw new Error('the database does not answer');
+      const pending = await pendingMigrations(db);
+      if (pending.length) {
+        throw new Error(`the database lacks migrations ${pending.join(', ')}: run \`npm run db:migrate\``);
+      }
+      const services = this.buildServices(db, this.dbServer.embedded);
+      this.http = await createHttpServer(services, log);
+      this.address = await this.http.listen(config.http.host, config.http.port);
+      this.state = 'running';
+      log.info({ url: `${this.url}/graphql` }, 'Omnitag is listening');
+    } catch (err) {
+      this.state = 'failed';
+      await this.release();
+      throw err;
+    }
+  }
+
+  private buildServices(db: Database, embedded: boolean): Services {
+    const health: HealthService = { check: async () => ({ database: await db.ping() }) };
+    return {
+      config: this.config,
+      db,
+      databaseKind: embedded ? 'embedded' : 'postgresql',
+      version: VERSION,
+      auth: new Authenticator(db.prisma, this.config.platformAdminKey),
+      health,
+      tenants: new TenantService(db.prisma),
+    };
+  }
+
+  /** Idempotent; safe to call from several signal handlers. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      if (this.state === 'stopped') return;
+      this.state = 'stopping';
+      await this.release();
+      this.state = 'stopped';
+      this.log.info('stopped');
+    })();
+    return this.stopping;
+  }
+
+  private async release(): Promise<void> {
+    const steps: [string, (() => Promise<void>) | undefined][] = [
+      ['http', this.http && (() => this.http!.close(this.config.http.shutdownTimeoutMs))],
+      ['database client', this.db && (() => this.db!.close())],
+      ['database server', this.dbServer && (() => this.dbServer!.stop())],
+    ];
+    for (const [name, step] of steps) {
+      try {
+        await step?.();
+      } catch (err) {
+        this.log.error({ err }, `stopping ${name} failed`);
+      }
+    }
+  }
+}

@@ -1,0 +1,186 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * All configuration, read from the environment once at start-up and validated as a whole:
+ * every bad variable is reported in one error, then the process exits before listening.
+ */
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const bytes = int(1, 2 ** 40);
+const optionalUrl = z
+  .string()
+  .url()
+  .refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL')
+  .optional();
+
+const EnvSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: int(0, 65535).default(4000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+  DATABASE_URL: z
+    .string()
+    .refine((u) => /^postgres(ql)?:\/\//.test(u), 'must be a postgres:// or postgresql:// URL')
+    .optional(),
+  DATABASE_POOL_SIZE: int(1, 100).default(10),
+  OMNITAG_DATA_DIR: z.string().min(1).default('.data'),
+  OMNITAG_MIGRATE_ON_START: bool.default(true),
+  OMNITAG_SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
+
+  OMNITAG_PLATFORM_ADMIN_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+
+  OMNITAG_MODEL_PACK: z.string().min(1).default('packs/tiny'),
+  OMNITAG_VERIFY_PACK: bool.default(false),
+  OMNITAG_EXECUTION_PROVIDER: z.enum(['cpu', 'cuda', 'cuda-or-cpu']).default('cpu'),
+  OMNITAG_CUDA_DEVICE: int(0, 64).default(0),
+  OMNITAG_INTRA_OP_THREADS: int(0, 256).default(0),
+  OMNITAG_INFERENCE_WORKERS: int(1, 64).default(1),
+  OMNITAG_MAX_BATCH: int(1, 256).default(8),
+  OMNITAG_MAX_BATCH_WAIT_MS: int(0, 10_000).default(5),
+  OMNITAG_MAX_QUEUE: int(1, 100_000).default(64),
+
+  OMNITAG_MAX_IMAGE_BYTES: bytes.default(20 * 1024 * 1024),
+  OMNITAG_MAX_IMAGE_PIXELS: int(1, 2 ** 31).default(50_000_000),
+  OMNITAG_MAX_REQUEST_BYTES: bytes.default(64 * 1024 * 1024),
+  OMNITAG_MAX_IMAGES_PER_REQUEST: int(1, 1000).default(16),
+  OMNITAG_MAX_TAGS_PER_REQUEST: int(1, 100_000).default(1000),
+  OMNITAG_MAX_PAGE_SIZE: int(1, 10_000).default(500),
+  OMNITAG_MAX_QUERY_DEPTH: int(1, 100).default(12),
+  OMNITAG_MAX_QUERY_COST: int(1, 10_000_000).default(20_000),
+  OMNITAG_ALLOW_URL_FETCH: bool.default(false),
+  OMNITAG_URL_FETCH_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  OMNITAG_URL_FETCH_MAX_REDIRECTS: int(0, 10).default(3),
+
+  OMNITAG_LLM_BASE_URL: optionalUrl,
+  OMNITAG_LLM_API_KEY: z.string().optional(),
+  OMNITAG_LLM_MODEL: z.string().min(1).default('gpt-4o-mini'),
+  OMNITAG_LLM_TEMPERATURE: z.coerce.number().min(0).max(2).default(0.99),
+  OMNITAG_LLM_CONCURRENCY: int(1, 64).default(4),
+  OMNITAG_LLM_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  OMNITAG_LLM_MAX_RETRIES: int(0, 10).default(3),
+
+  OMNITAG_EMBEDDING_CACHE_BYTES: bytes.default(256 * 1024 * 1024),
+  OMNITAG_LABEL_BANK_CACHE_BYTES: bytes.default(2 * 1024 * 1024 * 1024),
+});
+
+export type Env = z.infer<typeof EnvSchema>;
+
+export interface Config {
+  readonly env: Env['NODE_ENV'];
+  readonly http: { readonly host: string; readonly port: number; readonly shutdownTimeoutMs: number };
+  readonly logLevel: Env['LOG_LEVEL'];
+  readonly database: {
+    /** Unset: the embedded PostgreSQL under `dataDir` is used. */
+    readonly url: string | undefined;
+    readonly poolSize: number;
+    readonly migrateOnStart: boolean;
+  };
+  readonly dataDir: string;
+  readonly platformAdminKey: string | undefined;
+  readonly model: {
+    readonly packDir: string;
+    readonly verifyChecksums: boolean;
+    readonly executionProvider: Env['OMNITAG_EXECUTION_PROVIDER'];
+    readonly cudaDevice: number;
+    /** 0 lets onnxruntime choose. */
+    readonly intraOpThreads: number;
+    readonly workers: number;
+    readonly maxBatch: number;
+    readonly maxBatchWaitMs: number;
+    readonly maxQueue: number;
+  };
+  readonly limits: {
+    readonly maxImageBytes: number;
+    readonly maxImagePixels: number;
+    readonly maxRequestBytes: number;
+    readonly maxImagesPerRequest: number;
+    readonly maxTagsPerRequest: number;
+    readonly maxPageSize: number;
+    readonly maxQueryDepth: number;
+    readonly maxQueryCost: number;
+  };
+  readonly urlFetch: { readonly enabled: boolean; readonly timeoutMs: number; readonly maxRedirects: number };
+  readonly llm: {
+    /** Unset: descriptions come from the offline template generator. */
+    readonly baseUrl: string | undefined;
+    readonly apiKey: string | undefined;
+    readonly model: string;
+    readonly temperature: number;
+    readonly concurrency: number;
+    readonly timeoutMs: number;
+    readonly maxRetries: number;
+  };
+  readonly cache: { readonly embeddingBytes: number; readonly labelBankBytes: number };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const deepFreeze = <T extends object>(o: T): T => {
+  for (const v of Object.values(o)) if (v && typeof v === 'object') deepFreeze(v);
+  return Object.freeze(o);
+};
+
+/** Parses `env` (default `process.env`); throws ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
+  // Empty strings mean "unset", as they do in most shells and compose files.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = EnvSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  }
+  const e = parsed.data;
+  return deepFreeze({
+    env: e.NODE_ENV,
+    http: { host: e.HOST, port: e.PORT, shutdownTimeoutMs: e.OMNITAG_SHUTDOWN_TIMEOUT_MS },
+    logLevel: e.LOG_LEVEL,
+    database: { url: e.DATABASE_URL, poolSize: e.DATABASE_POOL_SIZE, migrateOnStart: e.OMNITAG_MIGRATE_ON_START },
+    dataDir: path.resolve(cwd, e.OMNITAG_DATA_DIR),
+    platformAdminKey: e.OMNITAG_PLATFORM_ADMIN_KEY,
+    model: {
+      packDir: path.resolve(cwd, e.OMNITAG_MODEL_PACK),
+      verifyChecksums: e.OMNITAG_VERIFY_PACK,
+      executionProvider: e.OMNITAG_EXECUTION_PROVIDER,
+      cudaDevice: e.OMNITAG_CUDA_DEVICE,
+      intraOpThreads: e.OMNITAG_INTRA_OP_THREADS,
+      workers: e.OMNITAG_INFERENCE_WORKERS,
+      maxBatch: e.OMNITAG_MAX_BATCH,
+      maxBatchWaitMs: e.OMNITAG_MAX_BATCH_WAIT_MS,
+      maxQueue: e.OMNITAG_MAX_QUEUE,
+    },
+    limits: {
+      maxImageBytes: e.OMNITAG_MAX_IMAGE_BYTES,
+      maxImagePixels: e.OMNITAG_MAX_IMAGE_PIXELS,
+      maxRequestBytes: e.OMNITAG_MAX_REQUEST_BYTES,
+      maxImagesPerRequest: e.OMNITAG_MAX_IMAGES_PER_REQUEST,
+      maxTagsPerRequest: e.OMNITAG_MAX_TAGS_PER_REQUEST,
+      maxPageSize: e.OMNITAG_MAX_PAGE_SIZE,
+      maxQueryDepth: e.OMNITAG_MAX_QUERY_DEPTH,
+      maxQueryCost: e.OMNITAG_MAX_QUERY_COST,
+    },
+    urlFetch: {
+      enabled: e.OMNITAG_ALLOW_URL_FETCH,
+      timeoutMs: e.OMNITAG_URL_FETCH_TIMEOUT_MS,
+      maxRedirects: e.OMNITAG_URL_FETCH_MAX_REDIRECTS,
+    },
+    llm: {
+      baseUrl: e.OMNITAG_LLM_BASE_URL,
+      apiKey: e.OMNITAG_LLM_API_KEY,
+      model: e.OMNITAG_LLM_MODEL,
+      temperature: e.OMNITAG_LLM_TEMPERATURE,
+      concurrency: e.OMNITAG_LLM_CONCURRENCY,
+      timeoutMs: e.OMNITAG_LLM_TIMEOUT_MS,
+      maxRetries: e.OMNITAG_LLM_MAX_RETRIES,
+    },
+    cache: { embeddingBytes: e.OMNITAG_EMBEDDING_CACHE_BYTES, labelBankBytes: e.OMNITAG_LABEL_BANK_CACHE_BYTES },
+  });
+}

@@ -1,0 +1,135 @@
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { expressMiddleware } from '@as-integrations/express5';
+import { ApolloArmor } from '@escape.tech/graphql-armor';
+import express, { type ErrorRequestHandler } from 'express';
+import { ErrorCode, isAppError } from '../errors.ts';
+import { resolvers } from '../resolvers/index.ts';
+import type { RequestContext } from '../resolvers/context.ts';
+import type { Services } from '../services.ts';
+import type { Logger } from '../log.ts';
+import { errorBody, formatErrorFor } from './errors.ts';
+
+const SCHEMA_FILE = path.resolve(import.meta.dirname, '..', '..', 'schema.graphql');
+
+export interface HttpServer {
+  readonly server: http.Server;
+  /** Starts Apollo and listens; resolves with the bound address. */
+  listen(host: string, port: number): Promise<{ host: string; port: number }>;
+  /** Stops accepting, lets in-flight requests finish for up to `timeoutMs`, then cuts the rest. */
+  close(timeoutMs: number): Promise<void>;
+}
+
+export async function createHttpServer(services: Services, log: Logger): Promise<HttpServer> {
+  const { limits } = services.config;
+  const app = express();
+  app.disable('x-powered-by');
+  const server = http.createServer(app);
+  server.requestTimeout = 120_000;
+
+  const armor = new ApolloArmor({
+    maxDepth: { n: limits.maxQueryDepth },
+    costLimit: { maxCost: limits.maxQueryCost },
+    maxAliases: { n: 30 },
+    maxDirectives: { n: 30 },
+    maxTokens: { n: 5_000 },
+    blockFieldSuggestion: { enabled: true },
+  });
+  const protection = armor.protect();
+
+  const apollo = new ApolloServer<RequestContext>({
+    typeDefs: fs.readFileSync(SCHEMA_FILE, 'utf8'),
+    resolvers: resolvers as never,
+    csrfPrevention: true,
+    allowBatchedHttpRequests: false,
+    includeStacktraceInErrorResponses: false,
+    validationRules: protection.validationRules,
+    // graphql-armor ships CommonJS typings of Apollo's plugin type; the runtime objects are the same.
+    plugins: [...(protection.plugins as ApolloServerPlugin<RequestContext>[]), ApolloServerPluginDrainHttpServer({ httpServer: server })],
+    formatError: formatErrorFor(log),
+    logger: log,
+  });
+
+  app.use((req, res, next) => {
+    const incoming = req.header('x-request-id');
+    const id = incoming && /^[\w.-]{1,128}$/.test(incoming) ? incoming : randomUUID();
+    res.setHeader('x-request-id', id);
+    res.locals.requestId = id;
+    next();
+  });
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    const { database } = await services.health.check();
+    res.status(database ? 200 : 503).json({ ready: database, database });
+  });
+
+  await apollo.start();
+  app.use(
+    '/graphql',
+    express.json({ limit: limits.maxRequestBytes }),
+    expressMiddleware(apollo, {
+      context: async ({ req, res }): Promise<RequestContext> => {
+        const requestId = String(res.locals.requestId);
+        return {
+          requestId,
+          principal: await services.auth.authenticate(req.header('authorization')),
+          services,
+          log: log.child({ requestId }),
+        };
+      },
+    }),
+  );
+
+  // Failures before GraphQL runs still answer in GraphQL's error shape, with our codes.
+  const onError: ErrorRequestHandler = (err, _req, res, _next) => {
+    const requestId = res.locals.requestId as string | undefined;
+    const e = err as { type?: string; status?: number };
+    if (isAppError(err)) {
+      const status = err.code === ErrorCode.UNAUTHENTICATED ? 401 : err.code === ErrorCode.DATABASE_UNAVAILABLE ? 503 : 400;
+      res.status(status).json(errorBody(err.code, err.message, requestId));
+    } else if (e.type === 'entity.too.large') {
+      res.status(413).json(errorBody(ErrorCode.PAYLOAD_TOO_LARGE, `request body over ${limits.maxRequestBytes} bytes`, requestId));
+    } else if (e.type === 'entity.parse.failed') {
+      res.status(400).json(errorBody(ErrorCode.BAD_USER_INPUT, 'request body is not valid JSON', requestId));
+    } else if (e.status && e.status >= 400 && e.status < 500) {
+      res.status(e.status).json(errorBody(ErrorCode.BAD_USER_INPUT, String((err as Error).message), requestId));
+    } else {
+      log.error({ err, requestId }, 'unhandled HTTP error');
+      res.status(500).json(errorBody(ErrorCode.INTERNAL_SERVER_ERROR, 'Internal server error', requestId));
+    }
+  };
+  app.use(onError);
+
+  return {
+    server,
+    async listen(host, port) {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      const addr = server.address();
+      if (!addr || typeof addr === 'string') throw new Error('HTTP server has no TCP address');
+      return { host: addr.address, port: addr.port };
+    },
+    async close(timeoutMs) {
+      const cut = setTimeout(() => server.closeAllConnections(), timeoutMs);
+      cut.unref();
+      try {
+        // Apollo's drain plugin closes the server: idle keep-alive sockets now, busy ones when done.
+        await apollo.stop();
+      } finally {
+        clearTimeout(cut);
+      }
+    },
+  };
+}

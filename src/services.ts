@@ -1,0 +1,20 @@
+import type { Config } from './config.ts';
+import type { Database } from './db/client.ts';
+import type { Authenticator } from './tenancy/authenticator.ts';
+import type { TenantService } from './tenancy/tenants.ts';
+
+/** Readiness of the service's dependencies, for /readyz and the `health` query. */
+export interface HealthService {
+  check(): Promise<{ database: boolean }>;
+}
+
+/** Everything resolvers may call; built once by the composition root (src/app.ts). */
+export interface Services {
+  readonly config: Config;
+  readonly db: Database;
+  readonly databaseKind: 'embedded' | 'postgresql';
+  readonly version: string;
+  readonly auth: Authenticator;
+  readonly health: HealthService;
+  readonly tenants: TenantService;
+}

@@ -1,0 +1,41 @@
+import type { PrismaClient } from '../db/client.ts';
+import { translateDbError } from '../db/client.ts';
+import { hashKey, looksLikeApiKey, secretEquals } from './api-keys.ts';
+import { ANONYMOUS, type Principal, unauthenticated } from './principal.ts';
+
+/** Writing last-used on every request would turn every read into a write. */
+const LAST_USED_RESOLUTION_MS = 60_000;
+
+export class Authenticator {
+  private readonly lastUsedWritten = new Map<string, number>();
+
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly platformAdminKey: string | undefined,
+  ) {}
+
+  /** Resolves an `Authorization` header. A key that is present but wrong is an error, not anonymous. */
+  async authenticate(header: string | undefined): Promise<Principal> {
+    if (!header) return ANONYMOUS;
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!match) throw unauthenticated('malformed Authorization header: expected `Bearer <key>`');
+    const key = match[1]!;
+    if (this.platformAdminKey && secretEquals(key, this.platformAdminKey)) return { kind: 'platform-admin' };
+    if (!looksLikeApiKey(key)) throw unauthenticated('invalid API key');
+    const row = await this.prisma.apiKey
+      .findUnique({ where: { hash: hashKey(key) }, select: { id: true, tenantId: true, role: true, revokedAt: true } })
+      .catch(translateDbError);
+    if (!row) throw unauthenticated('invalid API key');
+    if (row.revokedAt) throw unauthenticated('this API key has been revoked');
+    this.touch(row.id);
+    return { kind: 'tenant', tenantId: row.tenantId, role: row.role, keyId: row.id };
+  }
+
+  private touch(keyId: string): void {
+    const now = Date.now();
+    if (now - (this.lastUsedWritten.get(keyId) ?? 0) < LAST_USED_RESOLUTION_MS) return;
+    this.lastUsedWritten.set(keyId, now);
+    // Best effort and off the request path: a missed update only makes last-used older.
+    void this.prisma.apiKey.update({ where: { id: keyId }, data: { lastUsedAt: new Date(now) } }).catch(() => {});
+  }
+}

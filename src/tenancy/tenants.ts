@@ -1,0 +1,50 @@
+import type { PrismaClient } from '../db/client.ts';
+import { translateDbError } from '../db/client.ts';
+import type { Tenant } from '../generated/prisma/client.ts';
+import { badInput } from '../errors.ts';
+import { decodeCursor, encodeCursor, type Page } from '../pagination.ts';
+
+const SLUG = /^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){1,62}$/;
+
+export function slugify(name: string): string {
+  return name
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 63)
+    .replace(/-+$/, '');
+}
+
+/** Tenants are managed by the platform admin only; callers check that. */
+export class TenantService {
+  constructor(private readonly prisma: PrismaClient) {}
+
+  async create(input: { name: string; slug?: string | null }): Promise<Tenant> {
+    const name = input.name.normalize('NFC').trim().replace(/\s+/g, ' ');
+    if (name.length < 1 || name.length > 200) throw badInput('name must be 1 to 200 characters', { field: 'name' });
+    const slug = input.slug ?? slugify(name);
+    if (!SLUG.test(slug)) {
+      throw badInput('slug must be 2 to 63 lower-case letters, digits or single dashes', { field: 'slug' });
+    }
+    return this.prisma.tenant.create({ data: { name, slug } }).catch(translateDbError);
+  }
+
+  async list(page: { first: number; after?: string | null }): Promise<Page<Tenant>> {
+    const cursor = page.after ? decodeCursor(page.after) : undefined;
+    const [rows, totalCount] = await Promise.all([
+      this.prisma.tenant.findMany({
+        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+        take: page.first + 1,
+        ...(cursor ? { cursor: { id: cursor }, skip: 1 } : {}),
+      }),
+      this.prisma.tenant.count(),
+    ]).catch(translateDbError);
+    return { nodes: rows.slice(0, page.first), hasNextPage: rows.length > page.first, totalCount, cursorOf: (t) => encodeCursor(t.id) };
+  }
+
+  get(id: string): Promise<Tenant | null> {
+    return this.prisma.tenant.findUnique({ where: { id } }).catch(translateDbError);
+  }
+}
