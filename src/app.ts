@@ -26,6 +26,8 @@ export class App {
   private dbServer: DatabaseServer | undefined;
   private db: Database | undefined;
   private http: HttpServer | undefined;
+  /** Built during start(); exposed for tests and tools that run inside the process. */
+  services: Services | undefined;
   private stopping: Promise<void> | undefined;
   address: { host: string; port: number } | undefined;
 
@@ -50,6 +52,7 @@ export class App {
       if (config.database.migrateOnStart) {
         const applied = await applyMigrations(this.dbServer.url);
         if (applied.length) log.info({ applied }, 'migrations applied');
+        await this.dbServer.whenIdle();
       }
       const db = (this.db = openDatabase(this.dbServer.url, this.dbServer.maxConnections, log));
       if (!(await db.ping(10_000))) throw new Error('the database does not answer');
@@ -57,7 +60,7 @@ export class App {
       if (pending.length) {
         throw new Error(`the database lacks migrations ${pending.join(', ')}: run \`npm run db:migrate\``);
       }
-      const services = this.buildServices(db, this.dbServer.embedded);
+      const services = (this.services = this.buildServices(db, this.dbServer.embedded));
       this.http = await createHttpServer(services, log);
       this.address = await this.http.listen(config.http.host, config.http.port);
       this.state = 'running';

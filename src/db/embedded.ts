@@ -12,6 +12,11 @@ import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 export interface EmbeddedPostgres {
   readonly url: string;
   readonly dataDir: string | undefined;
+  /**
+   * Resolves once no client is connected. A closed client's socket is released by the server a
+   * moment later; the next client to connect before then would be turned away.
+   */
+  whenIdle(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -27,6 +32,12 @@ export async function startEmbeddedPostgres(dataDir: string | undefined): Promis
   return {
     url: `postgresql://postgres:postgres@127.0.0.1:${address.port}/postgres?sslmode=disable`,
     dataDir,
+    async whenIdle(timeoutMs = 5_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (server.getStats().activeConnections > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    },
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -8,13 +8,15 @@ export interface DatabaseServer {
   readonly embedded: boolean;
   /** Connections the pool may open (the embedded server takes one). */
   readonly maxConnections: number;
+  /** Resolves when the server can take a new connection (see EmbeddedPostgres.whenIdle). */
+  whenIdle(): Promise<void>;
   stop(): Promise<void>;
 }
 
 export async function openDatabaseServer(config: Config): Promise<DatabaseServer> {
   if (config.database.url) {
-    return { url: config.database.url, embedded: false, maxConnections: config.database.poolSize, stop: async () => {} };
+    return { url: config.database.url, embedded: false, maxConnections: config.database.poolSize, whenIdle: async () => {}, stop: async () => {} };
   }
   const pg = await startEmbeddedPostgres(path.join(config.dataDir, 'pg'));
-  return { url: pg.url, embedded: true, maxConnections: 1, stop: () => pg.stop() };
+  return { url: pg.url, embedded: true, maxConnections: 1, whenIdle: () => pg.whenIdle(), stop: () => pg.stop() };
 }

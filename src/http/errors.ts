@@ -1,6 +1,6 @@
 import { unwrapResolverError } from '@apollo/server/errors';
 import type { GraphQLFormattedError } from 'graphql';
-import { ErrorCode, isAppError } from '../errors.ts';
+import { type AppError, ErrorCode, isAppError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 
 /** Apollo's own codes for requests it rejects before execution, mapped onto ours. */
@@ -15,13 +15,25 @@ const APOLLO_TO_APP: Record<string, ErrorCode> = {
 };
 
 /**
+ * Apollo wraps errors thrown while building the context ("Context creation failed: ...") and
+ * errors it does not recognise as its own GraphQLError; the AppError is further down the chain.
+ */
+function findAppError(error: unknown): AppError | undefined {
+  for (let e = error, depth = 0; e && depth < 5; depth++) {
+    if (isAppError(e)) return e;
+    e = (e as { originalError?: unknown; cause?: unknown }).originalError ?? (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/**
  * Every error leaves with one of our codes. AppErrors and request errors keep their message;
  * anything unexpected is logged with the request id and reaches the client as
  * "Internal server error", never with a stack.
  */
 export function formatErrorFor(log: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
-    const original = unwrapResolverError(error);
+    const original = findAppError(error) ?? unwrapResolverError(error);
     if (isAppError(original)) {
       const { http: _http, ...extensions } = formatted.extensions ?? {};
       return { ...formatted, message: original.message, extensions: { ...extensions, code: original.code } };
@@ -40,3 +52,4 @@ export function formatErrorFor(log: Logger) {
 export const errorBody = (code: ErrorCode, message: string, requestId?: string) => ({
   errors: [{ message, extensions: { code, ...(requestId ? { requestId } : {}) } }],
 });
+

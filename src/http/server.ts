@@ -14,6 +14,8 @@ import type { Services } from '../services.ts';
 import type { Logger } from '../log.ts';
 import { errorBody, formatErrorFor } from './errors.ts';
 
+/** Tokens in one GraphQL document; far above any real query, well below a hostile one. */
+const MAX_TOKENS = 10_000;
 const SCHEMA_FILE = path.resolve(import.meta.dirname, '..', '..', 'schema.graphql');
 
 export interface HttpServer {
@@ -36,7 +38,9 @@ export async function createHttpServer(services: Services, log: Logger): Promise
     costLimit: { maxCost: limits.maxQueryCost },
     maxAliases: { n: 30 },
     maxDirectives: { n: 30 },
-    maxTokens: { n: 5_000 },
+    // graphql-armor's token limit parses inside a plugin hook, where a syntax error becomes a
+    // 500; graphql-js's own `maxTokens` parse option (below) answers 400.
+    maxTokens: { enabled: false },
     blockFieldSuggestion: { enabled: true },
   });
   const protection = armor.protect();
@@ -45,11 +49,13 @@ export async function createHttpServer(services: Services, log: Logger): Promise
     typeDefs: fs.readFileSync(SCHEMA_FILE, 'utf8'),
     resolvers: resolvers as never,
     csrfPrevention: true,
+    parseOptions: { maxTokens: MAX_TOKENS },
     allowBatchedHttpRequests: false,
     includeStacktraceInErrorResponses: false,
     validationRules: protection.validationRules,
     // graphql-armor ships CommonJS typings of Apollo's plugin type; the runtime objects are the same.
-    plugins: [...(protection.plugins as ApolloServerPlugin<RequestContext>[]), ApolloServerPluginDrainHttpServer({ httpServer: server })],
+    plugins: [...(protection.plugins as ApolloServerPlugin<RequestContext>[]), ApolloServerPluginDrainHttpServer({ httpServer: server }),
+    ],
     formatError: formatErrorFor(log),
     logger: log,
   });

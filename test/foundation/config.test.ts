@@ -1,0 +1,58 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.ts';
+
+const repoRoot = path.resolve(import.meta.dirname, '..', '..');
+
+describe('configuration', () => {
+  it('has working defaults with an empty environment', () => {
+    const c = loadConfig({}, '/srv/omnitag');
+    expect(c.database.url).toBeUndefined();
+    expect(c.dataDir).toBe('/srv/omnitag/.data');
+    expect(c.http).toMatchObject({ host: '127.0.0.1', port: 4000 });
+    expect(c.model.executionProvider).toBe('cpu');
+    expect(c.model.packDir).toBe('/srv/omnitag/packs/tiny');
+    expect(c.llm.baseUrl).toBeUndefined();
+    expect(Object.isFrozen(c.limits)).toBe(true);
+  });
+
+  it('parses and converts values', () => {
+    const c = loadConfig({ PORT: '8080', OMNITAG_MIGRATE_ON_START: 'false', DATABASE_URL: 'postgres://u@h/db', OMNITAG_EXECUTION_PROVIDER: 'cuda' });
+    expect(c.http.port).toBe(8080);
+    expect(c.database.migrateOnStart).toBe(false);
+    expect(c.database.url).toBe('postgres://u@h/db');
+    expect(c.model.executionProvider).toBe('cuda');
+  });
+
+  it('treats empty strings as unset', () => {
+    expect(loadConfig({ DATABASE_URL: '', PORT: '' }).database.url).toBeUndefined();
+  });
+
+  it('reports every bad variable at once', () => {
+    let error: unknown;
+    try {
+      loadConfig({ PORT: 'eighty', DATABASE_URL: 'mysql://x', OMNITAG_EXECUTION_PROVIDER: 'tpu', OMNITAG_PLATFORM_ADMIN_KEY: 'short' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems.join('\n');
+    for (const name of ['PORT', 'DATABASE_URL', 'OMNITAG_EXECUTION_PROVIDER', 'OMNITAG_PLATFORM_ADMIN_KEY']) {
+      expect(problems).toContain(name);
+    }
+  });
+
+  it('makes the server exit non-zero before listening, naming each bad variable', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      cwd: repoRoot,
+      env: { PATH: process.env.PATH, PORT: '-1', LOG_LEVEL: 'loud' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.status).toBe(78);
+    expect(r.stderr).toContain('PORT');
+    expect(r.stderr).toContain('LOG_LEVEL');
+    expect(r.stdout).not.toContain('ready at');
+  });
+});

@@ -1,0 +1,72 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { App } from '../../src/app.ts';
+import { loadConfig } from '../../src/config.ts';
+import { createLogger } from '../../src/log.ts';
+import { createServerDatabase, pgServerUrl, type TestDatabase } from './database.ts';
+
+export const PLATFORM_KEY = 'test-platform-admin-key-0123456789';
+
+export interface TestApp {
+  readonly app: App;
+  readonly url: string;
+  readonly dataDir: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The real server on a loopback port 0, with its own database: a fresh one on the test
+ * PostgreSQL server, or the embedded one in a temporary data directory.
+ */
+export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'omnitag-test-'));
+  const db: TestDatabase | undefined = pgServerUrl ? await createServerDatabase() : undefined;
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    OMNITAG_DATA_DIR: dataDir,
+    OMNITAG_PLATFORM_ADMIN_KEY: PLATFORM_KEY,
+    OMNITAG_SHUTDOWN_TIMEOUT_MS: '2000',
+    ...(db ? { DATABASE_URL: db.url } : {}),
+    ...env,
+  });
+  const app = new App(config, createLogger(config.logLevel));
+  await app.start();
+  return {
+    app,
+    url: app.url,
+    dataDir,
+    async stop() {
+      await app.stop();
+      await db?.drop();
+      await fs.rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface GraphQLResponse<T = Record<string, unknown>> {
+  status: number;
+  data?: T | null;
+  errors?: { message: string; extensions?: { code?: string; [k: string]: unknown }; path?: (string | number)[] }[];
+}
+
+/** POSTs one GraphQL operation over real HTTP. */
+export async function gql<T = Record<string, any>>(
+  baseUrl: string,
+  query: string,
+  variables?: Record<string, unknown>,
+  key?: string,
+): Promise<GraphQLResponse<T>> {
+  const res = await fetch(`${baseUrl}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await res.json()) as Omit<GraphQLResponse<T>, 'status'>;
+  return { status: res.status, ...body };
+}
+
+export const errorCodes = (r: GraphQLResponse) => (r.errors ?? []).map((e) => e.extensions?.code);
