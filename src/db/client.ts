@@ -1,4 +1,5 @@
 import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client.ts';
 import { AppError, ErrorCode } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -11,23 +12,25 @@ export type { PrismaClient };
  */
 export interface Database {
   readonly prisma: PrismaClient;
+  /**
+   * The pg pool under Prisma, for libraries that speak SQL themselves (the job queue). Sharing
+   * it keeps the embedded database's single connection the only one.
+   */
+  readonly pool: pg.Pool;
   /** True when the database answers within `timeoutMs`. */
   ping(timeoutMs?: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
 export function openDatabase(url: string, maxConnections: number, log: Logger): Database {
-  const adapter = new PrismaPg(
-    { connectionString: url, max: maxConnections, connectionTimeoutMillis: 5_000, idleTimeoutMillis: 30_000 },
-    {
-      // A dropped connection is normal when the server restarts; the pool reconnects.
-      onPoolError: (err) => log.warn({ err }, 'database pool error'),
-      onConnectionError: (err) => log.warn({ err }, 'database connection error'),
-    },
-  );
+  const pool = new pg.Pool({ connectionString: url, max: maxConnections, connectionTimeoutMillis: 5_000, idleTimeoutMillis: 30_000 });
+  // A dropped connection is normal when the server restarts; the pool reconnects.
+  pool.on('error', (err) => log.warn({ err }, 'database pool error'));
+  const adapter = new PrismaPg(pool, { onConnectionError: (err) => log.warn({ err }, 'database connection error') });
   const prisma = new PrismaClient({ adapter });
   return {
     prisma,
+    pool,
     async ping(timeoutMs = 2_000) {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<false>((resolve) => {
@@ -41,7 +44,10 @@ export function openDatabase(url: string, maxConnections: number, log: Logger): 
         clearTimeout(timer);
       }
     },
-    close: () => prisma.$disconnect(),
+    async close() {
+      await prisma.$disconnect();
+      await pool.end();
+    },
   };
 }
 
