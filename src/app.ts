@@ -5,6 +5,10 @@ import { openDatabase, type Database } from './db/client.ts';
 import { applyMigrations, pendingMigrations } from './db/migrate.ts';
 import { openDatabaseServer, type DatabaseServer } from './db/server.ts';
 import { createHttpServer, type HttpServer } from './http/server.ts';
+import type { InferenceEngine } from './inference/engine.ts';
+import { createLocalInferenceEngine } from './inference/local-engine.ts';
+import { UrlFetcher } from './tagging/url-fetcher.ts';
+import { ApiKeyService } from './tenancy/api-key-service.ts';
 import type { Logger } from './log.ts';
 import type { HealthService, Services } from './services.ts';
 import { Authenticator } from './tenancy/authenticator.ts';
@@ -25,6 +29,7 @@ export class App {
   private state: State = 'created';
   private dbServer: DatabaseServer | undefined;
   private db: Database | undefined;
+  private engine: InferenceEngine | undefined;
   private http: HttpServer | undefined;
   /** Built during start(); exposed for tests and tools that run inside the process. */
   services: Services | undefined;
@@ -60,7 +65,8 @@ export class App {
       if (pending.length) {
         throw new Error(`the database lacks migrations ${pending.join(', ')}: run \`npm run db:migrate\``);
       }
-      const services = (this.services = this.buildServices(db, this.dbServer.embedded));
+      const engine = (this.engine = await this.startEngine());
+      const services = (this.services = this.buildServices(db, this.dbServer.embedded, engine));
       this.http = await createHttpServer(services, log);
       this.address = await this.http.listen(config.http.host, config.http.port);
       this.state = 'running';
@@ -72,16 +78,43 @@ export class App {
     }
   }
 
-  private buildServices(db: Database, embedded: boolean): Services {
+  /** Opens the model pack and starts the inference workers; a broken pack fails start-up here. */
+  private async startEngine(): Promise<InferenceEngine> {
+    const { model, limits } = this.config;
+    const engine = await createLocalInferenceEngine({
+      packDir: model.packDir,
+      verifyChecksums: model.verifyChecksums,
+      provider: model.executionProvider,
+      cudaDeviceId: model.cudaDevice,
+      workers: model.workers,
+      intraOpThreads: model.intraOpThreads,
+      maxBatchSize: model.maxBatch,
+      maxWaitMs: model.maxBatchWaitMs,
+      maxQueue: model.maxQueue,
+      imageLimits: { maxBytes: limits.maxImageBytes, maxPixels: limits.maxImagePixels },
+      logger: this.log.child({ component: 'inference' }),
+    });
+    const info = await engine.start();
+    this.log.info({ pack: info.packName, provider: info.provider, workers: info.workers }, 'inference engine ready');
+    return engine;
+  }
+
+  private buildServices(db: Database, embedded: boolean, engine: InferenceEngine): Services {
+    const { config } = this;
     const health: HealthService = { check: async () => ({ database: await db.ping() }) };
     return {
-      config: this.config,
+      config,
       db,
       databaseKind: embedded ? 'embedded' : 'postgresql',
       version: VERSION,
-      auth: new Authenticator(db.prisma, this.config.platformAdminKey),
+      auth: new Authenticator(db.prisma, config.platformAdminKey),
       health,
       tenants: new TenantService(db.prisma),
+      apiKeys: new ApiKeyService(db.prisma),
+      engine,
+      urlFetcher: config.urlFetch.enabled
+        ? new UrlFetcher({ timeoutMs: config.urlFetch.timeoutMs, maxRedirects: config.urlFetch.maxRedirects, maxBytes: config.limits.maxImageBytes })
+        : undefined,
     };
   }
 
@@ -100,6 +133,7 @@ export class App {
   private async release(): Promise<void> {
     const steps: [string, (() => Promise<void>) | undefined][] = [
       ['http', this.http && (() => this.http!.close(this.config.http.shutdownTimeoutMs))],
+      ['inference engine', this.engine && (() => this.engine!.dispose())],
       ['database client', this.db && (() => this.db!.close())],
       ['database server', this.dbServer && (() => this.dbServer!.stop())],
     ];

@@ -1,5 +1,8 @@
 import type { Config } from './config.ts';
 import type { Database } from './db/client.ts';
+import type { InferenceEngine } from './inference/engine.ts';
+import type { UrlFetcher } from './tagging/url-fetcher.ts';
+import type { ApiKeyService } from './tenancy/api-key-service.ts';
 import type { Authenticator } from './tenancy/authenticator.ts';
 import type { TenantService } from './tenancy/tenants.ts';
 
@@ -17,4 +20,8 @@ export interface Services {
   readonly auth: Authenticator;
   readonly health: HealthService;
   readonly tenants: TenantService;
+  readonly apiKeys: ApiKeyService;
+  readonly engine: InferenceEngine;
+  /** Present only when images by URL are allowed. */
+  readonly urlFetcher: UrlFetcher | undefined;
 }

@@ -7,6 +7,7 @@ import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHt
 import { expressMiddleware } from '@as-integrations/express5';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import express, { type ErrorRequestHandler } from 'express';
+import graphqlUploadExpress from 'graphql-upload/graphqlUploadExpress.mjs';
 import { ErrorCode, isAppError } from '../errors.ts';
 import { resolvers } from '../resolvers/index.ts';
 import type { RequestContext } from '../resolvers/context.ts';
@@ -80,6 +81,9 @@ export async function createHttpServer(services: Services, log: Logger): Promise
   app.use(
     '/graphql',
     express.json({ limit: limits.maxRequestBytes }),
+    // GraphQL multipart requests (uploads). One byte over the image limit lets the reader tell
+    // "too large" from a complete file; Apollo's CSRF check asks multipart clients for a header.
+    graphqlUploadExpress({ maxFileSize: limits.maxImageBytes + 1, maxFiles: limits.maxImagesPerRequest, maxFieldSize: limits.maxRequestBytes }),
     expressMiddleware(apollo, {
       context: async ({ req, res }): Promise<RequestContext> => {
         const requestId = String(res.locals.requestId);
@@ -102,6 +106,8 @@ export async function createHttpServer(services: Services, log: Logger): Promise
       res.status(status).json(errorBody(err.code, err.message, requestId));
     } else if (e.type === 'entity.too.large') {
       res.status(413).json(errorBody(ErrorCode.PAYLOAD_TOO_LARGE, `request body over ${limits.maxRequestBytes} bytes`, requestId));
+    } else if (e.status === 413) {
+      res.status(413).json(errorBody(ErrorCode.PAYLOAD_TOO_LARGE, String((err as Error).message), requestId));
     } else if (e.type === 'entity.parse.failed') {
       res.status(400).json(errorBody(ErrorCode.BAD_USER_INPUT, 'request body is not valid JSON', requestId));
     } else if (e.status && e.status >= 400 && e.status < 500) {

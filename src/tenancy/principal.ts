@@ -8,6 +8,8 @@ export type Principal =
   | { readonly kind: 'platform-admin' }
   | { readonly kind: 'tenant'; readonly tenantId: string; readonly role: TenantRole; readonly keyId: string };
 
+export type TenantPrincipal = Extract<Principal, { kind: 'tenant' }>;
+
 export const ANONYMOUS: Principal = Object.freeze({ kind: 'anonymous' });
 
 export function requirePlatformAdmin(p: Principal): void {
@@ -16,7 +18,7 @@ export function requirePlatformAdmin(p: Principal): void {
 }
 
 /** The calling tenant; with `role: 'ADMIN'`, CLIENT keys are refused. */
-export function requireTenant(p: Principal, role?: TenantRole): Extract<Principal, { kind: 'tenant' }> {
+export function requireTenant(p: Principal, role?: TenantRole): TenantPrincipal {
   if (p.kind === 'anonymous') throw unauthenticated();
   if (p.kind !== 'tenant') throw new AppError(ErrorCode.FORBIDDEN, 'this operation needs a tenant key');
   if (role === 'ADMIN' && p.role !== 'ADMIN') throw new AppError(ErrorCode.FORBIDDEN, 'this operation needs a tenant ADMIN key');

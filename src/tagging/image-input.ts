@@ -1,0 +1,65 @@
+import type { FileUpload } from 'graphql-upload/processRequest.mjs';
+import { AppError, ErrorCode, badInput } from '../errors.ts';
+import type { UrlFetcher } from './url-fetcher.ts';
+
+/** One image as the API receives it: exactly one of the fields. */
+export interface ImageInputValue {
+  upload?: Promise<FileUpload> | null;
+  base64?: string | null;
+  url?: string | null;
+}
+
+export interface ImageInputLimits {
+  readonly maxBytes: number;
+  readonly urlFetchEnabled: boolean;
+}
+
+const tooLarge = (max: number) => new AppError(ErrorCode.IMAGE_TOO_LARGE, `image is over the ${max}-byte limit`);
+
+/** Reads an image input into bytes, never holding more than `maxBytes` of it. */
+export async function readImageInput(
+  input: ImageInputValue,
+  limits: ImageInputLimits,
+  fetcher: UrlFetcher | undefined,
+  signal?: AbortSignal,
+): Promise<Uint8Array> {
+  const given = (['upload', 'base64', 'url'] as const).filter((k) => input[k] !== undefined && input[k] !== null);
+  if (given.length !== 1) throw badInput('an image needs exactly one of upload, base64 or url', { field: 'image' });
+  if (input.base64 != null) return decodeBase64(input.base64, limits.maxBytes);
+  if (input.url != null) {
+    if (!limits.urlFetchEnabled || !fetcher) {
+      throw new AppError(ErrorCode.FORBIDDEN, 'images by URL are disabled on this server (OMNITAG_ALLOW_URL_FETCH)');
+    }
+    return fetcher.fetch(input.url, signal);
+  }
+  return readUpload(await input.upload!, limits.maxBytes);
+}
+
+function decodeBase64(text: string, maxBytes: number): Uint8Array {
+  const data = text.startsWith('data:') ? text.slice(text.indexOf(',') + 1) : text;
+  const compact = data.replace(/\s+/g, '');
+  if (Math.floor((compact.length * 3) / 4) > maxBytes + 3) throw tooLarge(maxBytes);
+  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(compact)) throw badInput('base64 image is not valid base64', { field: 'base64' });
+  const bytes = Buffer.from(compact, compact.includes('-') || compact.includes('_') ? 'base64url' : 'base64');
+  if (bytes.length > maxBytes) throw tooLarge(maxBytes);
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+}
+
+async function readUpload(upload: FileUpload, maxBytes: number): Promise<Uint8Array> {
+  const stream = upload.createReadStream();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of stream) {
+      size += (chunk as Buffer).length;
+      if (size > maxBytes) throw tooLarge(maxBytes);
+      chunks.push(chunk as Buffer);
+    }
+  } catch (e) {
+    stream.destroy();
+    // graphql-upload reports its own byte limit as a truncated stream.
+    if (/exceeds the \d+ byte size limit/.test(String((e as Error).message))) throw tooLarge(maxBytes);
+    throw e;
+  }
+  return new Uint8Array(Buffer.concat(chunks));
+}
