@@ -12,8 +12,13 @@ const config: CodegenConfig = {
         mappers: {
           Tenant: '../generated/prisma/client.ts#Tenant as TenantModel',
           ApiKey: '../generated/prisma/client.ts#ApiKey as ApiKeyModel',
-          Vocabulary: '../generated/prisma/client.ts#Vocabulary as VocabularyModel',
-          DescriptionJob: '../generated/prisma/client.ts#DescriptionJob as DescriptionJobModel',
+          Vocabulary: '../vocab/index.ts#Vocabulary as VocabularyModel',
+          Tag: '../vocab/index.ts#TagView',
+          TagDescription: '../vocab/index.ts#DescriptionView',
+          DescriptionJob: '../vocab/index.ts#DescriptionJobView',
+          TagScore: '../tagging/tagging-service.ts#TagScoreView',
+          TaggingResult: '../tagging/tagging-service.ts#TaggingResultView',
+          TagImageOutcome: '../tagging/tagging-service.ts#TagImageOutcomeView',
           Viewer: '../tenancy/principal.ts#TenantPrincipal',
         },
         scalars: {

@@ -5,9 +5,11 @@ import { openDatabase, type Database } from './db/client.ts';
 import { applyMigrations, pendingMigrations } from './db/migrate.ts';
 import { openDatabaseServer, type DatabaseServer } from './db/server.ts';
 import { createHttpServer, type HttpServer } from './http/server.ts';
-import type { InferenceEngine } from './inference/engine.ts';
-import { createLocalInferenceEngine } from './inference/local-engine.ts';
+import { createLocalInferenceEngine, type LocalInferenceEngine } from './inference/local-engine.ts';
+import { TaggingService } from './tagging/tagging-service.ts';
 import { UrlFetcher } from './tagging/url-fetcher.ts';
+import { ClipTokenizer } from './inference/tokenizer.ts';
+import { createVocabularyServices, type VocabularyServices } from './vocab/index.ts';
 import { ApiKeyService } from './tenancy/api-key-service.ts';
 import type { Logger } from './log.ts';
 import type { HealthService, Services } from './services.ts';
@@ -29,7 +31,8 @@ export class App {
   private state: State = 'created';
   private dbServer: DatabaseServer | undefined;
   private db: Database | undefined;
-  private engine: InferenceEngine | undefined;
+  private engine: LocalInferenceEngine | undefined;
+  private vocab: VocabularyServices | undefined;
   private http: HttpServer | undefined;
   /** Built during start(); exposed for tests and tools that run inside the process. */
   services: Services | undefined;
@@ -66,7 +69,8 @@ export class App {
         throw new Error(`the database lacks migrations ${pending.join(', ')}: run \`npm run db:migrate\``);
       }
       const engine = (this.engine = await this.startEngine());
-      const services = (this.services = this.buildServices(db, this.dbServer.embedded, engine));
+      const services = (this.services = await this.buildServices(db, this.dbServer.embedded, engine));
+      (this.vocab = services.vocab).start();
       this.http = await createHttpServer(services, log);
       this.address = await this.http.listen(config.http.host, config.http.port);
       this.state = 'running';
@@ -79,7 +83,7 @@ export class App {
   }
 
   /** Opens the model pack and starts the inference workers; a broken pack fails start-up here. */
-  private async startEngine(): Promise<InferenceEngine> {
+  private async startEngine(): Promise<LocalInferenceEngine> {
     const { model, limits } = this.config;
     const engine = await createLocalInferenceEngine({
       packDir: model.packDir,
@@ -99,9 +103,29 @@ export class App {
     return engine;
   }
 
-  private buildServices(db: Database, embedded: boolean, engine: InferenceEngine): Services {
-    const { config } = this;
+  private async buildServices(db: Database, embedded: boolean, engine: LocalInferenceEngine): Promise<Services> {
+    const { config, log } = this;
     const health: HealthService = { check: async () => ({ database: await db.ping() }) };
+    const urlFetcher = config.urlFetch.enabled
+      ? new UrlFetcher({ timeoutMs: config.urlFetch.timeoutMs, maxRedirects: config.urlFetch.maxRedirects, maxBytes: config.limits.maxImageBytes })
+      : undefined;
+    const vocab = createVocabularyServices({
+      prisma: db.prisma,
+      pool: db.pool,
+      engine,
+      config: { llm: config.llm, cache: config.cache, maxTagsPerRequest: config.limits.maxTagsPerRequest },
+      log: log.child({ component: 'vocab' }),
+      // Lets LLM answers be cut to CLIP's context exactly.
+      tokenizer: await ClipTokenizer.fromFile(engine.pack.file(engine.pack.manifest.tokenizer.file)),
+    });
+    const tagging = new TaggingService({
+      engine,
+      vocabularies: vocab.labelBanks,
+      prisma: db.prisma,
+      urlFetcher,
+      limits: config.limits,
+      log: log.child({ component: 'tagging' }),
+    });
     return {
       config,
       db,
@@ -112,9 +136,9 @@ export class App {
       tenants: new TenantService(db.prisma),
       apiKeys: new ApiKeyService(db.prisma),
       engine,
-      urlFetcher: config.urlFetch.enabled
-        ? new UrlFetcher({ timeoutMs: config.urlFetch.timeoutMs, maxRedirects: config.urlFetch.maxRedirects, maxBytes: config.limits.maxImageBytes })
-        : undefined,
+      urlFetcher,
+      vocab,
+      tagging,
     };
   }
 
@@ -133,6 +157,7 @@ export class App {
   private async release(): Promise<void> {
     const steps: [string, (() => Promise<void>) | undefined][] = [
       ['http', this.http && (() => this.http!.close(this.config.http.shutdownTimeoutMs))],
+      ['description worker', this.vocab && (() => this.vocab!.stop())],
       ['inference engine', this.engine && (() => this.engine!.dispose())],
       ['database client', this.db && (() => this.db!.close())],
       ['database server', this.dbServer && (() => this.dbServer!.stop())],

@@ -2,7 +2,9 @@ import type { Config } from './config.ts';
 import type { Database } from './db/client.ts';
 import type { InferenceEngine } from './inference/engine.ts';
 import type { UrlFetcher } from './tagging/url-fetcher.ts';
+import type { TaggingService } from './tagging/tagging-service.ts';
 import type { ApiKeyService } from './tenancy/api-key-service.ts';
+import type { VocabularyServices } from './vocab/index.ts';
 import type { Authenticator } from './tenancy/authenticator.ts';
 import type { TenantService } from './tenancy/tenants.ts';
 
@@ -24,4 +26,6 @@ export interface Services {
   readonly engine: InferenceEngine;
   /** Present only when images by URL are allowed. */
   readonly urlFetcher: UrlFetcher | undefined;
+  readonly vocab: VocabularyServices;
+  readonly tagging: TaggingService;
 }

@@ -11,6 +11,8 @@ import graphqlUploadExpress from 'graphql-upload/graphqlUploadExpress.mjs';
 import { ErrorCode, isAppError } from '../errors.ts';
 import { resolvers } from '../resolvers/index.ts';
 import type { RequestContext } from '../resolvers/context.ts';
+import { createLoaders, type Loaders } from '../resolvers/loaders.ts';
+import { requireTenant } from '../tenancy/principal.ts';
 import type { Services } from '../services.ts';
 import type { Logger } from '../log.ts';
 import { errorBody, formatErrorFor } from './errors.ts';
@@ -87,11 +89,20 @@ export async function createHttpServer(services: Services, log: Logger): Promise
     expressMiddleware(apollo, {
       context: async ({ req, res }): Promise<RequestContext> => {
         const requestId = String(res.locals.requestId);
+        const principal = await services.auth.authenticate(req.header('authorization'));
+        // A client that disconnects before the answer frees its place in the inference queue.
+        const gone = new AbortController();
+        res.once('close', () => {
+          if (!res.writableFinished) gone.abort();
+        });
+        let loaders: Loaders | undefined;
         return {
           requestId,
-          principal: await services.auth.authenticate(req.header('authorization')),
+          principal,
           services,
           log: log.child({ requestId }),
+          signal: gone.signal,
+          loaders: () => (loaders ??= createLoaders(services, requireTenant(principal).tenantId)),
         };
       },
     }),

@@ -2,7 +2,18 @@ import type { Resolvers } from '../generated/graphql.ts';
 import GraphQLUpload from 'graphql-upload/GraphQLUpload.mjs';
 import { apiKeysQuery, createApiKeyMutation, revokeApiKeyMutation, viewerQuery, Viewer } from './api-keys.ts';
 import { healthQuery } from './health.ts';
+import { descriptionJobQuery, generateDescriptionsMutation } from './jobs.ts';
 import { modelInfoQuery } from './model.ts';
+import { tagImageMutation, tagImagesMutation, TagScore } from './tagging.ts';
+import { addTagsMutation, removeTagsMutation, setTagDescriptionsMutation, Tag, updateTagMutation } from './tags.ts';
+import {
+  createVocabularyMutation,
+  deleteVocabularyMutation,
+  updateVocabularyMutation,
+  vocabulariesQuery,
+  Vocabulary,
+  vocabularyQuery,
+} from './vocabularies.ts';
 import { DateTimeScalar } from './scalars.ts';
 import { createTenantMutation, tenantsQuery } from './tenants.ts';
 
@@ -16,11 +27,27 @@ export const resolvers: Resolvers = {
     viewer: viewerQuery,
     apiKeys: apiKeysQuery,
     modelInfo: modelInfoQuery,
+    vocabularies: vocabulariesQuery,
+    vocabulary: vocabularyQuery,
+    descriptionJob: descriptionJobQuery,
   },
   Mutation: {
     createTenant: createTenantMutation,
     createApiKey: createApiKeyMutation,
     revokeApiKey: revokeApiKeyMutation,
+    createVocabulary: createVocabularyMutation,
+    updateVocabulary: updateVocabularyMutation,
+    deleteVocabulary: deleteVocabularyMutation,
+    addTags: addTagsMutation,
+    updateTag: updateTagMutation,
+    removeTags: removeTagsMutation,
+    setTagDescriptions: setTagDescriptionsMutation,
+    generateDescriptions: generateDescriptionsMutation,
+    tagImage: tagImageMutation,
+    tagImages: tagImagesMutation,
   },
   Viewer,
+  Vocabulary,
+  Tag,
+  TagScore,
 };

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { PrismaClient } from '../db/client.ts';
 import { translateDbError } from '../db/client.ts';
 import type { Tenant } from '../generated/prisma/client.ts';
@@ -24,7 +25,9 @@ export class TenantService {
   async create(input: { name: string; slug?: string | null }): Promise<Tenant> {
     const name = input.name.normalize('NFC').trim().replace(/\s+/g, ' ');
     if (name.length < 1 || name.length > 200) throw badInput('name must be 1 to 200 characters', { field: 'name' });
-    const slug = input.slug ?? slugify(name);
+    // Names with too few Latin letters or digits ("A", "日本") get a generated handle.
+    const derived = slugify(name);
+    const slug = input.slug ?? (derived.length >= 2 ? derived : `tenant-${randomBytes(4).toString('hex')}`);
     if (!SLUG.test(slug)) {
       throw badInput('slug must be 2 to 63 lower-case letters, digits or single dashes', { field: 'slug' });
     }
