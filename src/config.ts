@@ -63,6 +63,7 @@ const EnvSchema = z.object({
   OMNITAG_LLM_CONCURRENCY: int(1, 64).default(4),
   OMNITAG_LLM_TIMEOUT_MS: int(100, 600_000).default(30_000),
   OMNITAG_LLM_MAX_RETRIES: int(0, 10).default(3),
+  OMNITAG_DESCRIPTION_WORKER: bool.default(true),
 
   OMNITAG_EMBEDDING_CACHE_BYTES: bytes.default(256 * 1024 * 1024),
   OMNITAG_LABEL_BANK_CACHE_BYTES: bytes.default(2 * 1024 * 1024 * 1024),
@@ -115,6 +116,8 @@ export interface Config {
     readonly timeoutMs: number;
     readonly maxRetries: number;
   };
+  /** Whether this process runs description jobs (API-only replicas can leave them to others). */
+  readonly descriptionWorker: boolean;
   readonly cache: { readonly embeddingBytes: number; readonly labelBankBytes: number };
 }
 
@@ -181,6 +184,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       timeoutMs: e.OMNITAG_LLM_TIMEOUT_MS,
       maxRetries: e.OMNITAG_LLM_MAX_RETRIES,
     },
+    descriptionWorker: e.OMNITAG_DESCRIPTION_WORKER,
     cache: { embeddingBytes: e.OMNITAG_EMBEDDING_CACHE_BYTES, labelBankBytes: e.OMNITAG_LABEL_BANK_CACHE_BYTES },
   });
 }

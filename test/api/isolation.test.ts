@@ -1,0 +1,90 @@
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { databaseMode } from '../support/database.ts';
+import { errorCodes, gql, startTestApp, type TestApp } from '../support/app.ts';
+import { createTenantWithKeys, type TestTenant } from '../support/tenants.ts';
+
+/**
+ * Tenant B tries every id of tenant A through every operation that takes one; each must
+ * answer exactly as for an id that does not exist, and A's data must not change.
+ */
+describe(`tenant isolation (${databaseMode} database)`, () => {
+  let t: TestApp;
+  let a: TestTenant;
+  let b: TestTenant;
+  const ids: Record<string, string> = {};
+  let image: string;
+
+  const asA = (q: string, v?: Record<string, unknown>) => gql(t.url, q, v, a.adminKey);
+  const asB = (q: string, v?: Record<string, unknown>) => gql(t.url, q, v, b.adminKey);
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    a = await createTenantWithKeys(t.url, 'Tenant A');
+    b = await createTenantWithKeys(t.url, 'Tenant B');
+    ids.vocab = (await asA('mutation { createVocabulary(input: { name: "Secret" }) { id } }')).data!.createVocabulary.id;
+    ids.bVocab = (await asB('mutation { createVocabulary(input: { name: "Mine" }) { id } }')).data!.createVocabulary.id;
+    const added = await asA('mutation($v: ID!) { addTags(vocabularyId: $v, tags: [{ name: "prototype", descriptions: ["our unreleased gadget"] }]) { results { tag { id } } } }', { v: ids.vocab });
+    ids.tag = added.data!.addTags.results[0].tag.id;
+    ids.job = (await asA('mutation($v: ID!) { generateDescriptions(vocabularyId: $v) { id } }', { v: ids.vocab })).data!.generateDescriptions.id;
+    ids.key = (await asA('{ apiKeys { id } }')).data!.apiKeys[0].id;
+    // Let A's job finish first: its completion changes A's revision, which the test compares.
+    const state = async () => (await asA('query($id: ID!) { descriptionJob(id: $id) { state } }', { id: ids.job })).data!.descriptionJob.state;
+    for (let i = 0; i < 300 && (await state()) !== 'SUCCEEDED'; i++) await new Promise((r) => setTimeout(r, 200));
+    image = (await sharp({ create: { width: 64, height: 64, channels: 3, background: '#0a0' } }).png().toBuffer()).toString('base64');
+  });
+  afterAll(() => t?.stop());
+
+  const snapshotA = () =>
+    asA(`query($v: ID!) {
+      vocabulary(id: $v) { name revision tags { edges { node { id name threshold enabled aliases descriptions { text } } } } }
+      apiKeys { id revokedAt }
+    }`, { v: ids.vocab });
+
+  it('answers NOT_FOUND for every id of another tenant, and changes nothing', async () => {
+    const before = await snapshotA();
+    expect(before.errors).toBeUndefined();
+    const attempts: [string, string, Record<string, unknown>][] = [
+      ['vocabulary', 'query($id: ID!) { vocabulary(id: $id) { id } }', { id: ids.vocab }],
+      ['updateVocabulary', 'mutation($id: ID!) { updateVocabulary(id: $id, input: { name: "pwned" }) { id } }', { id: ids.vocab }],
+      ['deleteVocabulary', 'mutation($id: ID!) { deleteVocabulary(id: $id) }', { id: ids.vocab }],
+      ['addTags', 'mutation($id: ID!) { addTags(vocabularyId: $id, tags: [{ name: "x" }]) { results { ok } } }', { id: ids.vocab }],
+      ['updateTag', 'mutation($id: ID!) { updateTag(id: $id, input: { name: "pwned" }) { id } }', { id: ids.tag }],
+      ['setTagDescriptions', 'mutation($id: ID!) { setTagDescriptions(tagId: $id, descriptions: ["x"]) { id } }', { id: ids.tag }],
+      ['generateDescriptions(vocabulary)', 'mutation($id: ID!) { generateDescriptions(vocabularyId: $id) { id } }', { id: ids.vocab }],
+      ['generateDescriptions(tags)', 'mutation($v: ID!, $t: [ID!]) { generateDescriptions(vocabularyId: $v, tagIds: $t) { id } }', { v: ids.bVocab, t: [ids.tag] }],
+      ['descriptionJob', 'query($id: ID!) { descriptionJob(id: $id) { id } }', { id: ids.job }],
+      ['revokeApiKey', 'mutation($id: ID!) { revokeApiKey(id: $id) { id } }', { id: ids.key }],
+      ['createApiKey', 'mutation($id: ID!) { createApiKey(input: { name: "x", role: ADMIN, tenantId: $id }) { secret } }', { id: a.id }],
+      ['tagImage', 'mutation($id: ID!, $img: String!) { tagImage(vocabularyId: $id, image: { base64: $img }) { revision } }', { id: ids.vocab, img: image }],
+      ['tagImages', 'mutation($id: ID!, $img: String!) { tagImages(vocabularyId: $id, images: [{ base64: $img }]) { index } }', { id: ids.vocab, img: image }],
+    ];
+    for (const [name, query, variables] of attempts) {
+      const r = await asB(query, variables);
+      expect(errorCodes(r), name).toEqual(['NOT_FOUND']);
+      expect(JSON.stringify(r), name).not.toMatch(/Secret|prototype|unreleased/);
+    }
+    const removed = await asB('mutation($ids: [ID!]!) { removeTags(ids: $ids) { ok error { code } } }', { ids: [ids.tag] });
+    expect(removed.data!.removeTags).toEqual([{ ok: false, error: { code: 'NOT_FOUND' } }]);
+    // The same attempts through B's CLIENT key fare no better.
+    expect(errorCodes(await gql(t.url, 'query($id: ID!) { vocabulary(id: $id) { id } }', { id: ids.vocab }, b.clientKey))).toEqual(['NOT_FOUND']);
+
+    const after = await snapshotA();
+    expect(after.data).toEqual(before.data);
+  });
+
+  it('lists only the caller’s own objects', async () => {
+    const vocabs = await asB('{ vocabularies { edges { node { id name } } } }');
+    expect(vocabs.data!.vocabularies.edges.map((e: any) => e.node.id)).toEqual([ids.bVocab]);
+    const keys = await asB('{ apiKeys { id } }');
+    expect(keys.data!.apiKeys.map((k: any) => k.id)).not.toContain(ids.key);
+  });
+
+  it('shares cached embeddings of identical texts without revealing them', async () => {
+    const r = await asB('mutation($v: ID!) { addTags(vocabularyId: $v, tags: [{ name: "gizmo", descriptions: ["our unreleased gadget"] }]) { results { ok tag { descriptions { text } } } } }', { v: ids.bVocab });
+    expect(r.data!.addTags.results[0].tag.descriptions).toEqual([{ text: 'our unreleased gadget' }]);
+    const tagged = await asB('mutation($v: ID!, $img: String!) { tagImage(vocabularyId: $v, image: { base64: $img }, options: { includeAll: true, explain: true }) { scores { name } } }', { v: ids.bVocab, img: image });
+    expect(tagged.errors).toBeUndefined();
+    expect(JSON.stringify(tagged)).not.toContain('prototype');
+  });
+});
