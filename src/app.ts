@@ -95,6 +95,8 @@ export class App {
       maxBatchSize: model.maxBatch,
       maxWaitMs: model.maxBatchWaitMs,
       maxQueue: model.maxQueue,
+      // Texts are batched too; a batch may not exceed the queue that feeds it.
+      textBatchSize: Math.min(64, model.maxQueue),
       imageLimits: { maxBytes: limits.maxImageBytes, maxPixels: limits.maxImagePixels },
       logger: this.log.child({ component: 'inference' }),
     });
