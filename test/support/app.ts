@@ -4,7 +4,7 @@ import path from 'node:path';
 import { App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
-import { createServerDatabase, pgServerUrl, type TestDatabase } from './database.ts';
+import { copyEmbeddedTemplate, createServerDatabase, pgServerUrl, type TestDatabase } from './database.ts';
 
 export const PLATFORM_KEY = 'test-platform-admin-key-0123456789';
 
@@ -22,6 +22,8 @@ export interface TestApp {
 export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'omnitag-test-'));
   const db: TestDatabase | undefined = pgServerUrl ? await createServerDatabase() : undefined;
+  // The embedded database starts from the run's migrated template (the app's own data layout).
+  if (!db) await copyEmbeddedTemplate('migrated', path.join(dataDir, 'pg'));
   const config = loadConfig({
     NODE_ENV: 'test',
     HOST: '127.0.0.1',

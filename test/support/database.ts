@@ -1,5 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
+import { inject } from 'vitest';
 import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { applyMigrations } from '../../src/db/migrate.ts';
 
@@ -41,17 +45,40 @@ export async function createServerDatabase(): Promise<TestDatabase> {
   };
 }
 
-/** An empty database of the current mode: a server database, or an in-memory embedded one. */
+/**
+ * Copies the run's embedded data-directory template (see test/global-setup.ts) to `target`,
+ * or returns false when there is none (a real server is in use).
+ */
+export async function copyEmbeddedTemplate(kind: 'empty' | 'migrated', target: string): Promise<boolean> {
+  const templates = inject('pgTemplates');
+  if (!templates) return false;
+  await fs.cp(templates[kind], target, { recursive: true });
+  return true;
+}
+
+async function embeddedFromTemplate(kind: 'empty' | 'migrated'): Promise<TestDatabase> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'omnitag-testdb-'));
+  await copyEmbeddedTemplate(kind, dir);
+  const embedded = await startEmbeddedPostgres(dir);
+  return {
+    url: embedded.url,
+    whenIdle: () => embedded.whenIdle(),
+    async drop() {
+      await embedded.stop();
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** An empty database of the current mode: a fresh server database, or an embedded one. */
 export async function createEmptyDatabase(): Promise<TestDatabase> {
-  if (pgServerUrl) return createServerDatabase();
-  const embedded = await startEmbeddedPostgres(undefined);
-  return { url: embedded.url, whenIdle: () => embedded.whenIdle(), drop: () => embedded.stop() };
+  return pgServerUrl ? createServerDatabase() : embeddedFromTemplate('empty');
 }
 
 /** An empty database with every migration applied. */
 export async function createMigratedDatabase(): Promise<TestDatabase> {
-  const db = await createEmptyDatabase();
+  if (!pgServerUrl) return embeddedFromTemplate('migrated');
+  const db = await createServerDatabase();
   await applyMigrations(db.url);
-  await db.whenIdle();
   return db;
 }
