@@ -16,6 +16,7 @@ const config: CodegenConfig = {
           Tag: '../vocab/index.ts#TagView',
           TagDescription: '../vocab/index.ts#DescriptionView',
           DescriptionJob: '../vocab/index.ts#DescriptionJobView',
+          DescriptionJobItem: '../vocab/index.ts#DescriptionJobItemView',
           TagScore: '../tagging/tagging-service.ts#TagScoreView',
           TaggingResult: '../tagging/tagging-service.ts#TaggingResultView',
           TagImageOutcome: '../tagging/tagging-service.ts#TagImageOutcomeView',

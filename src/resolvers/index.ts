@@ -2,7 +2,7 @@ import type { Resolvers } from '../generated/graphql.ts';
 import GraphQLUpload from 'graphql-upload/GraphQLUpload.mjs';
 import { apiKeysQuery, createApiKeyMutation, revokeApiKeyMutation, viewerQuery, Viewer } from './api-keys.ts';
 import { healthQuery } from './health.ts';
-import { descriptionJobQuery, generateDescriptionsMutation } from './jobs.ts';
+import { cancelDescriptionJobMutation, DescriptionJob, DescriptionJobItem, descriptionJobQuery, generateDescriptionsMutation } from './jobs.ts';
 import { modelInfoQuery } from './model.ts';
 import { tagImageMutation, tagImagesMutation, TagScore } from './tagging.ts';
 import { addTagsMutation, removeTagsMutation, setTagDescriptionsMutation, Tag, updateTagMutation } from './tags.ts';
@@ -43,6 +43,7 @@ export const resolvers: Resolvers = {
     removeTags: removeTagsMutation,
     setTagDescriptions: setTagDescriptionsMutation,
     generateDescriptions: generateDescriptionsMutation,
+    cancelDescriptionJob: cancelDescriptionJobMutation,
     tagImage: tagImageMutation,
     tagImages: tagImagesMutation,
   },
@@ -50,4 +51,6 @@ export const resolvers: Resolvers = {
   Vocabulary,
   Tag,
   TagScore,
+  DescriptionJob,
+  DescriptionJobItem,
 };
