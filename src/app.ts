@@ -8,6 +8,7 @@ import { createHttpServer, type HttpServer } from './http/server.ts';
 import { createLocalInferenceEngine, type LocalInferenceEngine } from './inference/local-engine.ts';
 import { TaggingService } from './tagging/tagging-service.ts';
 import { UrlFetcher } from './tagging/url-fetcher.ts';
+import { UsageRecorder } from './tagging/usage-recorder.ts';
 import { ClipTokenizer } from './inference/tokenizer.ts';
 import { createVocabularyServices, type VocabularyServices } from './vocab/index.ts';
 import { ApiKeyService } from './tenancy/api-key-service.ts';
@@ -33,6 +34,7 @@ export class App {
   private db: Database | undefined;
   private engine: LocalInferenceEngine | undefined;
   private vocab: VocabularyServices | undefined;
+  private usage: UsageRecorder | undefined;
   private http: HttpServer | undefined;
   /** Built during start(); exposed for tests and tools that run inside the process. */
   services: Services | undefined;
@@ -95,8 +97,8 @@ export class App {
       maxBatchSize: model.maxBatch,
       maxWaitMs: model.maxBatchWaitMs,
       maxQueue: model.maxQueue,
-      // Texts are batched too; a batch may not exceed the queue that feeds it.
-      textBatchSize: Math.min(64, model.maxQueue),
+      // Texts are batched too, two batches in flight; both must fit the queue that feeds them.
+      textBatchSize: Math.max(1, Math.min(64, Math.floor(model.maxQueue / 2))),
       imageLimits: { maxBytes: limits.maxImageBytes, maxPixels: limits.maxImagePixels },
       logger: this.log.child({ component: 'inference' }),
     });
@@ -125,23 +127,25 @@ export class App {
       // Lets LLM answers be cut to CLIP's context exactly.
       tokenizer: await ClipTokenizer.fromFile(engine.pack.file(engine.pack.manifest.tokenizer.file)),
     });
+    const usage = (this.usage = new UsageRecorder(db.prisma, log.child({ component: 'usage' })));
     const tagging = new TaggingService({
       engine,
       vocabularies: vocab.labelBanks,
-      prisma: db.prisma,
+      usage,
       urlFetcher,
       limits: config.limits,
       log: log.child({ component: 'tagging' }),
     });
+    const auth = new Authenticator(db.prisma, config.platformAdminKey, { cacheTtlMs: config.authCacheMs });
     return {
       config,
       db,
       databaseKind: embedded ? 'embedded' : 'postgresql',
       version: VERSION,
-      auth: new Authenticator(db.prisma, config.platformAdminKey),
+      auth,
       health,
       tenants: new TenantService(db.prisma),
-      apiKeys: new ApiKeyService(db.prisma),
+      apiKeys: new ApiKeyService(db.prisma, (id) => auth.forget(id)),
       engine,
       urlFetcher,
       vocab,
@@ -165,6 +169,7 @@ export class App {
     const steps: [string, (() => Promise<void>) | undefined][] = [
       ['http', this.http && (() => this.http!.close(this.config.http.shutdownTimeoutMs))],
       ['description worker', this.vocab && (() => this.vocab!.stop())],
+      ['usage records', this.usage && (() => this.usage!.stop())],
       ['inference engine', this.engine && (() => this.engine!.dispose())],
       ['database client', this.db && (() => this.db!.close())],
       ['database server', this.dbServer && (() => this.dbServer!.stop())],

@@ -33,6 +33,7 @@ const EnvSchema = z.object({
   OMNITAG_SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
 
   OMNITAG_PLATFORM_ADMIN_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  OMNITAG_AUTH_CACHE_MS: int(0, 600_000).default(5_000),
 
   OMNITAG_MODEL_PACK: z.string().min(1).default('packs/tiny'),
   OMNITAG_VERIFY_PACK: bool.default(false),
@@ -42,7 +43,7 @@ const EnvSchema = z.object({
   OMNITAG_INFERENCE_WORKERS: int(1, 64).default(1),
   OMNITAG_MAX_BATCH: int(1, 256).default(8),
   OMNITAG_MAX_BATCH_WAIT_MS: int(0, 10_000).default(5),
-  OMNITAG_MAX_QUEUE: int(1, 100_000).default(64),
+  OMNITAG_MAX_QUEUE: int(1, 100_000).default(256),
 
   OMNITAG_MAX_IMAGE_BYTES: bytes.default(20 * 1024 * 1024),
   OMNITAG_MAX_IMAGE_PIXELS: int(1, 2 ** 31).default(50_000_000),
@@ -83,6 +84,8 @@ export interface Config {
   };
   readonly dataDir: string;
   readonly platformAdminKey: string | undefined;
+  /** How long a verified key is trusted before the database is asked again (0: always ask). */
+  readonly authCacheMs: number;
   readonly model: {
     readonly packDir: string;
     readonly verifyChecksums: boolean;
@@ -149,6 +152,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     database: { url: e.DATABASE_URL, poolSize: e.DATABASE_POOL_SIZE, migrateOnStart: e.OMNITAG_MIGRATE_ON_START },
     dataDir: path.resolve(cwd, e.OMNITAG_DATA_DIR),
     platformAdminKey: e.OMNITAG_PLATFORM_ADMIN_KEY,
+    authCacheMs: e.OMNITAG_AUTH_CACHE_MS,
     model: {
       packDir: path.resolve(cwd, e.OMNITAG_MODEL_PACK),
       verifyChecksums: e.OMNITAG_VERIFY_PACK,

@@ -1,5 +1,4 @@
 import { performance } from 'node:perf_hooks';
-import type { PrismaClient } from '../db/client.ts';
 import { ErrorCode, badInput, isAppError } from '../errors.ts';
 import type { InferenceEngine } from '../inference/engine.ts';
 import { topDescriptions, type TagScores } from '../inference/scores.ts';
@@ -8,6 +7,7 @@ import type { LabelBank } from '../inference/label-bank.ts';
 import type { SnapshotTag, VocabularySnapshot } from '../vocab/index.ts';
 import { readImageInput, type ImageInputValue } from './image-input.ts';
 import type { UrlFetcher } from './url-fetcher.ts';
+import type { UsageRecorder } from './usage-recorder.ts';
 
 type DescriptionSourceName = SnapshotTag['descriptionSource'];
 /** A snapshot that has something to score. */
@@ -54,7 +54,7 @@ export type TagImageOutcomeView =
 export interface TaggingDeps {
   readonly engine: InferenceEngine;
   readonly vocabularies: VocabularySnapshots;
-  readonly prisma: PrismaClient;
+  readonly usage: UsageRecorder;
   readonly urlFetcher: UrlFetcher | undefined;
   readonly limits: { maxImageBytes: number; maxImagesPerRequest: number };
   readonly log: Logger;
@@ -194,20 +194,15 @@ export class TaggingService {
     return out;
   }
 
-  /** Usage accounting, off the request path: a failure here never fails tagging. */
   private record(tenantId: string, vocab: VocabularySnapshot, outcomes: readonly TagImageOutcomeView[], durationMs: number): void {
-    void this.deps.prisma.taggingRun
-      .create({
-        data: {
-          tenantId,
-          vocabularyId: vocab.vocabularyId,
-          revision: vocab.revision,
-          imageCount: outcomes.length,
-          failedCount: outcomes.filter((o) => o.error).length,
-          durationMs: Math.round(durationMs),
-        },
-      })
-      .catch((err: unknown) => this.deps.log.warn({ err }, 'could not record a tagging run'));
+    this.deps.usage.record({
+      tenantId,
+      vocabularyId: vocab.vocabularyId,
+      revision: vocab.revision,
+      imageCount: outcomes.length,
+      failedCount: outcomes.filter((o) => o.error).length,
+      durationMs,
+    });
   }
 }
 

@@ -7,7 +7,11 @@ import type { TenantRole } from './principal.ts';
 
 /** Keys of one tenant. Every method is scoped by the tenant id it is given. */
 export class ApiKeyService {
-  constructor(private readonly prisma: PrismaClient) {}
+  constructor(
+    private readonly prisma: PrismaClient,
+    /** Told when a key is revoked (the authenticator drops it from its cache). */
+    private readonly onRevoked: (keyId: string) => void = () => {},
+  ) {}
 
   /** Returns the stored key and its secret; the secret is never stored or shown again. */
   async create(tenantId: string, input: { name: string; role: TenantRole }): Promise<{ apiKey: ApiKey; secret: string }> {
@@ -31,7 +35,9 @@ export class ApiKeyService {
     const key = await this.prisma.apiKey.findFirst({ where: { id, tenantId } }).catch(translateDbError);
     if (!key) throw notFound('API key');
     if (key.revokedAt) return key;
-    return this.prisma.apiKey.update({ where: { id }, data: { revokedAt: new Date() } }).catch(translateDbError);
+    const revoked = await this.prisma.apiKey.update({ where: { id }, data: { revokedAt: new Date() } }).catch(translateDbError);
+    this.onRevoked(id);
+    return revoked;
   }
 
   getPrefix(tenantId: string, id: string): Promise<string | undefined> {

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import type { PrismaClient } from '../db/client.ts';
 import { translateDbError } from '../db/client.ts';
 import { hashKey, looksLikeApiKey, secretEquals } from './api-keys.ts';
@@ -6,13 +7,34 @@ import { ANONYMOUS, type Principal, unauthenticated } from './principal.ts';
 /** Writing last-used on every request would turn every read into a write. */
 const LAST_USED_RESOLUTION_MS = 60_000;
 
+export interface AuthenticatorOptions {
+  /**
+   * How long a verified key is trusted without asking the database again. Revoking through
+   * this process takes effect at once; a revocation made by another replica within this time.
+   */
+  cacheTtlMs?: number;
+}
+
+type TenantPrincipal = Extract<Principal, { kind: 'tenant' }>;
+
 export class Authenticator {
   private readonly lastUsedWritten = new Map<string, number>();
+  private readonly verified: LRUCache<string, TenantPrincipal> | undefined;
 
   constructor(
     private readonly prisma: PrismaClient,
     private readonly platformAdminKey: string | undefined,
-  ) {}
+    options: AuthenticatorOptions = {},
+  ) {
+    const ttl = options.cacheTtlMs ?? 5_000;
+    this.verified = ttl > 0 ? new LRUCache({ max: 10_000, ttl }) : undefined;
+  }
+
+  /** Drops a key from the cache (called when it is revoked here). */
+  forget(keyId: string): void {
+    if (!this.verified) return;
+    for (const [hash, p] of this.verified.entries()) if (p.keyId === keyId) this.verified.delete(hash);
+  }
 
   /** Resolves an `Authorization` header. A key that is present but wrong is an error, not anonymous. */
   async authenticate(header: string | undefined): Promise<Principal> {
@@ -22,13 +44,21 @@ export class Authenticator {
     const key = match[1]!;
     if (this.platformAdminKey && secretEquals(key, this.platformAdminKey)) return { kind: 'platform-admin' };
     if (!looksLikeApiKey(key)) throw unauthenticated('invalid API key');
+    const hash = hashKey(key);
+    const cached = this.verified?.get(hash);
+    if (cached) {
+      this.touch(cached.keyId);
+      return cached;
+    }
     const row = await this.prisma.apiKey
-      .findUnique({ where: { hash: hashKey(key) }, select: { id: true, tenantId: true, role: true, revokedAt: true } })
+      .findUnique({ where: { hash }, select: { id: true, tenantId: true, role: true, revokedAt: true } })
       .catch(translateDbError);
     if (!row) throw unauthenticated('invalid API key');
     if (row.revokedAt) throw unauthenticated('this API key has been revoked');
     this.touch(row.id);
-    return { kind: 'tenant', tenantId: row.tenantId, role: row.role, keyId: row.id };
+    const principal: TenantPrincipal = { kind: 'tenant', tenantId: row.tenantId, role: row.role, keyId: row.id };
+    this.verified?.set(hash, principal);
+    return principal;
   }
 
   private touch(keyId: string): void {

@@ -18,7 +18,7 @@ const TAG_IMAGE = `mutation($v: ID!, $image: ImageInput!, $o: TagImageOptions) {
 async function upload(url: string, key: string, query: string, variables: Record<string, unknown>, files: Record<string, { path: string; bytes: Uint8Array; type: string }>, headers: Record<string, string> = { 'apollo-require-preflight': 'true' }) {
   const form = new FormData();
   const map: Record<string, string[]> = {};
-  Object.entries(files).forEach(([name, f], i) => (map[String(i)] = [f.path]) && void name);
+  Object.values(files).forEach((f, i) => (map[String(i)] = [f.path]));
   form.append('operations', JSON.stringify({ query, variables }));
   form.append('map', JSON.stringify(map));
   Object.values(files).forEach((f, i) => form.append(String(i), new Blob([f.bytes], { type: f.type }), `image${i}`));

@@ -1,0 +1,322 @@
+/**
+ * Command-line tagging with a model pack, no server or database needed:
+ *   tag [options] <images or folders...>   tag images with the built-in or a JSON vocabulary
+ *   tag embed [texts...]                   texts → L2-normalised embeddings (JSON)
+ *   tag selftest                           check this runtime against the pack's self-test
+ * Run with `npx tsx src/cli/tag.ts …`.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import cliProgress from 'cli-progress';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import pino from 'pino';
+import type { InferenceEngine } from '../inference/engine.ts';
+import { buildLabelBank, type LabelBank } from '../inference/label-bank.ts';
+import { createLocalInferenceEngine, type LocalInferenceEngine } from '../inference/local-engine.ts';
+import { rankTags, topDescriptions, type RankedTag } from '../inference/scores.ts';
+import { runPackSelftest } from '../inference/selftest.ts';
+import type { ProviderPreference } from '../inference/sessions.ts';
+import { collectImageFiles } from './image-files.ts';
+import { readVocabularyFile } from './tag-vocabulary.ts';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const DEFAULT_PACK = process.env.OMNITAG_MODEL_PACK ?? path.join(repoRoot, 'packs', 'tiny');
+
+interface EngineFlags {
+  pack: string;
+  provider: ProviderPreference;
+  threads?: number;
+  workers: number;
+  batchSize: number;
+  verbose?: boolean;
+}
+
+const positiveInt = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+};
+const probability = (v: string) => {
+  const n = Number(v);
+  if (!(n >= 0 && n <= 1)) throw new InvalidArgumentError('expected a number between 0 and 1');
+  return n;
+};
+
+function withEngineOptions(cmd: Command): Command {
+  return cmd
+    .option('--pack <dir>', 'model pack folder', DEFAULT_PACK)
+    .addOption(new Option('--provider <name>', 'execution provider').choices(['cpu', 'cuda', 'cuda-or-cpu']).default('cpu'))
+    .option('--threads <n>', 'onnxruntime threads per worker (default: all cores)', positiveInt)
+    .option('--workers <n>', 'inference worker threads', positiveInt, 1)
+    .option('--batch-size <n>', 'images per model run', positiveInt, 8)
+    .option('-v, --verbose', 'log the engine’s progress to stderr');
+}
+
+async function openEngine(flags: EngineFlags, resize: 'exact' | 'fast' = 'exact'): Promise<LocalInferenceEngine> {
+  const logger = pino({ level: flags.verbose ? 'info' : 'warn', base: undefined }, pino.destination(2));
+  const engine = await createLocalInferenceEngine({
+    packDir: flags.pack,
+    provider: flags.provider,
+    intraOpThreads: flags.threads,
+    workers: flags.workers,
+    maxBatchSize: flags.batchSize,
+    maxQueue: Math.max(256, flags.batchSize * 4),
+    resize,
+    logger,
+  });
+  await engine.start();
+  return engine;
+}
+
+function progressBar(total: number, label: string, enabled: boolean) {
+  if (!enabled || !process.stderr.isTTY || total < 2) return { increment() {}, stop() {} };
+  const bar = new cliProgress.SingleBar(
+    { stream: process.stderr, format: `${label} [{bar}] {value}/{total} {percentage}% eta {eta_formatted}`, hideCursor: true },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(total, 0);
+  return { increment: () => bar.increment(), stop: () => bar.stop() };
+}
+
+/** Tag names, extra per-tag fields for the output, and the bank, for one vocabulary. */
+interface ResolvedVocabulary {
+  source: string;
+  names: string[];
+  namesZh?: (string | undefined)[];
+  descriptions?: string[][];
+  bank: LabelBank;
+}
+
+async function resolveVocabulary(
+  engine: InferenceEngine,
+  vocab: string,
+  threshold: number | undefined,
+  progress: boolean,
+): Promise<ResolvedVocabulary> {
+  if (vocab === 'builtin') {
+    const builtin = await engine.builtinVocabulary();
+    let bank = builtin.bank;
+    if (threshold !== undefined) bank = { ...bank, key: `${bank.key}:t${threshold}`, thresholds: new Float32Array(bank.tagCount).fill(threshold) };
+    return { source: 'builtin', names: builtin.tags.map((t) => t.name), namesZh: builtin.tags.map((t) => t.nameZh), bank };
+  }
+  const file = await readVocabularyFile(vocab);
+  const texts = file.descriptions.flat();
+  const E = engine.info.embedDim;
+  const embeddings = new Float32Array(texts.length * E);
+  const bar = progressBar(texts.length, 'embedding descriptions', progress);
+  let truncated = 0;
+  const SLICE = 256;
+  for (let start = 0; start < texts.length; start += SLICE) {
+    const part = await engine.embedTexts(texts.slice(start, start + SLICE));
+    embeddings.set(part.embeddings, start * E);
+    truncated += part.truncated.filter(Boolean).length;
+    for (let i = 0; i < part.truncated.length; i++) bar.increment();
+  }
+  bar.stop();
+  if (truncated > 0) process.stderr.write(`note: ${truncated} of ${texts.length} descriptions were cut to ${engine.info.textContext} tokens\n`);
+  let offset = 0;
+  const openSet = threshold ?? 0.5;
+  const bank = buildLabelBank({
+    key: `cli:${file.contentHash}:${engine.info.textEncoderId}:t${openSet}`,
+    embedDim: E,
+    tags: file.descriptions.map((d) => {
+      const descriptions = embeddings.subarray(offset * E, (offset + d.length) * E);
+      offset += d.length;
+      return { descriptions, threshold: openSet };
+    }),
+  });
+  return { source: path.resolve(vocab), names: file.names, descriptions: file.descriptions, bank };
+}
+
+interface TagFlags extends EngineFlags {
+  vocab: string;
+  threshold?: number;
+  top?: number;
+  minScore?: number;
+  logits?: boolean;
+  explain?: boolean;
+  format?: 'json' | 'table';
+  recursive?: boolean;
+  resize: 'exact' | 'fast';
+  progress: boolean;
+}
+
+interface TaggedImage {
+  file: string;
+  tags?: Array<Record<string, unknown>>;
+  error?: { code: string; message: string };
+}
+
+async function tagImages(paths: string[], flags: TagFlags): Promise<void> {
+  const files = await collectImageFiles(paths, flags.recursive ?? false);
+  if (files.length === 0) throw new Error('no image files found');
+  const engine = await openEngine(flags, flags.resize);
+  const abort = new AbortController();
+  process.once('SIGINT', () => abort.abort('interrupted'));
+  try {
+    const vocab = await resolveVocabulary(engine, flags.vocab, flags.threshold, flags.progress);
+    const results: TaggedImage[] = new Array(files.length);
+    const bar = progressBar(files.length, 'tagging', flags.progress);
+    let next = 0;
+    // enough callers in flight to fill batches, few enough to stay inside the queue
+    const lanes = Math.min(files.length, flags.batchSize * 2);
+    await Promise.all(
+      Array.from({ length: lanes }, async () => {
+        for (let i = next++; i < files.length && !abort.signal.aborted; i = next++) {
+          results[i] = await tagOne(engine, files[i]!, vocab, flags, abort.signal);
+          bar.increment();
+        }
+      }),
+    );
+    bar.stop();
+    const done = results.filter(Boolean);
+    const format = flags.format ?? (process.stdout.isTTY ? 'table' : 'json');
+    if (format === 'json') {
+      const out = { pack: engine.info.packName, provider: engine.info.provider, vocabulary: { source: vocab.source, tags: vocab.names.length }, images: done };
+      process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    } else {
+      process.stdout.write(renderTable(done));
+    }
+    if (done.some((r) => r.error) || abort.signal.aborted) process.exitCode = 1;
+  } finally {
+    await engine.dispose();
+  }
+}
+
+async function tagOne(engine: InferenceEngine, file: string, vocab: ResolvedVocabulary, flags: TagFlags, signal: AbortSignal): Promise<TaggedImage> {
+  try {
+    const bytes = await readFile(file);
+    const [scored] = await engine.scoreImages([bytes], [vocab.bank], { explain: flags.explain ?? false, signal });
+    const scores = scored!.scores[0]!;
+    const ranked: RankedTag[] = rankTags(scores, {
+      passedOnly: flags.top === undefined && flags.minScore === undefined,
+      topK: flags.top,
+      minScore: flags.minScore,
+    });
+    return {
+      file,
+      tags: ranked.map((t) => ({
+        name: vocab.names[t.index],
+        ...(vocab.namesZh?.[t.index] ? { nameZh: vocab.namesZh[t.index] } : {}),
+        probability: round(t.probability),
+        threshold: round(t.threshold),
+        passed: t.passed,
+        ...(flags.logits ? { logit: t.logit } : {}),
+        ...(flags.explain
+          ? {
+              descriptions: topDescriptions(scores, t.index, 3).map((d) => ({
+                ...(vocab.descriptions ? { text: vocab.descriptions[t.index]![d.description] } : { index: d.description }),
+                weight: round(d.weight),
+              })),
+            }
+          : {}),
+      })),
+    };
+  } catch (e) {
+    const err = e as { code?: string; message?: string };
+    return { file, error: { code: err.code ?? 'ERROR', message: err.message ?? String(e) } };
+  }
+}
+
+const round = (x: number) => Math.round(x * 1e4) / 1e4;
+
+function renderTable(results: TaggedImage[]): string {
+  const lines: string[] = [];
+  for (const r of results) {
+    lines.push(r.file);
+    if (r.error) lines.push(`  error ${r.error.code}: ${r.error.message}`);
+    else if (!r.tags?.length) lines.push('  (no tag passed its threshold; try --top 5)');
+    for (const t of r.tags ?? []) {
+      const mark = t.passed ? '✓' : ' ';
+      const name = t.nameZh ? `${t.name} (${t.nameZh})` : String(t.name);
+      lines.push(`  ${mark} ${Number(t.probability).toFixed(3)}  > ${Number(t.threshold).toFixed(2)}  ${name}`);
+      for (const d of (t.descriptions as Array<{ text?: string; index?: number; weight: number }> | undefined) ?? []) {
+        const text = d.text?.replace(/\s+/g, ' ') ?? `description #${d.index}`;
+        lines.push(`        ${d.weight.toFixed(3)}  ${text.length > 90 ? `${text.slice(0, 87)}...` : text}`);
+      }
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+async function embedTexts(texts: string[], flags: EngineFlags & { file?: string }): Promise<void> {
+  const all = [...texts];
+  if (flags.file) {
+    const content = flags.file === '-' ? await readStdin() : await readFile(flags.file, 'utf8');
+    all.push(...content.split(/\r?\n/).filter((l) => l.trim()));
+  }
+  if (all.length === 0) throw new Error('no texts: pass them as arguments or with --file');
+  const engine = await openEngine(flags);
+  try {
+    const out = await engine.embedTexts(all);
+    const rows = all.map((text, i) => ({
+      text,
+      truncated: out.truncated[i],
+      embedding: Array.from(out.embeddings.subarray(i * out.dim, (i + 1) * out.dim)),
+    }));
+    process.stdout.write(`${JSON.stringify({ textEncoderId: out.textEncoderId, dim: out.dim, texts: rows })}\n`);
+  } finally {
+    await engine.dispose();
+  }
+}
+
+async function selftest(flags: EngineFlags): Promise<void> {
+  const engine = await openEngine(flags);
+  try {
+    const report = await runPackSelftest(engine, engine.pack);
+    if (!report) {
+      process.stdout.write(`${engine.info.packName}: the pack has no self-test\n`);
+      return;
+    }
+    for (const c of report.checks) {
+      process.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'}  ${c.name.padEnd(44)} max |diff| ${c.maxAbsDiff.toExponential(2)} (tolerance ${c.tolerance})\n`);
+    }
+    process.stdout.write(`${report.pack} on ${engine.info.provider}: ${report.ok ? 'self-test passed' : 'self-test FAILED'}\n`);
+    if (!report.ok) process.exitCode = 1;
+  } finally {
+    await engine.dispose();
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+const program = new Command('tag').description('Tag images with an Omnitag model pack (RAM++)').showHelpAfterError();
+
+withEngineOptions(
+  program
+    .command('images', { isDefault: true })
+    .description('tag image files and folders')
+    .argument('<paths...>', 'image files or folders')
+    .option('--vocab <builtin|file.json>', 'vocabulary: the pack’s built-in tags, or a JSON file {tag: [descriptions]}', 'builtin')
+    .option('--threshold <p>', 'threshold for every tag (default: per-tag for built-in, 0.5 for open-set)', probability)
+    .option('--top <k>', 'show the k most probable tags, passed or not', positiveInt)
+    .option('--min-score <p>', 'show tags with at least this probability', probability)
+    .option('--logits', 'include logits')
+    .option('--explain', 'show the descriptions that weighed most for each tag')
+    .addOption(new Option('--format <format>', 'output (default: table on a terminal, else JSON)').choices(['json', 'table']))
+    .option('-r, --recursive', 'descend into sub-folders')
+    .addOption(new Option('--resize <mode>', 'resizing').choices(['exact', 'fast']).default('exact'))
+    .option('--no-progress', 'no progress bar'),
+).action((paths: string[], flags: TagFlags) => tagImages(paths, flags));
+
+withEngineOptions(
+  program
+    .command('embed')
+    .description('embed texts with the pack’s text encoder (JSON to stdout)')
+    .argument('[texts...]', 'texts to embed')
+    .option('--file <path>', 'read more texts from a file, one per line (- for stdin)'),
+).action((texts: string[], flags: EngineFlags & { file?: string }) => embedTexts(texts, flags));
+
+withEngineOptions(program.command('selftest').description('check this runtime against the pack’s self-test')).action((flags: EngineFlags) =>
+  selftest(flags),
+);
+
+program.parseAsync().catch((e: unknown) => {
+  process.stderr.write(`error: ${(e as Error).message}\n`);
+  process.exit(2);
+});

@@ -1,0 +1,42 @@
+import type { ExecutionProvider, SessionSettings } from './sessions.ts';
+import type { RunCounts } from './model-runner.ts';
+
+/** `workerData` of an inference worker. */
+export interface WorkerInit {
+  packDir: string;
+  settings: SessionSettings;
+}
+
+/** Decoder input as posted: the arrays are SharedArrayBuffer views, so posting copies nothing. */
+export interface BankMessage {
+  key: string;
+  tagCount: number;
+  maxDescriptions: number;
+  embedDim: number;
+  embeds: Float32Array;
+  mask: Uint8Array;
+}
+
+export type Job =
+  | { kind: 'encode'; pixels: Float32Array; count: number }
+  | { kind: 'decode'; imageEmbeds: Float32Array; count: number; bank: BankMessage; chunkTags: number; explain: boolean }
+  | { kind: 'texts'; texts: string[] };
+
+export type JobResult =
+  | { kind: 'encode'; imageEmbeds: Float32Array }
+  | { kind: 'decode'; logits: Float32Array; weights?: Float32Array }
+  | { kind: 'texts'; embeddings: Float32Array; truncated: boolean[] };
+
+export type ToWorker = { type: 'job'; id: number; job: Job } | { type: 'close' };
+
+export interface SerializedError {
+  message: string;
+  code?: string;
+  details?: Record<string, unknown>;
+}
+
+export type FromWorker =
+  | { type: 'ready'; provider: ExecutionProvider }
+  | { type: 'failed'; error: SerializedError }
+  | { type: 'done'; id: number; result: JobResult; runs: RunCounts }
+  | { type: 'error'; id: number; error: SerializedError; runs: RunCounts };

@@ -1,0 +1,337 @@
+import { existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AppError } from '../../src/errors.ts';
+import type { ImageEmbeddings, ImagePixels } from '../../src/inference/engine.ts';
+import { buildLabelBank, type LabelBank } from '../../src/inference/label-bank.ts';
+import { createLocalInferenceEngine, type LocalInferenceEngine } from '../../src/inference/local-engine.ts';
+import { ModelRunner } from '../../src/inference/model-runner.ts';
+import { openModelPack } from '../../src/inference/pack.ts';
+import { runPackSelftest } from '../../src/inference/selftest.ts';
+import { copyPack, maxAbsDiff, randomUnitRows, repoRoot, seededRandom, testPackDir } from './helpers.ts';
+
+const packDir = testPackDir();
+if (!packDir) console.warn('engine tests skipped: no test pack');
+
+const rand = seededRandom(7);
+const settle = <T>(p: Promise<T>) =>
+  p.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error: error as AppError }),
+  );
+/** Resolves once `predicate` holds, checking on every turn of the event loop (no timing). */
+async function until(predicate: () => boolean): Promise<void> {
+  for (let i = 0; i < 200_000 && !predicate(); i++) await new Promise((r) => setImmediate(r));
+  if (!predicate()) throw new Error('condition never became true');
+}
+
+describe.skipIf(!packDir)('local inference engine (worker threads, real onnxruntime)', () => {
+  let engine: LocalInferenceEngine;
+  let S: number, E: number;
+  let smallBank: LabelBank;
+  /** Big enough that one decode keeps the worker busy for a while (~1 s on tiny packs). */
+  let heavyBank: LabelBank;
+
+  const image = (): ImagePixels => ({ pixels: Float32Array.from({ length: 3 * S * S }, () => rand() * 4 - 2) });
+  const bankOf = (key: string, tags: number, maxD: number) =>
+    buildLabelBank({
+      key,
+      embedDim: E,
+      tags: Array.from({ length: tags }, (_, c) => ({ descriptions: randomUnitRows(1 + (c % maxD), E, rand), threshold: 0.5 })),
+    });
+
+  beforeAll(async () => {
+    engine = await createLocalInferenceEngine({
+      packDir: packDir!,
+      maxBatchSize: 4,
+      textBatchSize: 10,
+      maxWaitMs: 30,
+      maxQueue: 12,
+      intraOpThreads: 1,
+    });
+    await engine.start();
+    S = engine.info.imageSize;
+    E = engine.info.embedDim;
+    smallBank = bankOf('small', 30, 4);
+    heavyBank = bankOf('heavy', 60_000, 4);
+  });
+  afterAll(() => engine?.dispose());
+
+  it('reports the pack and the provider once started', () => {
+    expect(engine.info.provider).toBe('cpu');
+    expect(engine.info.packName).toBe(engine.pack.manifest.name);
+    expect(engine.info.textEncoderId).toMatch(/^[0-9a-f]{64}$/);
+    expect(engine.info.builtinTagCount).toBe(engine.pack.manifest.builtin.count);
+  });
+
+  it('scores like the model run in-process, and reuses embeddings across banks', async () => {
+    const images = [image(), image()];
+    const [scored] = await Promise.all([engine.scoreImages(images, [smallBank], { explain: true })]);
+    const runner = new ModelRunner(await openModelPack(packDir!), { provider: 'cpu', cudaDeviceId: 0, intraOpThreads: 1 });
+    try {
+      const pixels = new Float32Array(2 * 3 * S * S);
+      images.forEach((im, i) => pixels.set(im.pixels, i * 3 * S * S));
+      const embeds = await runner.encodeImages(pixels, 2);
+      const direct = await runner.decode(embeds, 2, smallBank, { chunkTags: 1024, explain: true });
+      for (let b = 0; b < 2; b++) {
+        const s = scored[b]!.scores[0]!;
+        expect(maxAbsDiff(s.logits, direct.logits.subarray(b * 30, (b + 1) * 30))).toBeLessThan(1e-5);
+        expect(maxAbsDiff(s.descriptionWeights!, direct.weights!.subarray(b * 30 * 4, (b + 1) * 30 * 4))).toBeLessThan(1e-5);
+      }
+    } finally {
+      await runner.dispose();
+    }
+
+    const other = bankOf('other', 12, 3);
+    const encoderRuns = engine.stats().runs.imageEncoder;
+    const again = await engine.scoreImages(
+      scored.map((s) => s.embeddings),
+      [smallBank, other],
+    );
+    expect(engine.stats().runs.imageEncoder).toBe(encoderRuns);
+    expect(maxAbsDiff(again[1]!.scores[0]!.logits, scored[1]!.scores[0]!.logits)).toBeLessThan(1e-6);
+    expect(again[0]!.scores[1]!.tagCount).toBe(12);
+    expect(again[0]!.scores[0]!.descriptionWeights).toBeUndefined();
+  });
+
+  it('merges concurrent requests into shared runs', async () => {
+    const before = engine.stats();
+    const results = await Promise.all(Array.from({ length: 6 }, () => engine.encodeImages([image()])));
+    const after = engine.stats();
+    expect(results.flat()).toHaveLength(6);
+    // six single-image callers, batches of at most four: two encoder runs, not six
+    expect(after.runs.imageEncoder - before.runs.imageEncoder).toBe(2);
+    expect(after.batchedUnits - before.batchedUnits).toBe(6);
+  });
+
+  it('answers OVERLOADED with a retry hint when the queue is full, and serves what it admitted', async () => {
+    const [embedding] = await engine.encodeImages([image()]);
+    const heavy = engine.scoreImages([embedding!], [heavyBank]);
+    await until(() => engine.stats().workers.busy === 1);
+
+    const admitted = Array.from({ length: 12 }, () => engine.encodeImages([image()], { fairnessKey: 'a' }));
+    const rejected = await settle(engine.encodeImages([image()], { fairnessKey: 'b' }));
+    expect(rejected.ok).toBe(false);
+    if (!rejected.ok) {
+      expect(rejected.error.code).toBe('OVERLOADED');
+      expect(rejected.error.extensions.retryAfterMs).toBeGreaterThan(0);
+    }
+    expect(engine.stats().queued).toBe(12);
+    await heavy;
+    expect((await Promise.all(admitted)).flat()).toHaveLength(12);
+    expect(engine.stats().queued).toBe(0);
+  });
+
+  it('removes a cancelled request from the queue and drops the result of a cancelled running one', async () => {
+    const [embedding] = await engine.encodeImages([image()]);
+    const running = new AbortController();
+    const heavy = settle(engine.scoreImages([embedding!], [heavyBank], { signal: running.signal }));
+    await until(() => engine.stats().workers.busy === 1);
+
+    const queued = new AbortController();
+    const before = engine.stats();
+    const cancelledQueued = settle(engine.encodeImages([image(), image()], { signal: queued.signal }));
+    const kept = engine.encodeImages([image()]);
+    await until(() => engine.stats().queued === 3);
+    queued.abort();
+    expect(engine.stats().queued).toBe(1);
+    const q = await cancelledQueued;
+    expect(q.ok ? 'resolved' : q.error.code).toBe('CANCELLED');
+
+    running.abort();
+    const r = await heavy;
+    expect(r.ok ? 'resolved' : r.error.code).toBe('CANCELLED');
+    expect(engine.stats().workers.busy).toBe(1); // the run itself goes on; only its result is dropped
+
+    expect(await kept).toHaveLength(1);
+    const after = engine.stats();
+    expect(after.batchedUnits - before.batchedUnits).toBe(1); // the two cancelled images never ran
+    expect(after.cancelled - before.cancelled).toBe(2);
+  });
+
+  it('does not let one tenant\'s burst starve another', async () => {
+    const [embedding] = await engine.encodeImages([image()]);
+    const heavy = engine.scoreImages([embedding!], [heavyBank]);
+    await until(() => engine.stats().workers.busy === 1);
+
+    const order: string[] = [];
+    const track = (name: string, p: Promise<unknown>) => p.then(() => order.push(name));
+    const burst = Array.from({ length: 10 }, (_, i) => track(`a${i}`, engine.encodeImages([image()], { fairnessKey: 'tenant-a' })));
+    const small = Array.from({ length: 2 }, (_, i) => track(`b${i}`, engine.encodeImages([image()], { fairnessKey: 'tenant-b' })));
+    await Promise.all([heavy, ...burst, ...small]);
+    // first-come-first-served would serve b0/b1 in the third batch, after a0..a7;
+    // round-robin puts them in the first batch of four
+    expect(order.indexOf('b0')).toBeLessThan(4);
+    expect(order.indexOf('b1')).toBeLessThan(4);
+    expect(order.indexOf('a9')).toBe(order.length - 1);
+  });
+
+  it('keeps the event loop free while the model is busy', async () => {
+    const [embedding] = await engine.encodeImages([image()]);
+    let maxGap = 0;
+    let last = performance.now();
+    let probing = true;
+    const probe = () => {
+      const now = performance.now();
+      maxGap = Math.max(maxGap, now - last);
+      last = now;
+      if (probing) setTimeout(probe, 1);
+    };
+    probe();
+    const started = performance.now();
+    await engine.scoreImages([embedding!, embedding!], [heavyBank]);
+    const busyFor = performance.now() - started;
+    probing = false;
+    // behaviour, not speed: the main thread kept turning while a long run went on elsewhere
+    expect(busyFor).toBeGreaterThan(maxGap);
+    expect(maxGap).toBeLessThan(200);
+  });
+
+  it('embeds texts in batches: unit rows, truncation flags, batch-independent', async () => {
+    const texts = Array.from({ length: 70 }, (_, i) => `a photo of thing number ${i}.`);
+    texts[5] = 'a very long description ' + 'that keeps going '.repeat(40);
+    const before = engine.stats().runs.textEncoder;
+    const out = await engine.embedTexts(texts);
+    expect(engine.stats().runs.textEncoder - before).toBe(7); // batches of 10
+    expect(out.embeddings).toHaveLength(70 * E);
+    expect(out.dim).toBe(E);
+    expect(out.textEncoderId).toBe(engine.info.textEncoderId);
+    expect(out.truncated.filter(Boolean)).toEqual([true]);
+    expect(out.truncated[5]).toBe(true);
+    for (let i = 0; i < 70; i++) expect(Math.hypot(...out.embeddings.subarray(i * E, (i + 1) * E))).toBeCloseTo(1, 4);
+    const alone = await engine.embedTexts([texts[69]!]);
+    expect(maxAbsDiff(alone.embeddings, out.embeddings.subarray(69 * E))).toBeLessThan(1e-5);
+  });
+
+  it('rejects image embeddings of another pack and banks of another width', async () => {
+    const foreign: ImageEmbeddings = { kind: 'image-embeddings', packName: 'other', tokens: 1, dim: E, data: new Float32Array(E) };
+    await expect(engine.scoreImages([foreign], [smallBank])).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+    const narrow = buildLabelBank({ key: 'narrow', embedDim: 3, tags: [{ descriptions: new Float32Array([1, 0, 0]), threshold: 0.5 }] });
+    await expect(engine.scoreImages([image()], [narrow])).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+  });
+});
+
+describe.skipIf(!packDir)('inference worker crashes', () => {
+  it('fails the requests in flight with a retryable error and replaces the worker', async () => {
+    const engine = await createLocalInferenceEngine({
+      packDir: packDir!,
+      maxWaitMs: 1,
+      intraOpThreads: 1,
+      workerUrl: new URL('./fixtures/crashing-worker.ts', import.meta.url),
+    });
+    try {
+      await engine.start();
+      const E = engine.info.embedDim;
+      const S = engine.info.imageSize;
+      const [embedding] = await engine.encodeImages([{ pixels: new Float32Array(3 * S * S).fill(0.5) }]);
+      const crashBank = buildLabelBank({
+        key: 'crash:now',
+        embedDim: E,
+        tags: Array.from({ length: 5000 }, () => ({ descriptions: randomUnitRows(2, E, rand), threshold: 0.5 })),
+      });
+      const inFlight = settle(engine.scoreImages([embedding!], [crashBank]));
+      await until(() => engine.stats().workers.busy === 1);
+      const waiting = engine.encodeImages([{ pixels: new Float32Array(3 * S * S).fill(0.25) }]);
+
+      const crashed = await inFlight;
+      expect(crashed.ok).toBe(false);
+      if (!crashed.ok) {
+        expect(crashed.error).toBeInstanceOf(AppError);
+        expect(crashed.error.code).toBe('MODEL_UNAVAILABLE');
+        expect(crashed.error.extensions.retryable).toBe(true);
+        expect(crashed.error.extensions.retryAfterMs).toBeGreaterThan(0);
+      }
+      // the request that was waiting is served by the replacement worker
+      expect(await waiting).toHaveLength(1);
+      const stats = engine.stats();
+      expect(stats.workers.crashes).toBe(1);
+      expect(stats.workers.restarts).toBe(1);
+      expect(stats.workers.ready).toBe(1);
+      const fine = buildLabelBank({ key: 'fine', embedDim: E, tags: [{ descriptions: randomUnitRows(1, E, rand), threshold: 0.5 }] });
+      const [scored] = await engine.scoreImages([embedding!], [fine]);
+      expect(scored!.scores[0]!.tagCount).toBe(1);
+    } finally {
+      await engine.dispose();
+    }
+  });
+});
+
+describe.skipIf(!packDir)('engine start-up and shutdown', () => {
+  const cudaBundled = existsSync(path.join(repoRoot, 'node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so'));
+
+  it.skipIf(cudaBundled)('fails clearly when CUDA is required but missing, and falls back when allowed', async () => {
+    const strict = await createLocalInferenceEngine({ packDir: packDir!, provider: 'cuda', intraOpThreads: 1 });
+    try {
+      await expect(strict.start()).rejects.toThrow(/CUDA was requested but is not available/);
+    } finally {
+      await strict.dispose();
+    }
+    const lenient = await createLocalInferenceEngine({ packDir: packDir!, provider: 'cuda-or-cpu', intraOpThreads: 1 });
+    try {
+      expect((await lenient.start()).provider).toBe('cpu');
+    } finally {
+      await lenient.dispose();
+    }
+  });
+
+  it('names a graph onnxruntime cannot load', async () => {
+    const dir = copyPack(packDir!);
+    try {
+      const file = path.join(dir, 'tag_decoder.onnx');
+      writeFileSync(file, Buffer.alloc(statSync(file).size, 7)); // same size, not a model
+      const engine = await createLocalInferenceEngine({ packDir: dir, intraOpThreads: 1 });
+      try {
+        const err = await engine.start().then(() => null, (e: unknown) => e as AppError);
+        expect(err?.code).toBe('MODEL_UNAVAILABLE');
+        expect(err?.message).toMatch(/tag_decoder\.onnx: onnxruntime cannot load it/);
+      } finally {
+        await engine.dispose();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('fails a start that dispose interrupts instead of leaving it pending', async () => {
+    const engine = await createLocalInferenceEngine({ packDir: packDir!, intraOpThreads: 1 });
+    const starting = settle(engine.start());
+    await engine.dispose();
+    const result = await starting;
+    expect(result.ok ? 'started' : result.error.code).toBe('MODEL_UNAVAILABLE');
+  });
+
+  it('on dispose lets the running batch finish and fails what is queued', async () => {
+    const engine = await createLocalInferenceEngine({ packDir: packDir!, maxBatchSize: 2, maxWaitMs: 1, intraOpThreads: 1 });
+    await engine.start();
+    const S = engine.info.imageSize;
+    const img = () => ({ pixels: new Float32Array(3 * S * S).fill(0.1) });
+    const running = settle(engine.encodeImages([img(), img()]));
+    await until(() => engine.stats().workers.busy === 1);
+    const queued = settle(engine.encodeImages([img()]));
+    await engine.dispose();
+    const [r, q] = await Promise.all([running, queued]);
+    expect(r.ok).toBe(true);
+    expect(q.ok ? 'resolved' : q.error.code).toBe('MODEL_UNAVAILABLE');
+    await expect(engine.encodeImages([img()])).rejects.toMatchObject({ code: 'MODEL_UNAVAILABLE' });
+  });
+});
+
+describe.skipIf(!packDir)('pack self-test through the engine', () => {
+  it('reproduces the exporter\'s PyTorch outputs for the pack\'s fixed inputs', async (ctx) => {
+    const engine = await createLocalInferenceEngine({ packDir: packDir!, intraOpThreads: 1 });
+    try {
+      await engine.start();
+      const report = await runPackSelftest(engine, engine.pack);
+      if (!report) {
+        console.warn(`self-test skipped: ${packDir} has no selftest.json`);
+        ctx.skip();
+        return;
+      }
+      for (const c of report.checks) expect({ name: c.name, ok: c.ok, diff: c.maxAbsDiff }).toMatchObject({ name: c.name, ok: true });
+      expect(report.checks.map((c) => c.name)).toContain('open-set logits');
+      expect(report.ok).toBe(true);
+    } finally {
+      await engine.dispose();
+    }
+  });
+});
