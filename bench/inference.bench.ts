@@ -1,6 +1,6 @@
 /**
  * Inference speed and memory on one pack, printed as a markdown section for docs/benchmarks.md:
- *   npx tsx bench/inference.bench.ts [--pack packs/full] [--threads N] [--only encoder,decoder,...]
+ *   npx tsx bench/inference.bench.ts [--pack packs/full] [--threads N] [--provider cpu|cuda] [--only encoder,decoder,...]
  * Sections: encoder (images/s at batch 1/4/8), decoder (100…20,000 tags × 51 descriptions),
  * text (texts/s), preprocess (12 MP JPEG), batching (16 concurrent callers through the engine,
  * with event-loop latency meanwhile), then peak RSS. Model sections run the graphs in-process
@@ -32,8 +32,11 @@ const { values: args } = parseArgs({
     threads: { type: 'string' },
     only: { type: 'string' },
     runs: { type: 'string' },
+    provider: { type: 'string' },
   },
 });
+const provider = (args.provider ?? 'cpu') as 'cpu' | 'cuda';
+if (provider !== 'cpu' && provider !== 'cuda') throw new Error('--provider must be cpu or cuda');
 const packDir = path.resolve(args.pack ?? (existsSync(path.join(repoRoot, 'packs/full/manifest.json')) ? 'packs/full' : 'packs/tiny'));
 const threads = Number(args.threads ?? os.availableParallelism());
 const runs = Number(args.runs ?? 3);
@@ -91,11 +94,11 @@ const fmt = (x: number, digits = 1) => x.toFixed(digits);
 
 out(`### ${m.name} (${m.precision}, image ${S}², T=${T}, E=${E}) — ${new Date().toISOString().slice(0, 10)}`);
 out();
-out(`Command: \`npx tsx bench/inference.bench.ts --pack ${path.relative(repoRoot, packDir)} --threads ${threads}\``);
+out(`Command: \`npx tsx bench/inference.bench.ts --pack ${path.relative(repoRoot, packDir)} --threads ${threads}${provider === 'cpu' ? '' : ` --provider ${provider}`}\``);
 out(`Machine: ${os.cpus()[0]?.model ?? 'cpu'} × ${os.availableParallelism()} logical cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB; Node ${process.version}; onnxruntime-node CPU, ${threads} intra-op threads; best of ${runs} runs after a warm-up; load average at start ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')}.`);
 out();
 
-const runner = new ModelRunner(pack, { provider: 'cpu', cudaDeviceId: 0, intraOpThreads: threads });
+const runner = new ModelRunner(pack, { provider, cudaDeviceId: 0, intraOpThreads: threads });
 await runner.warmup();
 let bestBatchedImagesPerSecond = NaN;
 
@@ -154,7 +157,7 @@ if (only.has('batching')) {
   // the best the model does when batches are formed for it: encode 8 + decode 8 on the built-in bank
   const builtin = await loadBuiltinVocabulary(pack);
   {
-    const r = new ModelRunner(pack, { provider: 'cpu', cudaDeviceId: 0, intraOpThreads: threads });
+    const r = new ModelRunner(pack, { provider, cudaDeviceId: 0, intraOpThreads: threads });
     const px = pixels(8);
     const ms = await timeIt(async () => {
       const emb = await r.encodeImages(px, 8);
@@ -164,7 +167,7 @@ if (only.has('batching')) {
     await r.dispose();
   }
 
-  const engine = await createLocalInferenceEngine({ packDir, intraOpThreads: threads, maxBatchSize: 8, maxWaitMs: 5, maxQueue: 64 });
+  const engine = await createLocalInferenceEngine({ packDir, provider, intraOpThreads: threads, maxBatchSize: 8, maxWaitMs: 5, maxQueue: 64 });
   await engine.start();
   const vocab = await engine.builtinVocabulary();
   const images = Array.from({ length: 16 }, () => ({ pixels: pixels(1) }));
