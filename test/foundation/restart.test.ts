@@ -36,5 +36,5 @@ describe('embedded database across restarts', () => {
     const third = await startServerProcess(env());
     expect(await slugs(third.url)).toEqual(['before-graceful', 'before-kill']);
     expect(await third.stop('SIGINT')).toBe(0);
-  });
+  }, 240_000);
 });
