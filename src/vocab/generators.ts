@@ -1,0 +1,61 @@
+import { MAX_TEMPLATE_DESCRIPTIONS, templateDescriptions } from './templates.ts';
+
+/** RAM++'s number of descriptions per tag: "a photo of a {tag}." plus 5 prompts × 10 answers. */
+export const DEFAULT_DESCRIPTIONS_PER_TAG = 51;
+
+export type GeneratedSource = 'LLM' | 'TEMPLATE';
+
+export interface GeneratedDescription {
+  text: string;
+  source: GeneratedSource;
+  /** The model, for LLM descriptions. */
+  model?: string;
+  /** The user prompt that produced it, for LLM descriptions. */
+  prompt?: string;
+}
+
+export interface GenerationResult {
+  descriptions: GeneratedDescription[];
+  /** Answers thrown away, by reason (LLM only). */
+  dropped: { empty: number; refusal: number; duplicate: number };
+  /** Answers cut to the text encoder's context. */
+  cut: number;
+}
+
+/** Where new descriptions come from: an LLM, or CLIP's prompt templates offline. */
+export interface DescriptionGenerator {
+  /** `llm:<model>` or `template`: what the API reports. */
+  readonly name: string;
+  readonly kind: 'llm' | 'template';
+  /** Up to `count` descriptions of the tag (fewer when the generator has no more to give). */
+  generate(tagName: string, count: number, options?: { signal?: AbortSignal }): Promise<GenerationResult>;
+}
+
+/**
+ * A generation that will not succeed by retrying (every answer refused or empty); the job
+ * marks the tag FAILED with this message.
+ */
+export class GenerationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GenerationError';
+  }
+}
+
+/**
+ * CLIP's prompt-template ensemble: "a photo of a {tag}." then CLIP's ImageNet templates in
+ * their published order (templates.ts), deterministic and offline. At most 80.
+ */
+export class TemplateGenerator implements DescriptionGenerator {
+  readonly name = 'template';
+  readonly kind = 'template' as const;
+
+  async generate(tagName: string, count: number): Promise<GenerationResult> {
+    const n = Math.min(MAX_TEMPLATE_DESCRIPTIONS, Math.max(1, count));
+    return {
+      descriptions: templateDescriptions(tagName, n).map((text) => ({ text, source: 'TEMPLATE' })),
+      dropped: { empty: 0, refusal: 0, duplicate: 0 },
+      cut: 0,
+    };
+  }
+}

@@ -1,0 +1,196 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { InferenceEngine } from '../../src/inference/engine.ts';
+import { sha256Hex } from '../../src/vocab/embedding-cache.ts';
+import type { VocabularyServices } from '../../src/vocab/index.ts';
+import { templateDescriptions } from '../../src/vocab/templates.ts';
+import { setupVocabEnv, type VocabTestEnv } from './helpers.ts';
+
+let env: VocabTestEnv;
+let s: VocabularyServices;
+
+beforeAll(async () => {
+  env = await setupVocabEnv();
+  s = await env.services({ descriptionsPerTag: 8 });
+});
+afterAll(() => env?.close());
+
+/** Random pixels of the pack's input size: the tiny pack's scores carry no meaning, only shapes. */
+function pixels(seed: number) {
+  const S = env.engine.info.imageSize;
+  const p = new Float32Array(3 * S * S);
+  let x = seed;
+  for (let i = 0; i < p.length; i++) p[i] = ((x = (x * 1103515245 + 12345) % 2147483648) / 2147483648) * 4 - 2;
+  return { pixels: p };
+}
+
+describe('label banks', () => {
+  it('compiles a revision: enabled tags only, their thresholds, one row per description', async () => {
+    const v = await s.vocabularies.create(env.tenantA, { name: 'compile' });
+    const empty = await s.labelBanks.forVocabulary(env.tenantA, v.id);
+    expect(empty).toMatchObject({ revision: 1, bank: null, tags: [] });
+
+    const { results } = await s.tags.add(env.tenantA, v.id, [
+      { name: 'kite', threshold: 0.61, names: [{ language: 'de', name: 'Drachen' }] },
+      { name: 'balloon', descriptions: ['a round rubber balloon.', 'a balloon on a string.'] },
+      { name: 'cloud' },
+    ]);
+    await s.tags.update(env.tenantA, results[2]!.tag!.id, { enabled: false });
+    const snap = await s.labelBanks.forVocabulary(env.tenantA, v.id);
+    expect(snap.revision).toBe(3);
+    // bank order: built-in tags by their pack row, then by creation, names within one request
+    expect(snap.tags.map((t) => t.name)).toEqual(['balloon', 'kite']);
+    const bank = snap.bank!;
+    expect(bank).toMatchObject({ tagCount: 2, maxDescriptions: 8, embedDim: env.engine.info.embedDim });
+    expect(Array.from(bank.thresholds)).toEqual([0.5, Math.fround(0.61)]);
+    expect(Array.from(bank.mask)).toEqual([1, 1, ...Array(6).fill(0), ...Array(8).fill(1)]);
+    expect(snap.tags[1]).toMatchObject({ names: { de: 'Drachen' }, descriptionSource: 'TEMPLATE', usedFallback: false, status: 'READY' });
+    expect(snap.tags[0]!.descriptions).toEqual([
+      { source: 'MANUAL', text: 'a round rubber balloon.' },
+      { source: 'MANUAL', text: 'a balloon on a string.' },
+    ]);
+    expect(snap.tags[0]!.descriptionSource).toBe('MANUAL');
+    // the rows are the text encoder's embeddings of the descriptions
+    const E = bank.embedDim;
+    const direct = await env.engine.embedTexts(templateDescriptions('kite', 8));
+    for (let i = 0; i < 8 * E; i++) expect(bank.embeds[8 * E + i]).toBeCloseTo(direct.embeddings[i]!, 5);
+
+    // the engine scores images against it
+    const scored = await env.engine.scoreImages([pixels(1)], [bank]);
+    expect(scored[0]!.scores[0]!.probabilities).toHaveLength(2);
+
+    // the same revision is served from the cache; a new revision is a new snapshot
+    const again = await s.labelBanks.forVocabulary(env.tenantA, v.id);
+    expect(again).toBe(snap);
+    await s.tags.update(env.tenantA, results[0]!.tag!.id, { threshold: 0.9 });
+    const next = await s.labelBanks.forVocabulary(env.tenantA, v.id);
+    expect(next.revision).toBe(4);
+    expect(next.bank!.thresholds[1]).toBeCloseTo(0.9, 6);
+    expect(snap.bank!.thresholds[1]).toBeCloseTo(0.61, 6); // snapshots never change
+  });
+
+  it('recompiles incrementally: one new tag costs one tag and its embeddings', async () => {
+    const v = await s.vocabularies.create(env.tenantA, { name: 'incremental', fromBuiltin: true });
+    const builtin = await env.engine.builtinVocabulary();
+    const first = await s.labelBanks.forVocabulary(env.tenantA, v.id);
+    expect(first.bank!.tagCount).toBe(4585);
+
+    const before = { banks: s.labelBanks.stats(), cache: s.embeddings.stats() };
+    const texts = Array.from({ length: 51 }, (_, i) => `an unusual gadget seen from angle ${i}.`);
+    const added = await s.tags.add(env.tenantA, v.id, [{ name: 'unusual gadget', descriptions: texts }]);
+    const snap = await s.labelBanks.forVocabulary(env.tenantA, v.id);
+    const after = { banks: s.labelBanks.stats(), cache: s.embeddings.stats() };
+    expect(snap.bank).toMatchObject({ tagCount: 4586, maxDescriptions: 51 });
+    expect(after.banks.tagsRebuilt - before.banks.tagsRebuilt).toBe(1);
+    expect(after.banks.incremental - before.banks.incremental).toBe(1);
+    expect(after.cache.computed - before.cache.computed).toBe(51);
+    const row = snap.tags.findIndex((t) => t.id === added.results[0]!.tag!.id);
+    expect(row).toBe(4585); // new tags after the built-in ones
+    // built-in rows are still the pack's
+    const E = env.engine.info.embedDim;
+    const i = 100;
+    const c = snap.tags.findIndex((t) => t.name === builtin.tags[i]!.name);
+    const n = builtin.tags[i]!.descriptionCount;
+    const bD = builtin.bank.maxDescriptions;
+    expect(Array.from(snap.bank!.embeds.subarray(c * 51 * E, c * 51 * E + n * E))).toEqual(Array.from(builtin.bank.embeds.subarray(i * bD * E, i * bD * E + n * E)));
+
+    // a revision that changes no tag rebuilds nothing and embeds nothing
+    await s.vocabularies.touch(env.tenantA, v.id);
+    const touched = await s.labelBanks.forVocabulary(env.tenantA, v.id);
+    expect(touched.revision).toBe(snap.revision + 1);
+    expect(s.labelBanks.stats().tagsRebuilt).toBe(after.banks.tagsRebuilt);
+    expect(s.embeddings.stats().computed).toBe(after.cache.computed);
+  });
+
+  it('shares embeddings across tenants through the content-addressed cache, without sharing anything else', async () => {
+    const texts = templateDescriptions('okapi', 8);
+    const va = await s.vocabularies.create(env.tenantA, { name: 'shared A' });
+    await s.tags.add(env.tenantA, va.id, [{ name: 'okapi' }]);
+    const beforeA = s.embeddings.stats().computed;
+    await s.labelBanks.forVocabulary(env.tenantA, va.id);
+    expect(s.embeddings.stats().computed - beforeA).toBe(8);
+    await s.embeddings.flush(); // new vectors are written behind the caller's back
+
+    // tenant B on another replica (its own in-memory caches)
+    const replica = await env.services({ descriptionsPerTag: 8 });
+    const vb = await replica.vocabularies.create(env.tenantB, { name: 'shared B' });
+    await replica.tags.add(env.tenantB, vb.id, [{ name: 'okapi' }, { name: 'tapir' }]);
+    const snapB = await replica.labelBanks.forVocabulary(env.tenantB, vb.id);
+    const stats = replica.embeddings.stats();
+    expect(stats.databaseHits).toBe(8); // okapi's texts: from the shared table
+    expect(stats.computed).toBe(8); // tapir's: new
+    expect(snapB.tags.map((t) => t.name).sort()).toEqual(['okapi', 'tapir']);
+
+    // one row per (encoder, text) whoever asked; the table holds hashes and vectors, never text
+    const rows = await env.db.pool.query('SELECT count(*)::int AS n FROM text_embeddings WHERE text_hash = ANY($1)', [texts.map(sha256Hex)]);
+    expect(rows.rows[0].n).toBe(8);
+    const columns = await env.db.pool.query(`SELECT column_name FROM information_schema.columns WHERE table_name = 'text_embeddings' ORDER BY 1`);
+    expect(columns.rows.map((r) => r.column_name)).toEqual(['created_at', 'dim', 'encoder_id', 'text_hash', 'vector']);
+
+    // neither tenant can reach the other's vocabulary, tags or descriptions
+    const tagA = (await s.tags.resolve(env.tenantA, va.id, 'okapi'))!;
+    await expect(replica.labelBanks.forVocabulary(env.tenantB, va.id)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(replica.descriptions.list(env.tenantB, tagA.id)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect((await replica.descriptions.listForTags(env.tenantB, [tagA.id])).size).toBe(0);
+    expect((await replica.tags.getMany(env.tenantB, [tagA.id])).size).toBe(0);
+  });
+
+  it('never serves vectors of another text encoder', async () => {
+    const real = env.engine;
+    const otherId = 'another-text-encoder';
+    // the same engine behind another text encoder id, whose vectors differ
+    const other = new Proxy(real, {
+      get(target, prop) {
+        if (prop === 'info') return { ...target.info, textEncoderId: otherId };
+        if (prop === 'embedTexts') {
+          return async (texts: readonly string[], o?: object) => {
+            const r = await target.embedTexts(texts, o);
+            return { ...r, textEncoderId: otherId, embeddings: r.embeddings.map((x) => -x) };
+          };
+        }
+        const value = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    }) as InferenceEngine;
+    const v = await s.vocabularies.create(env.tenantA, { name: 'encoders' });
+    await s.tags.add(env.tenantA, v.id, [{ name: 'quokka' }]);
+    const mine = await s.labelBanks.forVocabulary(env.tenantA, v.id);
+
+    const { createVocabularyServices } = await import('../../src/vocab/index.ts');
+    const { baseConfig, silentLog } = await import('./helpers.ts');
+    const switched = createVocabularyServices({ prisma: env.db.prisma, pool: env.db.pool, engine: other, log: silentLog, config: { ...baseConfig, descriptionsPerTag: 8 } });
+    const theirs = await switched.labelBanks.forVocabulary(env.tenantA, v.id);
+    expect(switched.embeddings.stats()).toMatchObject({ computed: 8, databaseHits: 0 });
+    expect(theirs.bank!.embeds[0]).toBeCloseTo(-mine.bank!.embeds[0]!, 6);
+    expect(theirs.bank!.key).not.toBe(mine.bank!.key);
+  });
+
+  it('keeps compiled banks under the memory budget', async () => {
+    const budget = 400_000;
+    const small = await env.services({ descriptionsPerTag: 8, cache: { embeddingBytes: 8 << 20, labelBankBytes: budget } });
+    const ids: string[] = [];
+    for (let k = 0; k < 6; k++) {
+      const v = await small.vocabularies.create(env.tenantB, { name: `budget ${k}` });
+      await small.tags.add(env.tenantB, v.id, Array.from({ length: 40 }, (_, i) => ({ name: `budget tag ${i}` })));
+      ids.push(v.id);
+    }
+    for (const id of ids) {
+      const snap = await small.labelBanks.forVocabulary(env.tenantB, id);
+      expect(snap.bank!.tagCount).toBe(40);
+      const st = small.labelBanks.stats();
+      expect(st.bytes).toBeLessThanOrEqual(budget);
+    }
+    const st = small.labelBanks.stats();
+    expect(st.entries).toBeLessThan(6);
+    expect(st.entries).toBeGreaterThan(0);
+    // an evicted vocabulary compiles again (all its embeddings come from the embedding cache)
+    const computed = small.embeddings.stats().computed;
+    await small.labelBanks.forVocabulary(env.tenantB, ids[0]!);
+    expect(small.embeddings.stats().computed).toBe(computed);
+
+    // a vocabulary larger than the whole budget is served but not kept
+    const tiny = await env.services({ cache: { embeddingBytes: 8 << 20, labelBankBytes: 1000 } });
+    const snap = await tiny.labelBanks.forVocabulary(env.tenantB, ids[1]!);
+    expect(snap.bank!.tagCount).toBe(40);
+    expect(tiny.labelBanks.stats()).toMatchObject({ entries: 0, oversize: 1 });
+  });
+});
