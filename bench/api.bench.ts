@@ -103,7 +103,8 @@ try {
   const cannon = async (connections: number) => {
     const { stdout } = await promisify(execFile)(
       process.execPath,
-      [path.resolve('node_modules/autocannon/autocannon.js'), '-j', '-c', String(connections), '-d', String(seconds), '-m', 'POST',
+      // A full-size pack answers in seconds, and 16 callers queue behind each other: a long timeout.
+      [path.resolve('node_modules/autocannon/autocannon.js'), '-j', '-t', '300', '-c', String(connections), '-d', String(seconds), '-m', 'POST',
         '-H', 'content-type=application/json', '-H', `authorization=Bearer ${key}`, '-i', bodyFile, gqlUrl],
       { maxBuffer: 64 * 1024 * 1024 },
     );
