@@ -350,7 +350,7 @@ if (args.only !== 'matmul,encoder,decoder,text') flags.push(`--only ${args.only}
 if (args['openblas-coretype']) flags.push(`--openblas-coretype ${args['openblas-coretype']}`);
 if (args['pytorch-malloc'] !== 'default') flags.push(`--pytorch-malloc ${args['pytorch-malloc']}`);
 
-out(`### ${m.name}, ${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC`);
+out(`#### ${m.name}, ${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC`);
 out();
 out(`Command: \`npx tsx bench/onnx-vs-pytorch.ts ${flags.join(' ')}\` (${Math.round(seconds)} s in all)`);
 out();

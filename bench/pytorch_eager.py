@@ -6,12 +6,15 @@
     /usr/bin/python3 bench/pytorch_eager.py --serve ...     # one item name per stdin line, one JSON line back
     /usr/bin/python3 bench/pytorch_eager.py --write-matmul-onnx DIR [--matmul-rows 2304 --matmul-dims 768,3072,...]
 
-Prints one JSON object on stdout (progress on stderr). The modules are the ones the pack's graphs
+Prints one JSON object on stdout (progress on stderr). OpenBLAS reads OPENBLAS_CORETYPE (set to
+Haswell on this machine, half the AVX-512 kernels' speed): run it under `env -u OPENBLAS_CORETYPE`
+to let OpenBLAS pick its kernels, as the driver does. The modules are the ones the pack's graphs
 were exported from, at the manifest's sizes, with the export's seeded random init (only shapes
 matter for speed; random_init_ keeps activations in range, so no denormals or NaNs).
-Items: `matmul` (a chain of sgemms, --matmul-rows × --matmul-dims), `encoder_bB` (B images), `decoder_cC` (1 image, C tags × --descriptions,
-both outputs), `text` (--text-batch full-context texts). Each: --warmup untimed calls, then timed
-calls until --runs are done or --budget seconds are spent (at least one); median and best reported.
+Items: `matmul` (a chain of sgemms, --matmul-rows × --matmul-dims), `encoder_bB` (B images),
+`decoder_cC` (1 image, C tags × --descriptions, both outputs), `text` (--text-batch full-context
+texts). Each: --warmup untimed calls, then timed calls until --runs are done or --budget seconds
+are spent (at least one); median and best reported.
 bench/onnx-vs-pytorch.ts drives --serve so that each item runs right after onnxruntime's.
 """
 from __future__ import annotations
