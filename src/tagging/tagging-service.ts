@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { ErrorCode, badInput, isAppError } from '../errors.ts';
 import type { InferenceEngine } from '../inference/engine.ts';
-import { topDescriptions, type TagScores } from '../inference/scores.ts';
+import { rankTags, topDescriptions, type TagScores } from '../inference/scores.ts';
 import type { Logger } from '../log.ts';
 import type { LabelBank } from '../inference/label-bank.ts';
 import type { SnapshotTag, VocabularySnapshot } from '../vocab/index.ts';
@@ -99,7 +99,7 @@ export class TaggingService {
         ),
       ),
     );
-    this.record(tenantId, vocab, outcomes, performance.now() - started);
+    this.record(tenantId, vocab, outcomes.length, outcomes.filter((o) => o.error).length, performance.now() - started);
     return outcomes;
   }
 
@@ -108,13 +108,13 @@ export class TaggingService {
     checkOptions(options);
     const started = performance.now();
     const vocab = await this.snapshot(tenantId, vocabularyId);
+    let failed = 1;
     try {
       const result = await this.tagOne(tenantId, vocab, image, options, signal, started);
-      this.record(tenantId, vocab, [{ index: 0, result, error: null }], performance.now() - started);
+      failed = 0;
       return result;
-    } catch (e) {
-      this.record(tenantId, vocab, [{ index: 0, result: null, error: { code: 'x', message: '' } }], performance.now() - started);
-      throw e;
+    } finally {
+      this.record(tenantId, vocab, 1, failed, performance.now() - started);
     }
   }
 
@@ -156,53 +156,36 @@ export class TaggingService {
     };
   }
 
-  /** Every tag's score, best first, with names, thresholds and (when asked) explanations. */
+  /** Every tag's score, best first (the engine's ranking), with names, thresholds and explanations. */
   private rank(vocab: ScorableSnapshot, scores: TagScores, options: TagImageOptions): TagScoreView[] {
     const language = options.language?.toLowerCase();
-    const out: TagScoreView[] = [];
-    for (let i = 0; i < scores.tagCount; i++) {
-      const tag = vocab.tags[i]!;
-      const score = scores.probabilities[i]!;
+    const explain = options.explain && scores.descriptionWeights;
+    return rankTags(scores).map((r) => {
+      const tag = vocab.tags[r.index]!;
       // The strict comparison is upstream RAM++'s; an override applies to every tag alike.
-      const threshold = options.threshold ?? tag.threshold;
-      const passed = options.threshold != null ? score > options.threshold : scores.passed[i] === 1;
-      out.push({
+      const passed = options.threshold != null ? r.probability > options.threshold : r.passed;
+      return {
         tagId: tag.id,
         name: nameIn(tag, language),
-        score,
-        threshold,
+        score: r.probability,
+        threshold: options.threshold ?? tag.threshold,
         passed,
         descriptionSource: tag.descriptionSource,
         usedFallback: tag.usedFallback,
-        explanation: null,
-      });
-    }
-    out.sort((a, b) => b.score - a.score);
-    if (options.explain && scores.descriptionWeights) {
-      const indexOf = new Map(vocab.tags.map((t, i) => [t.id, i]));
-      for (const view of out) {
-        if (!view.passed && !options.includeAll) continue;
-        const i = indexOf.get(view.tagId)!;
-        const tag = vocab.tags[i]!;
-        (view as { explanation: TagScoreView['explanation'] }).explanation = topDescriptions(scores, i, EXPLAIN_TOP).map((d) => ({
-          text: tag.descriptions[d.description]?.text ?? null,
-          source: tag.descriptions[d.description]?.source ?? tag.descriptionSource,
-          weight: d.weight,
-        }));
-      }
-    }
-    return out;
+        explanation:
+          explain && (passed || options.includeAll)
+            ? topDescriptions(scores, r.index, EXPLAIN_TOP).map((d) => ({
+                text: tag.descriptions[d.description]?.text ?? null,
+                source: tag.descriptions[d.description]?.source ?? tag.descriptionSource,
+                weight: d.weight,
+              }))
+            : null,
+      };
+    });
   }
 
-  private record(tenantId: string, vocab: VocabularySnapshot, outcomes: readonly TagImageOutcomeView[], durationMs: number): void {
-    this.deps.usage.record({
-      tenantId,
-      vocabularyId: vocab.vocabularyId,
-      revision: vocab.revision,
-      imageCount: outcomes.length,
-      failedCount: outcomes.filter((o) => o.error).length,
-      durationMs,
-    });
+  private record(tenantId: string, vocab: VocabularySnapshot, imageCount: number, failedCount: number, durationMs: number): void {
+    this.deps.usage.record({ tenantId, vocabularyId: vocab.vocabularyId, revision: vocab.revision, imageCount, failedCount, durationMs });
   }
 }
 
