@@ -6,7 +6,7 @@ import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
-import express, { type ErrorRequestHandler } from 'express';
+import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
 import graphqlUploadExpress from 'graphql-upload/graphqlUploadExpress.mjs';
 import { ErrorCode, isAppError } from '../errors.ts';
 import { resolvers } from '../resolvers/index.ts';
@@ -79,6 +79,7 @@ export async function createHttpServer(services: Services, log: Logger): Promise
     res.status(database ? 200 : 503).json({ ready: database, database });
   });
 
+  const operations = new RunningOperations();
   await apollo.start();
   app.use(
     '/graphql',
@@ -86,7 +87,7 @@ export async function createHttpServer(services: Services, log: Logger): Promise
     // GraphQL multipart requests (uploads). One byte over the image limit lets the reader tell
     // "too large" from a complete file; Apollo's CSRF check asks multipart clients for a header.
     graphqlUploadExpress({ maxFileSize: limits.maxImageBytes + 1, maxFiles: limits.maxImagesPerRequest, maxFieldSize: limits.maxRequestBytes }),
-    expressMiddleware(apollo, {
+    trackOperations(operations, expressMiddleware(apollo, {
       context: async ({ req, res }): Promise<RequestContext> => {
         const requestId = String(res.locals.requestId);
         const principal = await services.auth.authenticate(req.header('authorization'));
@@ -105,7 +106,7 @@ export async function createHttpServer(services: Services, log: Logger): Promise
           loaders: () => (loaders ??= createLoaders(services, requireTenant(principal).tenantId)),
         };
       },
-    }),
+    })),
   );
 
   // Failures before GraphQL runs still answer in GraphQL's error shape, with our codes.
@@ -145,6 +146,7 @@ export async function createHttpServer(services: Services, log: Logger): Promise
       return { host: addr.address, port: addr.port };
     },
     async close(timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
       const cut = setTimeout(() => server.closeAllConnections(), timeoutMs);
       cut.unref();
       try {
@@ -153,6 +155,48 @@ export async function createHttpServer(services: Services, log: Logger): Promise
       } finally {
         clearTimeout(cut);
       }
+      // An operation whose client hung up has no socket left to wait for, yet may still write
+      // (usage records, vocabulary edits): the services it uses stay up until it ends.
+      await operations.whenIdle(Math.max(0, deadline - Date.now()));
     },
+  };
+}
+
+/** Counts GraphQL operations from start to finish, whether or not their client is still there. */
+class RunningOperations {
+  private running = 0;
+  private waiters: (() => void)[] = [];
+
+  begin(): () => void {
+    this.running++;
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      if (--this.running === 0) for (const wake of this.waiters.splice(0)) wake();
+    };
+  }
+
+  /** Resolves when none is running, or after `timeoutMs`, whichever comes first. */
+  whenIdle(timeoutMs: number): Promise<void> {
+    if (this.running === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}
+
+function trackOperations(operations: RunningOperations, handler: RequestHandler): RequestHandler {
+  return async (req, res, next) => {
+    const end = operations.begin();
+    try {
+      await handler(req, res, next);
+    } finally {
+      end();
+    }
   };
 }

@@ -61,9 +61,11 @@ export async function gql<T = Record<string, any>>(
   query: string,
   variables?: Record<string, unknown>,
   key?: string,
+  signal?: AbortSignal,
 ): Promise<GraphQLResponse<T>> {
   const res = await fetch(`${baseUrl}/graphql`, {
     method: 'POST',
+    signal,
     headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
     body: JSON.stringify({ query, variables }),
   });
