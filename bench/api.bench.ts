@@ -44,7 +44,7 @@ async function call(query: string, variables: Record<string, unknown>, key: stri
 }
 
 try {
-  const tenant = (await call('mutation { createTenant(input: { name: "Bench" }) { id } }', {}, ADMIN)).createTenant.id;
+  const tenant = (await call('mutation($n: String!) { createTenant(input: { name: $n }) { id } }', { n: `Bench ${Date.now()}` }, ADMIN)).createTenant.id;
   const key = (await call('mutation($t: ID!) { createApiKey(input: { name: "b", role: ADMIN, tenantId: $t }) { secret } }', { t: tenant }, ADMIN)).createApiKey.secret;
   const vocab = (await call('mutation($b: Boolean) { createVocabulary(input: { name: "v", fromBuiltin: $b }) { id } }', { b: !!opts.builtin }, key)).createVocabulary.id;
   if (!opts.builtin) {
