@@ -25,7 +25,7 @@ const config: CodegenConfig = {
         scalars: {
           DateTime: 'Date | string',
           ID: 'string',
-          Upload: "Promise<import('graphql-upload/processRequest.mjs').FileUpload>",
+          Upload: "Promise<import('graphql-upload-minimal').FileUpload>",
         },
         enumsAsTypes: true,
         strictScalars: true,

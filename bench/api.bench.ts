@@ -1,19 +1,21 @@
 /**
  * What the HTTP + GraphQL layer costs on top of the engine, for `tagImage` with a 1-megapixel
- * JPEG sent as base64:
- *   - concurrency 1: mean latency through HTTP vs the same work called in-process
- *     (preprocess + score against the same compiled vocabulary);
+ * JPEG (base64 in the JSON body, or a GraphQL multipart upload with --upload):
+ *   - concurrency 1: latency through HTTP against the same work called in-process (preprocess
+ *     + score against the same compiled vocabulary), in pairs of one each, in random order;
  *   - concurrency 16: requests/s through HTTP vs the engine's batched images/s with 16
  *     in-process callers.
- * The HTTP load comes from autocannon in a separate process, as a client would.
- * Usage: npx tsx bench/api.bench.ts [--pack packs/tiny] [--seconds 15] [--builtin]
+ * The HTTP requests come from bench/http-client.ts in its own process, as a client's would.
+ * The concurrency-16 phases alternate too, for --rounds rounds; the summary gives each round
+ * and the medians.
+ * Usage: npx tsx bench/api.bench.ts [--pack packs/tiny] [--seconds 10] [--rounds 3] [--builtin] [--upload]
  * Loopback only; every loop is bounded in time and stops by itself.
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { execFile } from 'node:child_process';
+import { execFile, fork } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Command } from 'commander';
 import sharp from 'sharp';
@@ -23,11 +25,15 @@ import { createLogger } from '../src/log.ts';
 
 const opts = new Command()
   .option('--pack <dir>', 'model pack', 'packs/tiny')
-  .option('--seconds <n>', 'duration of each timed phase', '15')
+  .option('--seconds <n>', 'duration of each timed phase', '10')
+  .option('--rounds <n>', 'engine/HTTP rounds, alternating', '3')
   .option('--builtin', 'score against the 4,585 built-in tags (default: 20 custom tags)')
+  .option('--upload', 'send the JPEG as a multipart upload (default: base64 in the JSON body)')
   .parse()
-  .opts<{ pack: string; seconds: string; builtin?: boolean }>();
+  .opts<{ pack: string; seconds: string; rounds: string; builtin?: boolean; upload?: boolean }>();
 const seconds = Number(opts.seconds);
+const rounds = Number(opts.rounds);
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const ADMIN = 'bench-platform-admin-key-000000';
 
 const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'omnitag-bench-'));
@@ -66,24 +72,8 @@ try {
   const query = 'mutation($v: ID!, $i: String!) { tagImage(vocabularyId: $v, image: { base64: $i }) { revision tags { name score } } }';
   const httpOnce = () => call(query, { v: vocab, i: base64 }, key);
 
-
-  async function sequential(fn: () => Promise<unknown>, label: string) {
-    for (let i = 0; i < 5; i++) await fn(); // warm-up
-    const times: number[] = [];
-    const end = performance.now() + seconds * 1000;
-    while (performance.now() < end) {
-      const s = performance.now();
-      await fn();
-      times.push(performance.now() - s);
-    }
-    times.sort((a, b) => a - b);
-    const mean = times.reduce((a, b) => a + b, 0) / times.length;
-    const r = { label, n: times.length, meanMs: mean, p50Ms: times[Math.floor(times.length / 2)]!, p99Ms: times[Math.floor(times.length * 0.99)]! };
-    console.log(JSON.stringify(r));
-    return r;
-  }
-
   async function concurrent(fn: () => Promise<unknown>, callers: number) {
+    await Promise.all(Array.from({ length: callers }, fn)); // untimed, as the HTTP client's first round
     let done = 0;
     const end = performance.now() + seconds * 1000;
     const start = performance.now();
@@ -96,38 +86,107 @@ try {
     return done / ((performance.now() - start) / 1000);
   }
 
-  const engine1 = await sequential(engineOnce, 'engine, concurrency 1');
-  for (let i = 0; i < 5; i++) await httpOnce(); // warm-up
-  const bodyFile = path.join(dataDir, 'body.json');
-  await fs.writeFile(bodyFile, JSON.stringify({ query, variables: { v: vocab, i: base64 } }));
-  const cannon = async (connections: number) => {
-    const { stdout } = await promisify(execFile)(
-      process.execPath,
-      // A full-size pack answers in seconds, and 16 callers queue behind each other: a long timeout.
-      [path.resolve('node_modules/autocannon/autocannon.js'), '-j', '-t', '300', '-c', String(connections), '-d', String(seconds), '-m', 'POST',
-        '-H', 'content-type=application/json', '-H', `authorization=Bearer ${key}`, '-i', bodyFile, gqlUrl],
-      { maxBuffer: 64 * 1024 * 1024 },
-    );
-    return JSON.parse(stdout) as { requests: { total: number }; latency: { average: number; p50: number; p99: number }; non2xx: number; errors: number };
+  // The request body, written once: JSON with base64, or the multipart request spec's three parts.
+  const bodyFile = path.join(dataDir, 'body');
+  const boundary = 'omnitag-bench-boundary';
+  const headers = [`authorization: Bearer ${key}`];
+  if (opts.upload) {
+    const part = (disposition: string, type: string | null, content: string | Buffer) =>
+      Buffer.concat([Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; ${disposition}\r\n${type ? `Content-Type: ${type}\r\n` : ''}\r\n`), Buffer.from(content), Buffer.from('\r\n')]);
+    const operations = { query: 'mutation($v: ID!, $i: ImageInput!) { tagImage(vocabularyId: $v, image: $i) { revision tags { name score } } }', variables: { v: vocab, i: { upload: null } } };
+    await fs.writeFile(bodyFile, Buffer.concat([
+      part('name="operations"', null, JSON.stringify(operations)),
+      part('name="map"', null, JSON.stringify({ 0: ['variables.i.upload'] })),
+      part('name="0"; filename="photo.jpg"', 'image/jpeg', jpeg),
+      Buffer.from(`--${boundary}--\r\n`),
+    ]));
+    headers.push(`content-type: multipart/form-data; boundary=${boundary}`, 'apollo-require-preflight: true');
+  } else {
+    await fs.writeFile(bodyFile, JSON.stringify({ query, variables: { v: vocab, i: base64 } }));
+    headers.push('content-type: application/json');
+  }
+  const client = async (connections: number) => {
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.resolve('bench/http-client.ts'), gqlUrl, bodyFile, String(seconds), String(connections), ...headers]);
+    const r = JSON.parse(stdout) as { n: number; failed: number; meanMs: number; p50Ms: number; p99Ms: number; requestsPerSecond: number };
+    if (r.failed) throw new Error(`${r.failed} of ${r.n} HTTP requests failed at concurrency ${connections}`);
+    return r;
   };
-  const c1 = await cannon(1);
-  const http1 = { meanMs: c1.latency.average };
-  console.log(JSON.stringify({ label: 'HTTP tagImage, concurrency 1 (autocannon)', n: c1.requests.total, meanMs: c1.latency.average, p50Ms: c1.latency.p50, p99Ms: c1.latency.p99 }));
-  const engine16 = await concurrent(engineOnce, 16);
-  const c16 = await cannon(16);
-  const http16 = c16.requests.total / seconds;
+
+  /**
+   * Concurrency 1, as pairs: one engine call and one HTTP request (from the client process, on
+   * the parent's signal), in random order, so drifts of the machine's speed hit both alike.
+   * The overhead is the mean of the pairs' differences, with its 95 % confidence interval.
+   */
+  async function pairedAtConcurrency1() {
+    const child = fork(path.resolve('bench/http-client.ts'), [gqlUrl, bodyFile, String(seconds), 'paired', ...headers], { execArgv: ['--import', 'tsx'] });
+    const next = () => new Promise<unknown>((resolve) => child.once('message', resolve));
+    await next();
+    const httpTimed = async () => {
+      const answer = next();
+      child.send('go');
+      const r = (await answer) as { ms: number; ok: boolean };
+      if (!r.ok) throw new Error('an HTTP request failed at concurrency 1');
+      return r.ms;
+    };
+    const engineTimed = async () => {
+      const start = performance.now();
+      await engineOnce();
+      return performance.now() - start;
+    };
+    try {
+      for (let i = 0; i < 5; i++) {
+        await engineTimed();
+        await httpTimed();
+      } // warm-up
+      const engine: number[] = [];
+      const http: number[] = [];
+      const end = performance.now() + seconds * 1000;
+      while (performance.now() < end) {
+        const engineFirst = Math.random() < 0.5;
+        const first = await (engineFirst ? engineTimed() : httpTimed());
+        const second = await (engineFirst ? httpTimed() : engineTimed());
+        engine.push(engineFirst ? first : second);
+        http.push(engineFirst ? second : first);
+      }
+      const diffs = http.map((h, i) => h - engine[i]!);
+      const sd = Math.sqrt(diffs.reduce((a, d) => a + (d - mean(diffs)) ** 2, 0) / (diffs.length - 1));
+      return { pairs: diffs.length, engineMs: mean(engine), httpMs: mean(http), overheadMs: mean(diffs), ci95Ms: (1.96 * sd) / Math.sqrt(diffs.length) };
+    } finally {
+      child.send('stop');
+    }
+  }
+
+  for (let i = 0; i < 5; i++) await httpOnce(); // warm-up of the GraphQL path
+  const perRound: { pairs: number; engineMs: number; httpMs: number; overheadMs: number; ci95Ms: number; engineImagesPerSecond: number; httpRequestsPerSecond: number; ratio: number }[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const c1 = await pairedAtConcurrency1();
+    console.log(JSON.stringify({ label: `round ${r + 1}: concurrency 1`, ...c1 }));
+    const engine16 = await concurrent(engineOnce, 16);
+    const http16 = (await client(16)).requestsPerSecond;
+    console.log(JSON.stringify({ label: `round ${r + 1}: concurrency 16`, engineImagesPerSecond: +engine16.toFixed(2), httpRequestsPerSecond: +http16.toFixed(2) }));
+    perRound.push({
+      pairs: c1.pairs,
+      engineMs: +c1.engineMs.toFixed(2),
+      httpMs: +c1.httpMs.toFixed(2),
+      overheadMs: +c1.overheadMs.toFixed(2),
+      ci95Ms: +c1.ci95Ms.toFixed(2),
+      engineImagesPerSecond: +engine16.toFixed(2),
+      httpRequestsPerSecond: +http16.toFixed(2),
+      ratio: +(http16 / engine16).toFixed(3),
+    });
+  }
+  const median = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  };
   const summary = {
     pack: opts.pack,
     vocabulary: opts.builtin ? '4,585 built-in tags' : '20 custom tags',
-    image: '1155×866 JPEG (1.0 MP), base64',
-    overheadAtConcurrency1Ms: +(http1.meanMs - engine1.meanMs).toFixed(2),
-    engineMeanMs: +engine1.meanMs.toFixed(2),
-    httpMeanMs: +http1.meanMs.toFixed(2),
-    engineImagesPerSecondAt16: +engine16.toFixed(2),
-    httpRequestsPerSecondAt16: +http16.toFixed(2),
-    httpNon2xx: c1.non2xx + c16.non2xx,
-    httpErrors: c1.errors + c16.errors,
-    throughputRatio: +(http16 / engine16).toFixed(3),
+    image: `1155×866 JPEG (1.0 MP, ${jpeg.length} bytes), ${opts.upload ? 'multipart upload' : 'base64'}`,
+    seconds,
+    rounds: perRound,
+    medianOverheadAtConcurrency1Ms: +median(perRound.map((r) => r.overheadMs)).toFixed(2),
+    medianThroughputRatioAt16: +median(perRound.map((r) => r.ratio)).toFixed(3),
     load: os.loadavg().map((l) => +l.toFixed(2)),
   };
   console.log(JSON.stringify(summary, null, 2));

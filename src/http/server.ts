@@ -7,7 +7,7 @@ import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHt
 import { expressMiddleware } from '@as-integrations/express5';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
-import graphqlUploadExpress from 'graphql-upload/graphqlUploadExpress.mjs';
+import { graphqlUploadExpress } from 'graphql-upload-minimal';
 import { ErrorCode, isAppError } from '../errors.ts';
 import { resolvers } from '../resolvers/index.ts';
 import type { RequestContext } from '../resolvers/context.ts';
@@ -84,8 +84,10 @@ export async function createHttpServer(services: Services, log: Logger): Promise
   app.use(
     '/graphql',
     express.json({ limit: limits.maxRequestBytes }),
-    // GraphQL multipart requests (uploads). One byte over the image limit lets the reader tell
-    // "too large" from a complete file; Apollo's CSRF check asks multipart clients for a header.
+    // GraphQL multipart requests (uploads). Files are read straight from the request; one byte
+    // over the image limit lets the reader tell "too large" from a complete file. Apollo's CSRF
+    // check asks multipart clients for a header.
+    discardUnreadBody,
     graphqlUploadExpress({ maxFileSize: limits.maxImageBytes + 1, maxFiles: limits.maxImagesPerRequest, maxFieldSize: limits.maxRequestBytes }),
     trackOperations(operations, expressMiddleware(apollo, {
       context: async ({ req, res }): Promise<RequestContext> => {
@@ -200,3 +202,17 @@ function trackOperations(operations: RunningOperations, handler: RequestHandler)
     }
   };
 }
+
+/**
+ * A request answered before all its uploads were read (an unknown vocabulary, say) still has
+ * body on the socket: it is discarded, so the connection can carry the client's next request.
+ */
+const discardUnreadBody: RequestHandler = (req, res, next) => {
+  res.once('finish', () => {
+    if (!req.readableEnded) {
+      req.unpipe();
+      req.resume();
+    }
+  });
+  next();
+};

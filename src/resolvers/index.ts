@@ -1,5 +1,5 @@
 import type { Resolvers } from '../generated/graphql.ts';
-import GraphQLUpload from 'graphql-upload/GraphQLUpload.mjs';
+import { GraphQLUpload } from 'graphql-upload-minimal';
 import { apiKeysQuery, createApiKeyMutation, revokeApiKeyMutation, viewerQuery, Viewer } from './api-keys.ts';
 import { healthQuery } from './health.ts';
 import { cancelDescriptionJobMutation, DescriptionJob, DescriptionJobItem, descriptionJobQuery, generateDescriptionsMutation } from './jobs.ts';

@@ -1,4 +1,5 @@
-import type { FileUpload } from 'graphql-upload/processRequest.mjs';
+import type { Readable } from 'node:stream';
+import type { FileUpload } from 'graphql-upload-minimal';
 import { AppError, ErrorCode, badInput } from '../errors.ts';
 import type { UrlFetcher } from './url-fetcher.ts';
 
@@ -65,20 +66,34 @@ function decodeLooseBase64(data: string, maxBytes: number): Buffer {
 }
 
 async function readUpload(upload: FileUpload, maxBytes: number): Promise<Uint8Array> {
-  const stream = upload.createReadStream();
+  let stream: Readable;
+  try {
+    stream = upload.createReadStream() as unknown as Readable;
+  } catch (e) {
+    throw uploadError(e, maxBytes);
+  }
   const chunks: Buffer[] = [];
   let size = 0;
   try {
-    for await (const chunk of stream) {
+    // The stream is the request body itself, read as it arrives (nothing is kept on disk). On an
+    // early exit it is drained, not destroyed: the files after it are still to come.
+    for await (const chunk of stream.iterator({ destroyOnReturn: false })) {
       size += (chunk as Buffer).length;
       if (size > maxBytes) throw tooLarge(maxBytes);
       chunks.push(chunk as Buffer);
     }
   } catch (e) {
-    stream.destroy();
-    // graphql-upload reports its own byte limit as a truncated stream.
-    if (/exceeds the \d+ byte size limit/.test(String((e as Error).message))) throw tooLarge(maxBytes);
-    throw e;
+    stream.resume();
+    throw uploadError(e, maxBytes);
   }
   return new Uint8Array(Buffer.concat(chunks));
+}
+
+/** The upload reader's own failures, in the API's terms. */
+function uploadError(e: unknown, maxBytes: number): unknown {
+  const message = String((e as Error).message);
+  if (/exceeds the \d+ byte size limit/.test(message)) return tooLarge(maxBytes);
+  // One file part mapped to two images: its stream can be read only once.
+  if (/createReadStream\(\) multiple times/.test(message)) return badInput('each uploaded file can be used by one image only', { field: 'upload' });
+  return e;
 }

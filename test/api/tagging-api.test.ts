@@ -1,3 +1,4 @@
+import http from 'node:http';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseMode } from '../support/database.ts';
@@ -14,16 +15,30 @@ const TAG_IMAGE = `mutation($v: ID!, $image: ImageInput!, $o: TagImageOptions) {
   }
 }`;
 
-/** A multipart request as the GraphQL multipart request spec describes it. */
-async function upload(url: string, key: string, query: string, variables: Record<string, unknown>, files: Record<string, { path: string; bytes: Uint8Array; type: string }>, headers: Record<string, string> = { 'apollo-require-preflight': 'true' }) {
+/**
+ * A multipart request as the GraphQL multipart request spec describes it. Every upload goes over
+ * one keep-alive connection, so a request that leaves body unread would break the next one.
+ */
+const uploadConnection = new http.Agent({ keepAlive: true, maxSockets: 1 });
+async function upload(url: string, key: string, query: string, variables: Record<string, unknown>, files: Record<string, { path: string | string[]; bytes: Uint8Array; type: string }>, headers: Record<string, string> = { 'apollo-require-preflight': 'true' }) {
   const form = new FormData();
   const map: Record<string, string[]> = {};
-  Object.values(files).forEach((f, i) => (map[String(i)] = [f.path]));
+  Object.values(files).forEach((f, i) => (map[String(i)] = [f.path].flat()));
   form.append('operations', JSON.stringify({ query, variables }));
   form.append('map', JSON.stringify(map));
   Object.values(files).forEach((f, i) => form.append(String(i), new Blob([f.bytes], { type: f.type }), `image${i}`));
-  const res = await fetch(`${url}/graphql`, { method: 'POST', body: form, headers: { authorization: `Bearer ${key}`, ...headers } });
-  return { status: res.status, ...((await res.json()) as { data?: any; errors?: any[] }) };
+  const encoded = new Response(form);
+  const body = Buffer.from(await encoded.arrayBuffer());
+  return new Promise<{ status: number; data?: any; errors?: any[] }>((resolve, reject) => {
+    const req = http.request(`${url}/graphql`, { method: 'POST', agent: uploadConnection, headers: { authorization: `Bearer ${key}`, 'content-type': encoded.headers.get('content-type')!, 'content-length': body.length, ...headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, ...JSON.parse(Buffer.concat(chunks).toString()) }));
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error('no answer on the upload connection')));
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 describe(`tagging over HTTP (${databaseMode} database)`, () => {
@@ -49,7 +64,10 @@ describe(`tagging over HTTP (${databaseMode} database)`, () => {
     expect(add.data!.addTags.results.every((r: any) => r.ok)).toBe(true);
     jpeg = await sharp({ create: { width: 320, height: 240, channels: 3, background: { r: 200, g: 120, b: 40 } } }).jpeg().toBuffer();
   });
-  afterAll(() => t?.stop());
+  afterAll(async () => {
+    uploadConnection.destroy();
+    await t?.stop();
+  });
 
   const tag = (image: Record<string, unknown>, o?: Record<string, unknown>, key = tenant.clientKey) => gql(t.url, TAG_IMAGE, { v: vocabId, image, o }, key);
 
@@ -90,6 +108,29 @@ describe(`tagging over HTTP (${databaseMode} database)`, () => {
     expect(ok.data.tagImage.image.format).toBe('jpeg');
     const csrf = await upload(t.url, tenant.clientKey, TAG_IMAGE, { v: vocabId, image: { upload: null } }, files, {});
     expect(csrf.status).toBe(400);
+  });
+
+  it('reads several uploads in one request and answers upload mistakes with typed errors', async () => {
+    const TAG_MANY = 'mutation($v: ID!, $i: [ImageInput!]!) { tagImages(vocabularyId: $v, images: $i) { index error { code } result { image { width height } } } }';
+    const png = await sharp({ create: { width: 50, height: 70, channels: 3, background: '#123456' } }).png().toBuffer();
+    const three = await upload(t.url, tenant.clientKey, TAG_MANY, { v: vocabId, i: [{ upload: null }, { upload: null }, { upload: null }] }, {
+      a: { path: 'variables.i.0.upload', bytes: jpeg, type: 'image/jpeg' },
+      b: { path: 'variables.i.1.upload', bytes: Buffer.alloc(300_000, 7), type: 'image/jpeg' },
+      c: { path: 'variables.i.2.upload', bytes: png, type: 'image/png' },
+    });
+    expect(three.errors).toBeUndefined();
+    expect(three.data.tagImages.map((o: any) => o.error?.code ?? o.result.image)).toEqual([{ width: 320, height: 240 }, 'IMAGE_TOO_LARGE', { width: 50, height: 70 }]);
+
+    const twice = await upload(t.url, tenant.clientKey, TAG_MANY, { v: vocabId, i: [{ upload: null }, { upload: null }] }, {
+      a: { path: ['variables.i.0.upload', 'variables.i.1.upload'], bytes: jpeg, type: 'image/jpeg' },
+    });
+    expect(twice.data.tagImages.map((o: any) => o.error?.code ?? 'ok').sort()).toEqual(['BAD_USER_INPUT', 'ok']);
+
+    // A request refused before its file is read leaves the server (and the next request) unharmed.
+    const unknown = await upload(t.url, tenant.clientKey, TAG_IMAGE, { v: '00000000-0000-4000-8000-000000000000', image: { upload: null } }, { a: { path: 'variables.image.upload', bytes: Buffer.alloc(150_000, 3), type: 'image/jpeg' } });
+    expect(unknown.errors![0]!.extensions.code).toBe('NOT_FOUND');
+    const after = await upload(t.url, tenant.clientKey, TAG_IMAGE, { v: vocabId, image: { upload: null } }, { a: { path: 'variables.image.upload', bytes: jpeg, type: 'image/jpeg' } });
+    expect(after.errors).toBeUndefined();
   });
 
   it('answers bad images with typed errors and loses nothing else in a batch', async () => {
