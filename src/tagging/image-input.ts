@@ -86,7 +86,8 @@ async function readUpload(upload: FileUpload, maxBytes: number): Promise<Uint8Ar
     stream.resume();
     throw uploadError(e, maxBytes);
   }
-  return new Uint8Array(Buffer.concat(chunks));
+  const bytes = Buffer.concat(chunks, size);
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
 }
 
 /** The upload reader's own failures, in the API's terms. */
