@@ -88,7 +88,7 @@ export async function createHttpServer(services: Services, log: Logger): Promise
     // over the image limit lets the reader tell "too large" from a complete file. Apollo's CSRF
     // check asks multipart clients for a header.
     discardUnreadBody,
-    graphqlUploadExpress({ maxFileSize: limits.maxImageBytes + 1, maxFiles: limits.maxImagesPerRequest, maxFieldSize: limits.maxRequestBytes }),
+    safeMultipart(graphqlUploadExpress({ maxFileSize: limits.maxImageBytes + 1, maxFiles: limits.maxImagesPerRequest, maxFieldSize: limits.maxRequestBytes })),
     trackOperations(operations, expressMiddleware(apollo, {
       context: async ({ req, res }): Promise<RequestContext> => {
         const requestId = String(res.locals.requestId);
@@ -216,3 +216,25 @@ const discardUnreadBody: RequestHandler = (req, res, next) => {
   });
   next();
 };
+
+/**
+ * Two guards around graphql-upload-minimal's middleware:
+ *  - it listens for only the first 'error' of its multipart parser, and busboy can emit a second
+ *    for the same broken form ("Malformed part header", then "Unexpected end of form"); left
+ *    unhandled, that one would end the process. The parser it pipes the request into gets a
+ *    listener of last resort; the first error still reaches the library, which answers it;
+ *  - the parser's own errors are plain Errors: they are the client's (400), not ours (500).
+ */
+function safeMultipart(handler: RequestHandler): RequestHandler {
+  return (req, res, next) => {
+    const pipe = req.pipe.bind(req);
+    req.pipe = ((destination: NodeJS.WritableStream, options?: { end?: boolean }) => {
+      destination.on('error', () => {});
+      return pipe(destination, options);
+    }) as typeof req.pipe;
+    handler(req, res, (err?: unknown) => {
+      if (err === undefined || err === 'route' || err === 'router' || typeof (err as { status?: unknown }).status === 'number') return next(err);
+      next(Object.assign(new Error(`malformed multipart request: ${String((err as Error).message)}`), { status: 400 }));
+    });
+  };
+}

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { FileUpload } from 'graphql-upload-minimal';
-import { AppError, ErrorCode, badInput } from '../errors.ts';
+import { AppError, ErrorCode, badInput, isAppError } from '../errors.ts';
 import type { UrlFetcher } from './url-fetcher.ts';
 
 /** One image as the API receives it: exactly one of the fields. */
@@ -33,7 +33,10 @@ export async function readImageInput(
     }
     return fetcher.fetch(input.url, signal);
   }
-  return readUpload(await input.upload!, limits.maxBytes);
+  const upload = await input.upload!.catch((e: unknown) => {
+    throw uploadError(e, limits.maxBytes);
+  });
+  return readUpload(upload, limits.maxBytes);
 }
 
 function decodeBase64(text: string, maxBytes: number): Uint8Array {
@@ -90,11 +93,16 @@ async function readUpload(upload: FileUpload, maxBytes: number): Promise<Uint8Ar
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
 }
 
-/** The upload reader's own failures, in the API's terms. */
+/**
+ * The upload reader's failures in the API's terms. All of them come from the request's body (a
+ * file over the limit, used twice, named in the map but never sent, cut short), so they are the
+ * client's to fix.
+ */
 function uploadError(e: unknown, maxBytes: number): unknown {
+  if (isAppError(e)) return e;
   const message = String((e as Error).message);
   if (/exceeds the \d+ byte size limit/.test(message)) return tooLarge(maxBytes);
   // One file part mapped to two images: its stream can be read only once.
   if (/createReadStream\(\) multiple times/.test(message)) return badInput('each uploaded file can be used by one image only', { field: 'upload' });
-  return e;
+  return badInput(`the uploaded file could not be read: ${message}`, { field: 'upload' });
 }

@@ -133,6 +133,44 @@ describe(`tagging over HTTP (${databaseMode} database)`, () => {
     expect(after.errors).toBeUndefined();
   });
 
+  it('answers malformed multipart requests with BAD_USER_INPUT and keeps the connection usable', async () => {
+    const post = (body: string) =>
+      new Promise<{ status: number; code?: string }>((resolve, reject) => {
+        const req = http.request(`${t.url}/graphql`, { method: 'POST', agent: uploadConnection, headers: { authorization: `Bearer ${tenant.clientKey}`, 'apollo-require-preflight': 'true', 'content-type': 'multipart/form-data; boundary=B', 'content-length': Buffer.byteLength(body) } }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode!, code: JSON.parse(Buffer.concat(chunks).toString()).errors?.[0]?.extensions?.code }));
+        });
+        req.setTimeout(5_000, () => req.destroy(new Error('no answer on the upload connection')));
+        req.on('error', reject);
+        req.end(body);
+      });
+    const field = (name: string, value: string) => `--B\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
+    const file = (name: string) => `--B\r\nContent-Disposition: form-data; name="${name}"; filename="x.jpg"\r\nContent-Type: image/jpeg\r\n\r\n${'x'.repeat(5000)}\r\n`;
+    const operations = JSON.stringify({ query: TAG_IMAGE, variables: { v: vocabId, image: { upload: null } } });
+    const end = '--B--\r\n';
+    // Refused before GraphQL runs: 400. A file the map names that never comes fails in the resolver: 200 with the error.
+    const cases: [string, number][] = [
+      [field('operations', '{not json') + end, 400],
+      [field('operations', operations) + file('0') + end, 400], // no map
+      [field('map', '{"0":["variables.image.upload"]}') + field('operations', operations) + end, 400], // misordered
+      [field('operations', operations) + field('map', '{"0":["nowhere.at.all"]}') + file('0') + end, 400],
+      ['--B\r\nthis is not a part', 400],
+      [field('operations', operations) + field('map', '{"0":["variables.image.upload"]}') + end, 200],
+    ];
+    for (const [body, status] of cases) {
+      expect({ case: cases.findIndex((c) => c[0] === body), ...(await post(body)) }).toEqual({ case: cases.findIndex((c) => c[0] === body), status, code: 'BAD_USER_INPUT' });
+    }
+    // A valid request cut short anywhere: a typed answer every time, never a 500 or a crash.
+    const whole = field('operations', operations) + field('map', '{"0":["variables.image.upload"]}') + file('0') + end;
+    for (let cut = 1; cut < whole.length; cut += 97) {
+      const answer = await post(whole.slice(0, cut));
+      expect({ cut, ...answer }).toEqual({ cut, status: expect.any(Number), code: expect.stringMatching(/^(BAD_USER_INPUT|BAD_IMAGE|UNSUPPORTED_FORMAT)$/) });
+    }
+    const ok = await upload(t.url, tenant.clientKey, TAG_IMAGE, { v: vocabId, image: { upload: null } }, { a: { path: 'variables.image.upload', bytes: jpeg, type: 'image/jpeg' } });
+    expect(ok.errors).toBeUndefined();
+  });
+
   it('answers bad images with typed errors and loses nothing else in a batch', async () => {
     const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><image href="http://127.0.0.1:1/x"/></svg>');
     const huge = Buffer.alloc(300_000, 1);
