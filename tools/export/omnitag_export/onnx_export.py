@@ -50,30 +50,24 @@ def to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
                     o.type.tensor_type.elem_type = f16
             del graph.value_info[:]
 
+    def rename(old: str, new: str):
+        for n in g.node:
+            for names in (n.input, n.output):
+                for j, x in enumerate(names):
+                    if x == old:
+                        names[j] = new
+
     convert(g, False)
     new_nodes = []
     for inp in g.input:
-        if inp.type.tensor_type.elem_type != f32:
-            continue
-        half = inp.name + "_fp16"
-        for n in g.node:
-            for j, x in enumerate(n.input):
-                if x == inp.name:
-                    n.input[j] = half
-        new_nodes.append(onnx.helper.make_node("Cast", [inp.name], [half], to=f16, name="cast_in_" + inp.name))
+        if inp.type.tensor_type.elem_type == f32:
+            rename(inp.name, inp.name + "_fp16")
+            new_nodes.append(onnx.helper.make_node("Cast", [inp.name], [inp.name + "_fp16"], to=f16, name="cast_in_" + inp.name))
     tail = []
     for out in g.output:
-        if out.type.tensor_type.elem_type != f32:
-            continue
-        half = out.name + "_fp16"
-        for n in g.node:
-            for j, x in enumerate(n.output):
-                if x == out.name:
-                    n.output[j] = half
-            for j, x in enumerate(n.input):
-                if x == out.name:
-                    n.input[j] = half
-        tail.append(onnx.helper.make_node("Cast", [half], [out.name], to=f32, name="cast_out_" + out.name))
+        if out.type.tensor_type.elem_type == f32:
+            rename(out.name, out.name + "_fp16")
+            tail.append(onnx.helper.make_node("Cast", [out.name + "_fp16"], [out.name], to=f32, name="cast_out_" + out.name))
     nodes = new_nodes + list(g.node) + tail
     del g.node[:]
     g.node.extend(nodes)
