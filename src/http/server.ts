@@ -57,7 +57,7 @@ export async function createHttpServer(services: Services, log: Logger): Promise
     includeStacktraceInErrorResponses: false,
     validationRules: protection.validationRules,
     // graphql-armor ships CommonJS typings of Apollo's plugin type; the runtime objects are the same.
-    plugins: [...(protection.plugins as ApolloServerPlugin<RequestContext>[]), ApolloServerPluginDrainHttpServer({ httpServer: server }),
+    plugins: [...(protection.plugins as ApolloServerPlugin<RequestContext>[]), ApolloServerPluginDrainHttpServer({ httpServer: server, stopGracePeriodMillis: services.config.http.shutdownTimeoutMs }),
     ],
     formatError: formatErrorFor(log),
     logger: log,
@@ -87,8 +87,7 @@ export async function createHttpServer(services: Services, log: Logger): Promise
     // GraphQL multipart requests (uploads). Files are read straight from the request; one byte
     // over the image limit lets the reader tell "too large" from a complete file. Apollo's CSRF
     // check asks multipart clients for a header.
-    discardUnreadBody,
-    safeMultipart(graphqlUploadExpress({ maxFileSize: limits.maxImageBytes + 1, maxFiles: limits.maxImagesPerRequest, maxFieldSize: limits.maxRequestBytes })),
+    multipart(graphqlUploadExpress({ maxFileSize: limits.maxImageBytes + 1, maxFiles: limits.maxImagesPerRequest, maxFieldSize: limits.maxRequestBytes })),
     trackOperations(operations, expressMiddleware(apollo, {
       context: async ({ req, res }): Promise<RequestContext> => {
         const requestId = String(res.locals.requestId);
@@ -116,12 +115,10 @@ export async function createHttpServer(services: Services, log: Logger): Promise
     const requestId = res.locals.requestId as string | undefined;
     const e = err as { type?: string; status?: number };
     if (isAppError(err)) {
-      const status = err.code === ErrorCode.UNAUTHENTICATED ? 401 : err.code === ErrorCode.DATABASE_UNAVAILABLE ? 503 : 400;
-      res.status(status).json(errorBody(err.code, err.message, requestId));
-    } else if (e.type === 'entity.too.large') {
-      res.status(413).json(errorBody(ErrorCode.PAYLOAD_TOO_LARGE, `request body over ${limits.maxRequestBytes} bytes`, requestId));
+      res.status((err.extensions.http as { status?: number } | undefined)?.status ?? 400).json(errorBody(err.code, err.message, requestId));
     } else if (e.status === 413) {
-      res.status(413).json(errorBody(ErrorCode.PAYLOAD_TOO_LARGE, String((err as Error).message), requestId));
+      const message = e.type === 'entity.too.large' ? `request body over ${limits.maxRequestBytes} bytes` : String((err as Error).message);
+      res.status(413).json(errorBody(ErrorCode.PAYLOAD_TOO_LARGE, message, requestId));
     } else if (e.type === 'entity.parse.failed') {
       res.status(400).json(errorBody(ErrorCode.BAD_USER_INPUT, 'request body is not valid JSON', requestId));
     } else if (e.status && e.status >= 400 && e.status < 500) {
@@ -171,10 +168,7 @@ class RunningOperations {
 
   begin(): () => void {
     this.running++;
-    let ended = false;
     return () => {
-      if (ended) return;
-      ended = true;
       if (--this.running === 0) for (const wake of this.waiters.splice(0)) wake();
     };
   }
@@ -204,34 +198,30 @@ function trackOperations(operations: RunningOperations, handler: RequestHandler)
 }
 
 /**
- * A request answered before all its uploads were read (an unknown vocabulary, say) still has
- * body on the socket: it is discarded, so the connection can carry the client's next request.
- */
-const discardUnreadBody: RequestHandler = (req, res, next) => {
-  res.once('finish', () => {
-    if (!req.readableEnded) {
-      req.unpipe();
-      req.resume();
-    }
-  });
-  next();
-};
-
-/**
- * Two guards around graphql-upload-minimal's middleware:
+ * graphql-upload-minimal's middleware for multipart requests only, with three guards:
  *  - it listens for only the first 'error' of its multipart parser, and busboy can emit a second
  *    for the same broken form ("Malformed part header", then "Unexpected end of form"); left
  *    unhandled, that one would end the process. The parser it pipes the request into gets a
  *    listener of last resort; the first error still reaches the library, which answers it;
- *  - the parser's own errors are plain Errors: they are the client's (400), not ours (500).
+ *  - the parser's own errors are plain Errors: they are the client's (400), not ours (500);
+ *  - files are read straight from the request, so one answered before all its files were read
+ *    (an unknown vocabulary, say) still has body on the socket: it is discarded, so the
+ *    connection can carry the client's next request.
  */
-function safeMultipart(handler: RequestHandler): RequestHandler {
+function multipart(handler: RequestHandler): RequestHandler {
   return (req, res, next) => {
+    if (!req.is('multipart/form-data')) return next();
     const pipe = req.pipe.bind(req);
     req.pipe = ((destination: NodeJS.WritableStream, options?: { end?: boolean }) => {
       destination.on('error', () => {});
       return pipe(destination, options);
     }) as typeof req.pipe;
+    res.once('finish', () => {
+      if (!req.readableEnded) {
+        req.unpipe();
+        req.resume();
+      }
+    });
     handler(req, res, (err?: unknown) => {
       if (err === undefined || err === 'route' || err === 'router' || typeof (err as { status?: unknown }).status === 'number') return next(err);
       next(Object.assign(new Error(`malformed multipart request: ${String((err as Error).message)}`), { status: 400 }));

@@ -166,6 +166,7 @@ describe(`tagging over HTTP (${databaseMode} database)`, () => {
     for (let cut = 1; cut < whole.length; cut += 97) {
       const answer = await post(whole.slice(0, cut));
       expect({ cut, ...answer }).toEqual({ cut, status: expect.any(Number), code: expect.stringMatching(/^(BAD_USER_INPUT|BAD_IMAGE|UNSUPPORTED_FORMAT)$/) });
+      expect(answer.status).toBeLessThan(500);
     }
     const ok = await upload(t.url, tenant.clientKey, TAG_IMAGE, { v: vocabId, image: { upload: null } }, { a: { path: 'variables.image.upload', bytes: jpeg, type: 'image/jpeg' } });
     expect(ok.errors).toBeUndefined();
