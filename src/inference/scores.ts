@@ -50,6 +50,8 @@ export function makeTagScores(bank: LabelBank, logits: Float32Array, weights?: F
 }
 
 export interface RankOptions {
+  /** One threshold for every tag instead of each tag's own (the same strict comparison). */
+  threshold?: number;
   /** Keep only tags above their threshold. */
   passedOnly?: boolean;
   /** Keep only tags with probability ≥ minScore. */
@@ -63,10 +65,11 @@ export function rankTags(scores: TagScores, options: RankOptions = {}): RankedTa
   const out: RankedTag[] = [];
   for (let c = 0; c < scores.tagCount; c++) {
     const probability = scores.probabilities[c]!;
-    const passed = scores.passed[c] === 1;
+    // Upstream RAM++'s strict comparison, as makeTagScores does with each tag's own threshold.
+    const passed = options.threshold !== undefined ? probability > options.threshold : scores.passed[c] === 1;
     if (options.passedOnly && !passed) continue;
     if (options.minScore !== undefined && probability < options.minScore) continue;
-    out.push({ index: c, logit: scores.logits[c]!, probability, threshold: scores.thresholds[c]!, passed });
+    out.push({ index: c, logit: scores.logits[c]!, probability, threshold: options.threshold ?? scores.thresholds[c]!, passed });
   }
   out.sort((a, b) => b.probability - a.probability || a.index - b.index);
   return options.topK !== undefined ? out.slice(0, Math.max(0, options.topK)) : out;

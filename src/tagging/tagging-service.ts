@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { ErrorCode, badInput, isAppError } from '../errors.ts';
 import type { InferenceEngine } from '../inference/engine.ts';
-import { rankTags, topDescriptions, type TagScores } from '../inference/scores.ts';
+import { rankTags, topDescriptions, type RankedTag, type TagScores } from '../inference/scores.ts';
 import type { Logger } from '../log.ts';
 import type { LabelBank } from '../inference/label-bank.ts';
 import type { SnapshotTag, VocabularySnapshot } from '../vocab/index.ts';
@@ -144,11 +144,10 @@ export class TaggingService {
     });
     const inferenceMs = performance.now() - inferenceStart;
     const scores = scored!.scores[0]!;
-    const all = this.rank(vocab, scores, options);
-    const passed = all.filter((s) => s.passed && (options.minScore == null || s.score >= options.minScore));
+    const threshold = options.threshold ?? undefined;
     return {
-      tags: options.topK != null ? passed.slice(0, options.topK) : passed,
-      scores: options.includeAll ? all : null,
+      tags: this.views(vocab, scores, rankTags(scores, { threshold, passedOnly: true, minScore: options.minScore ?? undefined, topK: options.topK ?? undefined }), options),
+      scores: options.includeAll ? this.views(vocab, scores, rankTags(scores, { threshold }), options) : null,
       vocabularyId: vocab.vocabularyId,
       revision: vocab.revision,
       image: { format: pre.source.format, width: pre.source.width, height: pre.source.height },
@@ -156,24 +155,22 @@ export class TaggingService {
     };
   }
 
-  /** Every tag's score, best first (the engine's ranking), with names, thresholds and explanations. */
-  private rank(vocab: ScorableSnapshot, scores: TagScores, options: TagImageOptions): TagScoreView[] {
+  /** Ranked tags (the engine's ranking and thresholds) with names, sources and explanations. */
+  private views(vocab: ScorableSnapshot, scores: TagScores, ranked: RankedTag[], options: TagImageOptions): TagScoreView[] {
     const language = options.language?.toLowerCase();
     const explain = options.explain && scores.descriptionWeights;
-    return rankTags(scores).map((r) => {
+    return ranked.map((r) => {
       const tag = vocab.tags[r.index]!;
-      // The strict comparison is upstream RAM++'s; an override applies to every tag alike.
-      const passed = options.threshold != null ? r.probability > options.threshold : r.passed;
       return {
         tagId: tag.id,
         name: nameIn(tag, language),
         score: r.probability,
-        threshold: options.threshold ?? tag.threshold,
-        passed,
+        threshold: r.threshold,
+        passed: r.passed,
         descriptionSource: tag.descriptionSource,
         usedFallback: tag.usedFallback,
         explanation:
-          explain && (passed || options.includeAll)
+          explain && (r.passed || options.includeAll)
             ? topDescriptions(scores, r.index, EXPLAIN_TOP).map((d) => ({
                 text: tag.descriptions[d.description]?.text ?? null,
                 source: tag.descriptions[d.description]?.source ?? tag.descriptionSource,

@@ -81,6 +81,12 @@ describe('tag scores', () => {
     expect(rankTags(scores, { passedOnly: true, topK: 5 })).toHaveLength(2);
   });
 
+  it('applies one threshold override to every tag, strictly', () => {
+    const scores = makeTagScores(bank, Float32Array.from([2, 0, 3])); // 0.88, 0.5, 0.95
+    expect(rankTags(scores, { threshold: 0.9, passedOnly: true }).map((t) => [t.index, t.threshold])).toEqual([[2, 0.9]]);
+    expect(rankTags(scores, { threshold: 0.5 }).map((t) => t.passed)).toEqual([true, true, false]); // 0.5 > 0.5 is false
+  });
+
   it('explains a tag by its real descriptions, heaviest first', () => {
     const weights = Float32Array.from([0.2, 0.5, 0.3, 1, 0, 0, 1, 0, 0]);
     const scores = makeTagScores(bank, Float32Array.from([0, 0, 0]), weights);
