@@ -21,10 +21,7 @@ const TAG_REF = { id: true, vocabularyId: true, builtinIndex: true, useBuiltinDe
  * copied into the database. (Regenerating descriptions goes through DescriptionJobService.)
  */
 export class DescriptionService {
-  constructor(
-    private readonly ctx: VocabContext,
-    private readonly onChange: (vocabularyId: string) => void,
-  ) {}
+  constructor(private readonly ctx: VocabContext) {}
 
   async list(tenantId: string, tagId: string): Promise<DescriptionView[]> {
     return (await this.listForTags(tenantId, [tagId])).get(tagId) ?? throwNotFound();
@@ -195,7 +192,6 @@ export class DescriptionService {
       await setRevision(tx, vocabularyId, revision + 1);
       return value;
     });
-    this.onChange(vocabularyId);
     return result;
   }
 }

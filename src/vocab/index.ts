@@ -131,15 +131,14 @@ export function createVocabularyServices(options: VocabularyServicesOptions): Vo
     log,
   });
   // Revisions make stale banks harmless; a deleted vocabulary's bank is dropped at once.
-  const changed = () => {};
   const vocabularies = new VocabularyService(ctx, (id) => labelBanks.evict(id));
-  const worker = (wake.worker = new DescriptionWorker(ctx, config.worker, changed));
+  const worker = (wake.worker = new DescriptionWorker(ctx, config.worker));
   const enabled = config.worker?.enabled ?? true;
   return {
     vocabularies,
-    tags: new TagService(ctx, changed),
-    descriptions: new DescriptionService(ctx, changed),
-    jobs: new DescriptionJobService(ctx, changed),
+    tags: new TagService(ctx),
+    descriptions: new DescriptionService(ctx),
+    jobs: new DescriptionJobService(ctx),
     labelBanks,
     embeddings,
     worker,

@@ -63,10 +63,7 @@ export function toJobView(j: DescriptionJob): DescriptionJobView {
 
 /** Description-generation jobs of a tenant. Every method is scoped by the tenant id it is given. */
 export class DescriptionJobService {
-  constructor(
-    private readonly ctx: VocabContext,
-    private readonly onChange: (vocabularyId: string) => void,
-  ) {}
+  constructor(private readonly ctx: VocabContext) {}
 
   /** `llm:<model>` when an LLM is configured, else `template`: what new generation uses. */
   get generatorName(): string {
@@ -136,7 +133,6 @@ export class DescriptionJobService {
       return { job: toJobView(job), alreadyQueued: [...busy] };
     });
     if (result.job.total > 0) {
-      this.onChange(vocabularyId);
       this.ctx.nudgeWorker();
     }
     return result;
@@ -237,7 +233,6 @@ export class DescriptionJobService {
       }
       return tx.descriptionJob.update({ where: { id: jobId }, data: { state: 'CANCELLED', finishedAt: new Date(), failed: { increment: open.length } } });
     });
-    this.onChange(current.vocabularyId);
     return toJobView(job);
   }
 }
@@ -292,7 +287,6 @@ export class DescriptionWorker {
   constructor(
     private readonly ctx: VocabContext,
     options: DescriptionWorkerOptions = {},
-    private readonly onChange: (vocabularyId: string) => void = () => {},
   ) {
     this.options = {
       concurrency: 2,
@@ -522,7 +516,6 @@ export class DescriptionWorker {
       return;
     }
     if (outcome === 'done') this.counters.succeeded++;
-    this.onChange(vocabularyId);
   }
 
   /** Retries later (retryable errors, attempts left), hands back (stopping), or fails the item. */
@@ -581,10 +574,7 @@ export class DescriptionWorker {
       }
       return undefined;
     });
-    if (outcome) {
-      this.counters.failed++;
-      this.onChange(outcome);
-    }
+    if (outcome) this.counters.failed++;
   }
 }
 

@@ -88,10 +88,7 @@ const INSERT_CHUNK = 2000;
 
 /** Tags of a tenant's vocabularies. Every method is scoped by the tenant id it is given. */
 export class TagService {
-  constructor(
-    private readonly ctx: VocabContext,
-    private readonly onChange: (vocabularyId: string) => void,
-  ) {}
+  constructor(private readonly ctx: VocabContext) {}
 
   /**
    * Adds tags in bulk. Each item succeeds or fails on its own (bad names, duplicates in the
@@ -178,7 +175,6 @@ export class TagService {
       }));
       accepted.forEach((p) => (results[p.index]!.ok = true));
     });
-    if (rows.length > 0) this.onChange(vocabularyId);
     const views = await toTagViews(this.ctx, rows);
     const byIndex = new Map(rows.map((r, i) => [r.key, views[i]!]));
     for (const p of prepared) {
@@ -348,7 +344,6 @@ export class TagService {
       await setRevision(tx, vocabularyId, next);
       return tx.tag.update({ where: { id }, data: { ...data, revision: next }, include: TAG_INCLUDE });
     });
-    this.onChange(vocabularyId);
     return (await toTagViews(this.ctx, [row]))[0]!;
   }
 
@@ -395,7 +390,6 @@ export class TagService {
           present.forEach((id) => done.add(id));
         });
       }
-      this.onChange(vocabularyId);
     }
     return ids.map((id) => (done.has(id) ? { id, ok: true } : { id, ok: false, error: { code: 'NOT_FOUND', message: 'tag not found' } }));
   }
