@@ -68,7 +68,8 @@ describe('LLM descriptions through the API', () => {
       await expect.poll(async () => (await item()).error, { timeout: 30_000, interval: 250 }).toMatch(/LLM_UNAVAILABLE|unavailable/i);
       const failed = await item();
       expect(failed.attempts).toBeGreaterThanOrEqual(1);
-      expect(failed.tag.statusReason ?? failed.error).toBeTruthy();
+      // Not given up yet: the item waits for its retry, and the tag is not marked failed meanwhile.
+      expect([failed.state, failed.tag.status, failed.tag.statusReason]).toEqual(['PENDING', 'GENERATING', null]);
       expect(failed.tag.descriptions.length).toBeGreaterThan(0);
       expect(failed.tag.descriptions.every((d: any) => d.source === 'TEMPLATE')).toBe(true);
       const cancelled = await gql(t.url, 'mutation($id: ID!) { cancelDescriptionJob(id: $id) { state } }', { id: job.id }, tenant.adminKey);
