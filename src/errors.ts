@@ -56,5 +56,6 @@ export class AppError extends GraphQLError {
 export const isAppError = (e: unknown): e is AppError => e instanceof AppError;
 
 export const notFound = (what: string) => new AppError(ErrorCode.NOT_FOUND, `${what} not found`);
+export const conflict = (message: string) => new AppError(ErrorCode.CONFLICT, message);
 export const badInput = (message: string, details?: Record<string, unknown>) =>
   new AppError(ErrorCode.BAD_USER_INPUT, message, { details });

@@ -1,3 +1,4 @@
+import { isUuid } from './ids.ts';
 import { badInput } from './errors.ts';
 
 /** One page of a Relay-style connection, before it is shaped for GraphQL. */
@@ -8,7 +9,6 @@ export interface Page<T> {
   cursorOf(node: T): string;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Cursors are opaque to clients: base64url of the row id. */
 export const encodeCursor = (id: string) => Buffer.from(`c:${id}`, 'utf8').toString('base64url');
@@ -16,7 +16,7 @@ export const encodeCursor = (id: string) => Buffer.from(`c:${id}`, 'utf8').toStr
 export function decodeCursor(cursor: string): string {
   const raw = Buffer.from(cursor, 'base64url').toString('utf8');
   const id = raw.startsWith('c:') ? raw.slice(2) : '';
-  if (!UUID.test(id)) throw badInput('invalid cursor', { field: 'after' });
+  if (!isUuid(id)) throw badInput('invalid cursor', { field: 'after' });
   return id;
 }
 

@@ -48,7 +48,7 @@ export class DescriptionService {
 
   /** Appends hand-written descriptions (source MANUAL). */
   async add(tenantId: string, tagId: string, texts: readonly string[]): Promise<DescriptionView[]> {
-    const clean = this.checkTexts(texts, 1);
+    const clean = this.checkTexts(texts);
     const tag = await this.tagRef(tenantId, tagId);
     const created = await this.edit(tenantId, tag.vocabularyId, tagId, async (tx) => {
       const count = await tx.tagDescription.count({ where: { tagId, tenantId } });
@@ -68,7 +68,7 @@ export class DescriptionService {
 
   /** Replaces every description of a tag with hand-written ones (built-in ones included). */
   async replace(tenantId: string, tagId: string, texts: readonly string[]): Promise<DescriptionView[]> {
-    const clean = this.checkTexts(texts, 1);
+    const clean = this.checkTexts(texts);
     const tag = await this.tagRef(tenantId, tagId);
     const rows = await this.edit(tenantId, tag.vocabularyId, tagId, async (tx) => {
       await detachFromJobs(tx, tenantId, [tagId]); // a running generation must not overwrite them
@@ -154,8 +154,8 @@ export class DescriptionService {
     return this.list(tenantId, tagId);
   }
 
-  private checkTexts(texts: readonly string[], min: number): string[] {
-    if (!Array.isArray(texts) || texts.length < min) throw badInput(`give at least ${min} description`, { field: 'descriptions' });
+  private checkTexts(texts: readonly string[]): string[] {
+    if (!Array.isArray(texts) || texts.length === 0) throw badInput('give at least 1 description', { field: 'descriptions' });
     if (texts.length > this.ctx.settings.maxDescriptionsPerTag) {
       throw badInput(`a tag may have at most ${this.ctx.settings.maxDescriptionsPerTag} descriptions`, { field: 'descriptions' });
     }

@@ -4,6 +4,7 @@ import { LRUCache } from 'lru-cache';
 import type pg from 'pg';
 import type { InferenceEngine } from '../inference/engine.ts';
 import type { Logger } from '../log.ts';
+import { chunks } from './store.ts';
 
 /** SHA-256 (hex) of a text's UTF-8 bytes: the text half of the cache key. */
 export const sha256Hex = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
@@ -185,9 +186,7 @@ export class EmbeddingCache {
     // are encoded (two chunks in the encoder at once). New vectors are written behind the
     // caller's back (write-behind): they are served from memory at once, and a lost write only
     // costs a recomputation.
-    const parts: [string, string][][] = [];
-    const todo = [...missing.entries()];
-    for (let start = 0; start < todo.length; start += this.chunkSize) parts.push(todo.slice(start, start + this.chunkSize));
+    const parts = chunks([...missing.entries()], this.chunkSize);
     const lookups: Promise<Set<string>>[] = [];
     const lookup = (i: number) => (lookups[i] ??= this.lookup(encoderId, dim, parts[i]!, settle));
     const encoding: Promise<void>[] = [];

@@ -65,11 +65,6 @@ export function toJobView(j: DescriptionJob): DescriptionJobView {
 export class DescriptionJobService {
   constructor(private readonly ctx: VocabContext) {}
 
-  /** `llm:<model>` when an LLM is configured, else `template`: what new generation uses. */
-  get generatorName(): string {
-    return (this.ctx.llm ?? this.ctx.template).name;
-  }
-
   /**
    * Queues generation for some tags of a vocabulary (all of them when `tagIds` is omitted).
    * Tags whose generation is already queued are left out, so asking twice does not double the
@@ -336,13 +331,6 @@ export class DescriptionWorker {
     this.running = false;
     this.wake?.();
     if (!options.zombie) for (const a of this.active.values()) a.abort.abort();
-  }
-
-  /** Claims and processes what is due now, once (tests and tools); returns the items processed. */
-  async runOnce(): Promise<number> {
-    const claims = await this.claim(this.options.concurrency);
-    await Promise.all(claims.map((c) => this.track(c)));
-    return claims.length;
   }
 
   private async loop(): Promise<void> {

@@ -8,6 +8,7 @@ import type { LabelBank } from '../inference/label-bank.ts';
 import type { Logger } from '../log.ts';
 import type { EmbeddingCache } from './embedding-cache.ts';
 import { isUuid } from './names.ts';
+import { thresholdOf } from './context.ts';
 import { translateDbError } from '../db/client.ts';
 import { AppError } from '../errors.ts';
 
@@ -255,8 +256,7 @@ export class LabelBankService {
         }
         stored.vectors.forEach((v, d) => embeds.set(v, (builtinCount + d) * E));
       }
-      const threshold =
-        row.threshold ?? (row.builtin_index !== null && builtin ? (builtin.tags[row.builtin_index]?.threshold ?? defaultThreshold) : defaultThreshold);
+      const threshold = thresholdOf({ threshold: row.threshold, builtinIndex: row.builtin_index }, builtin, defaultThreshold);
       const source: DescriptionSource = useBuiltin
         ? 'BUILTIN'
         : stored.rows.some((r) => r.source === 'LLM')

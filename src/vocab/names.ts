@@ -90,10 +90,7 @@ export function checkThreshold(raw: unknown): Checked<{ threshold: number }> {
   return { ok: true, threshold: raw };
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** Ids that are not UUIDs cannot exist: callers answer NOT_FOUND without asking the database. */
-export const isUuid = (id: unknown): id is string => typeof id === 'string' && UUID.test(id);
+export { isUuid } from '../ids.ts';
 
 function bad(message: string): { ok: false; problem: ItemProblem } {
   return { ok: false, problem: { code: 'BAD_USER_INPUT', message } };

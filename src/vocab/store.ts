@@ -18,15 +18,8 @@ export async function inTransaction<T>(prisma: PrismaClient, fn: (tx: Tx) => Pro
   try {
     return await prisma.$transaction(fn, TX_OPTIONS);
   } catch (e) {
-    if (e instanceof AppError || e instanceof RollbackSignal) throw e;
+    if (e instanceof AppError) throw e;
     return translateDbError(e);
-  }
-}
-
-/** Thrown inside a transaction to roll it back quietly; carries the caller's answer. */
-export class RollbackSignal<T = unknown> extends Error {
-  constructor(readonly value: T) {
-    super('rollback');
   }
 }
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Prisma } from '../generated/prisma/client.ts';
-import { AppError, ErrorCode, badInput, notFound } from '../errors.ts';
+import { AppError, ErrorCode, badInput, conflict, notFound } from '../errors.ts';
 import { decodeCursor, encodeCursor, type Page } from '../pagination.ts';
 import { TAG_INCLUDE, toTagViews, type ItemResult, type TagRow, type TagView, type VocabContext } from './context.ts';
 import { sha256Hex } from './embedding-cache.ts';
@@ -306,7 +306,7 @@ export class TagService {
       if (name?.ok && name.name !== tag.name) {
         if (name.key !== tag.key) {
           const clash = (await takenKeys(tx, vocabularyId, [name.key], id)).get(name.key);
-          if (clash) throw new AppError(ErrorCode.CONFLICT, clash);
+          if (clash) throw conflict(clash);
           // renaming to one of its own aliases: the alias becomes the name
           await tx.tagAlias.deleteMany({ where: { tagId: id, tenantId, key: name.key } });
         }
@@ -322,7 +322,7 @@ export class TagService {
         if ('problem' in aliases) throw new AppError(ErrorCode[aliases.problem.code], aliases.problem.message, { details: { field: 'aliases' } });
         const taken = await takenKeys(tx, vocabularyId, aliases.list.map((a) => a.key), id);
         const clash = aliases.list.find((a) => taken.has(a.key));
-        if (clash) throw new AppError(ErrorCode.CONFLICT, taken.get(clash.key)!);
+        if (clash) throw conflict(taken.get(clash.key)!);
         const before = tag.aliases.map((a) => a.name).join('\n');
         const after = [...aliases.list].sort((a, b) => (a.key < b.key ? -1 : 1)).map((a) => a.name).join('\n');
         if (before !== after) {

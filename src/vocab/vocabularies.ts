@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Vocabulary } from '../generated/prisma/client.ts';
-import { AppError, ErrorCode, badInput, notFound } from '../errors.ts';
+import { badInput, notFound } from '../errors.ts';
 import { decodeCursor, encodeCursor, type Page } from '../pagination.ts';
 import type { VocabContext } from './context.ts';
 import { checkVocabularyName, isUuid, nameKey, normalizeText } from './names.ts';
@@ -171,4 +171,3 @@ export class VocabularyService {
   }
 }
 
-export const conflict = (message: string) => new AppError(ErrorCode.CONFLICT, message);
