@@ -1,4 +1,4 @@
-import { AppError, ErrorCode } from '../errors.ts';
+import { badInput } from '../errors.ts';
 
 /**
  * The tag decoder's vocabulary input: C tags, each with up to D description embeddings of
@@ -29,8 +29,7 @@ export interface LabelBankTag {
   threshold: number;
 }
 
-const badBank = (message: string, details?: Record<string, unknown>) =>
-  new AppError(ErrorCode.BAD_USER_INPUT, `label bank: ${message}`, { details });
+const badBank = (message: string, details?: Record<string, unknown>) => badInput(`label bank: ${message}`, details);
 
 function sharedFloat32(length: number): Float32Array {
   return new Float32Array(new SharedArrayBuffer(length * Float32Array.BYTES_PER_ELEMENT));

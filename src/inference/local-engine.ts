@@ -20,7 +20,7 @@ import { DEFAULT_IMAGE_LIMITS, type ImageLimits } from './image-limits.ts';
 import { preprocessImage, type ImageSpec, type PreprocessedImage, type ResizeMode } from './preprocess.ts';
 import { makeTagScores } from './scores.ts';
 import { silentLogger, type Logger, type ProviderPreference } from './sessions.ts';
-import { WorkerPool } from './worker-pool.ts';
+import { shuttingDown, WorkerPool } from './worker-pool.ts';
 import type { JobResult } from './worker-protocol.ts';
 
 /** Encoded image bytes → normalised CHW pixels [3, S, S] and what the source was; throws BAD_IMAGE-like AppErrors. */
@@ -403,8 +403,9 @@ export class LocalInferenceEngine implements InferenceEngine {
         const { logits, weights } = result;
         return payloads.map((_, i) => ({
           kind: 'decode',
-          logits: logits.slice(i * C, (i + 1) * C),
-          ...(weights ? { weights: weights.slice(i * C * D, (i + 1) * C * D) } : {}),
+          // Views, not copies: each batch's output arrays are this batch's alone.
+          logits: logits.subarray(i * C, (i + 1) * C),
+          ...(weights ? { weights: weights.subarray(i * C * D, (i + 1) * C * D) } : {}),
         }));
       }
       case 'text': {
@@ -422,10 +423,6 @@ export class LocalInferenceEngine implements InferenceEngine {
 function positive(name: string, value: number): number {
   if (!(Number.isInteger(value) && value > 0)) throw new RangeError(`${name} must be a positive integer, got ${value}`);
   return value;
-}
-
-function shuttingDown(): AppError {
-  return new AppError(ErrorCode.MODEL_UNAVAILABLE, 'the inference engine is shutting down', { details: { retryable: true } });
 }
 
 function throwIfAborted(signal: AbortSignal | undefined): void {

@@ -171,7 +171,7 @@ export class WorkerPool {
   }
 
   private closedError(): AppError {
-    return new AppError(ErrorCode.MODEL_UNAVAILABLE, 'the inference engine is shutting down', { details: { retryable: true } });
+    return shuttingDown();
   }
 
   private spawn(index: number, waiter?: { resolve(p: ExecutionProvider): void; reject(e: Error): void }): void {
@@ -309,3 +309,8 @@ export class WorkerPool {
 }
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
+/** What work gets once the engine is closing: retryable, on another replica or after a restart. */
+export function shuttingDown(): AppError {
+  return new AppError(ErrorCode.MODEL_UNAVAILABLE, 'the inference engine is shutting down', { details: { retryable: true } });
+}
