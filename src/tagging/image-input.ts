@@ -12,7 +12,6 @@ export interface ImageInputValue {
 
 export interface ImageInputLimits {
   readonly maxBytes: number;
-  readonly urlFetchEnabled: boolean;
 }
 
 const tooLarge = (max: number) => new AppError(ErrorCode.IMAGE_TOO_LARGE, `image is over the ${max}-byte limit`);
@@ -28,7 +27,7 @@ export async function readImageInput(
   if (given.length !== 1) throw badInput('an image needs exactly one of upload, base64 or url', { field: 'image' });
   if (input.base64 != null) return decodeBase64(input.base64, limits.maxBytes);
   if (input.url != null) {
-    if (!limits.urlFetchEnabled || !fetcher) {
+    if (!fetcher) {
       throw new AppError(ErrorCode.FORBIDDEN, 'images by URL are disabled on this server (OMNITAG_ALLOW_URL_FETCH)');
     }
     return fetcher.fetch(input.url, signal);
@@ -43,7 +42,7 @@ function decodeBase64(text: string, maxBytes: number): Uint8Array {
   const data = text.startsWith('data:') ? text.slice(text.indexOf(',') + 1) : text;
   const bytes = decodeCleanBase64(data, maxBytes) ?? decodeLooseBase64(data, maxBytes);
   if (bytes.length > maxBytes) throw tooLarge(maxBytes);
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+  return bytes;
 }
 
 /**
@@ -89,8 +88,7 @@ async function readUpload(upload: FileUpload, maxBytes: number): Promise<Uint8Ar
     stream.resume();
     throw uploadError(e, maxBytes);
   }
-  const bytes = Buffer.concat(chunks, size);
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+  return Buffer.concat(chunks, size);
 }
 
 /**
@@ -101,6 +99,7 @@ async function readUpload(upload: FileUpload, maxBytes: number): Promise<Uint8Ar
 function uploadError(e: unknown, maxBytes: number): unknown {
   if (isAppError(e)) return e;
   const message = String((e as Error).message);
+  // 413 is also the reader's answer to too many files; only its byte limit means this file.
   if (/exceeds the \d+ byte size limit/.test(message)) return tooLarge(maxBytes);
   // One file part mapped to two images: its stream can be read only once.
   if (/createReadStream\(\) multiple times/.test(message)) return badInput('each uploaded file can be used by one image only', { field: 'upload' });

@@ -134,7 +134,7 @@ export class TaggingService {
     signal: AbortSignal | undefined,
     started: number,
   ): Promise<TaggingResultView> {
-    const bytes = await readImageInput(image, { maxBytes: this.deps.limits.maxImageBytes, urlFetchEnabled: !!this.deps.urlFetcher }, this.deps.urlFetcher, signal);
+    const bytes = await readImageInput(image, { maxBytes: this.deps.limits.maxImageBytes }, this.deps.urlFetcher, signal);
     const pre = await this.deps.engine.preprocess(bytes);
     const inferenceStart = performance.now();
     const [scored] = await this.deps.engine.scoreImages([{ pixels: pre.pixels }], [vocab.bank], {

@@ -132,7 +132,7 @@ function request(url: URL, address: string, signal: AbortSignal, maxBytes: numbe
             reject(new AppError(ErrorCode.IMAGE_TOO_LARGE, `image URL: body is over the ${maxBytes}-byte limit`));
           } else chunks.push(chunk);
         });
-        res.on('end', () => resolve({ body: new Uint8Array(Buffer.concat(chunks)) }));
+        res.on('end', () => resolve({ body: Buffer.concat(chunks) }));
         res.on('error', reject);
       },
     );

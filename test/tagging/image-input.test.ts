@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { readImageInput } from '../../src/tagging/image-input.ts';
 
-const read = (base64: string, maxBytes = 1 << 20) => readImageInput({ base64 }, { maxBytes, urlFetchEnabled: false }, undefined);
+const read = (base64: string, maxBytes = 1 << 20) => readImageInput({ base64 }, { maxBytes }, undefined);
 const code = (p: Promise<unknown>) => p.then(() => 'ok', (e: { code?: string }) => e.code);
 
 describe('base64 image input', () => {
