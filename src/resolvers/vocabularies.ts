@@ -1,4 +1,5 @@
 import type { MutationResolvers, QueryResolvers, VocabularyResolvers } from '../generated/graphql.ts';
+import { notFound } from '../errors.ts';
 import { checkPageSize, toConnection } from '../pagination.ts';
 import { requireTenant } from '../tenancy/principal.ts';
 
@@ -8,8 +9,13 @@ export const vocabulariesQuery: QueryResolvers['vocabularies'] = async (_root, a
   return toConnection(await services.vocab.vocabularies.list(tenantId, { first, after: args.after }));
 };
 
-export const vocabularyQuery: QueryResolvers['vocabulary'] = (_root, { id }, { principal, services }) =>
-  services.vocab.vocabularies.get(requireTenant(principal).tenantId, id);
+// Through the request's loader: several `vocabulary(id:)` fields of one query take one read.
+export const vocabularyQuery: QueryResolvers['vocabulary'] = async (_root, { id }, { principal, loaders }) => {
+  requireTenant(principal);
+  const found = await loaders().vocabulary.load(id);
+  if (!found) throw notFound('vocabulary');
+  return found;
+};
 
 export const Vocabulary: VocabularyResolvers = {
   tags: async (v, args, { principal, services }) => {

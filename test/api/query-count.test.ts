@@ -55,4 +55,23 @@ describe(`batched loading (${databaseMode} database)`, () => {
       counter.restore();
     }
   });
+
+  it('reads several vocabularies named in one query in as many statements as one', async () => {
+    const other = (await gql(t.url, 'mutation { createVocabulary(input: { name: "Small" }) { id } }', {}, tenant.adminKey)).data!.createVocabulary.id;
+    const counter = countQueries();
+    try {
+      const measure = async (query: string, expected: Record<string, unknown>) => {
+        const before = counter.get();
+        const r = await gql(t.url, query, query.includes('$b') ? { a: vocabId, b: other } : { a: vocabId }, tenant.clientKey);
+        expect(r.errors).toBeUndefined();
+        expect(r.data).toEqual(expected);
+        return counter.get() - before;
+      };
+      const one = await measure('query($a: ID!) { a: vocabulary(id: $a) { name } }', { a: { name: 'Big' } });
+      const two = await measure('query($a: ID!, $b: ID!) { a: vocabulary(id: $a) { name } b: vocabulary(id: $b) { name } }', { a: { name: 'Big' }, b: { name: 'Small' } });
+      expect(two).toBe(one);
+    } finally {
+      counter.restore();
+    }
+  });
 });
