@@ -147,7 +147,6 @@ export class App {
       tenants: new TenantService(db.prisma),
       apiKeys: new ApiKeyService(db.prisma, (id) => auth.forget(id)),
       engine,
-      urlFetcher,
       vocab,
       tagging,
     };

@@ -1,7 +1,6 @@
 import type { Config } from './config.ts';
 import type { Database } from './db/client.ts';
 import type { InferenceEngine } from './inference/engine.ts';
-import type { UrlFetcher } from './tagging/url-fetcher.ts';
 import type { TaggingService } from './tagging/tagging-service.ts';
 import type { ApiKeyService } from './tenancy/api-key-service.ts';
 import type { VocabularyServices } from './vocab/index.ts';
@@ -24,8 +23,6 @@ export interface Services {
   readonly tenants: TenantService;
   readonly apiKeys: ApiKeyService;
   readonly engine: InferenceEngine;
-  /** Present only when images by URL are allowed. */
-  readonly urlFetcher: UrlFetcher | undefined;
   readonly vocab: VocabularyServices;
   readonly tagging: TaggingService;
 }

@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache';
 import type { PrismaClient } from '../db/client.ts';
 import { translateDbError } from '../db/client.ts';
 import { hashKey, looksLikeApiKey, secretEquals } from './api-keys.ts';
-import { ANONYMOUS, type Principal, unauthenticated } from './principal.ts';
+import { ANONYMOUS, type Principal, type TenantPrincipal, unauthenticated } from './principal.ts';
 
 /** Writing last-used on every request would turn every read into a write. */
 const LAST_USED_RESOLUTION_MS = 60_000;
@@ -14,8 +14,6 @@ export interface AuthenticatorOptions {
    */
   cacheTtlMs?: number;
 }
-
-type TenantPrincipal = Extract<Principal, { kind: 'tenant' }>;
 
 export class Authenticator {
   private readonly lastUsedWritten = new Map<string, number>();
