@@ -20,6 +20,29 @@ export function decodeCursor(cursor: string): string {
   return id;
 }
 
+/** How a table is paged by id cursor (Prisma's `cursor` + `skip: 1`, in the caller's order). */
+export interface IdCursorQuery<R> {
+  /** Whether the cursor names a row this listing shows; a cursor from elsewhere is refused. */
+  exists?(id: string): Promise<unknown>;
+  rows(window: { take: number; cursor?: { id: string }; skip?: number }): Promise<R[]>;
+  count(): Promise<number>;
+}
+
+/**
+ * One page after `page.after`: `first + 1` rows are read so the extra one tells whether more
+ * follow. `toNodes` shapes the rows kept (default: as they are).
+ */
+export async function pageById<R extends { id: string }, N extends { id: string } = R>(
+  page: { first: number; after?: string | null },
+  query: IdCursorQuery<R>,
+  toNodes: (rows: R[]) => N[] | Promise<N[]> = (rows) => rows as unknown as N[],
+): Promise<Page<N>> {
+  const cursor = page.after ? decodeCursor(page.after) : undefined;
+  if (cursor && query.exists && !(await query.exists(cursor))) throw badInput('invalid cursor', { field: 'after' });
+  const [rows, totalCount] = await Promise.all([query.rows({ take: page.first + 1, ...(cursor ? { cursor: { id: cursor }, skip: 1 } : {}) }), query.count()]);
+  return { nodes: await toNodes(rows.slice(0, page.first)), hasNextPage: rows.length > page.first, totalCount, cursorOf: (n) => encodeCursor(n.id) };
+}
+
 export function checkPageSize(first: number, max: number): number {
   if (!Number.isInteger(first) || first < 0 || first > max) throw badInput(`first must be between 0 and ${max}`, { field: 'first' });
   return first;

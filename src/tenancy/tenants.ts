@@ -3,7 +3,7 @@ import type { PrismaClient } from '../db/client.ts';
 import { translateDbError } from '../db/client.ts';
 import type { Tenant } from '../generated/prisma/client.ts';
 import { badInput } from '../errors.ts';
-import { decodeCursor, encodeCursor, type Page } from '../pagination.ts';
+import { pageById, type Page } from '../pagination.ts';
 
 const SLUG = /^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){1,62}$/;
 
@@ -35,16 +35,11 @@ export class TenantService {
   }
 
   async list(page: { first: number; after?: string | null }): Promise<Page<Tenant>> {
-    const cursor = page.after ? decodeCursor(page.after) : undefined;
-    const [rows, totalCount] = await Promise.all([
-      this.prisma.tenant.findMany({
-        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-        take: page.first + 1,
-        ...(cursor ? { cursor: { id: cursor }, skip: 1 } : {}),
-      }),
-      this.prisma.tenant.count(),
-    ]).catch(translateDbError);
-    return { nodes: rows.slice(0, page.first), hasNextPage: rows.length > page.first, totalCount, cursorOf: (t) => encodeCursor(t.id) };
+    return pageById(page, {
+      exists: (id) => this.prisma.tenant.findUnique({ where: { id }, select: { id: true } }),
+      rows: (window) => this.prisma.tenant.findMany({ orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], ...window }),
+      count: () => this.prisma.tenant.count(),
+    }).catch(translateDbError);
   }
 
   get(id: string): Promise<Tenant | null> {

@@ -1,6 +1,6 @@
 import type { DescriptionJob, JobState } from '../generated/prisma/client.ts';
 import { ErrorCode, badInput, isAppError, notFound } from '../errors.ts';
-import { decodeCursor, encodeCursor, type Page } from '../pagination.ts';
+import { pageById, type Page } from '../pagination.ts';
 import type { VocabContext } from './context.ts';
 import { sha256Hex } from './embedding-cache.ts';
 import { GenerationError, type DescriptionGenerator, type GeneratedDescription } from './generators.ts';
@@ -146,23 +146,18 @@ export class DescriptionJobService {
     checkTenant(tenantId);
     if (options.vocabularyId && !isUuid(options.vocabularyId)) throw notFound('vocabulary');
     const where = { tenantId, ...(options.vocabularyId ? { vocabularyId: options.vocabularyId } : {}) };
-    const cursor = options.after ? decodeCursor(options.after) : undefined;
     const { prisma } = this.ctx;
-    if (cursor && !(await run(prisma.descriptionJob.findFirst({ where: { ...where, id: cursor }, select: { id: true } })))) {
-      throw badInput('invalid cursor', { field: 'after' });
-    }
-    const [rows, totalCount] = await run(
-      Promise.all([
-        prisma.descriptionJob.findMany({
-          where,
-          orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-          take: options.first + 1,
-          ...(cursor ? { cursor: { id: cursor }, skip: 1 } : {}),
-        }),
-        prisma.descriptionJob.count({ where }),
-      ]),
+    return run(
+      pageById(
+        options,
+        {
+          exists: (id) => prisma.descriptionJob.findFirst({ where: { ...where, id }, select: { id: true } }),
+          rows: (window) => prisma.descriptionJob.findMany({ where, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], ...window }),
+          count: () => prisma.descriptionJob.count({ where }),
+        },
+        (rows) => rows.map(toJobView),
+      ),
     );
-    return { nodes: rows.slice(0, options.first).map(toJobView), hasNextPage: rows.length > options.first, totalCount, cursorOf: (j) => encodeCursor(j.id) };
   }
 
   /** Per-tag status of a job, by tag name. */
@@ -173,33 +168,20 @@ export class DescriptionJobService {
   ): Promise<Page<DescriptionJobItemView>> {
     await this.get(tenantId, jobId);
     const where = { tenantId, jobId, ...(options.state ? { state: options.state } : {}) };
-    const cursor = options.after ? decodeCursor(options.after) : undefined;
     const { prisma } = this.ctx;
-    if (cursor && !(await run(prisma.descriptionJobItem.findFirst({ where: { ...where, id: cursor }, select: { id: true } })))) {
-      throw badInput('invalid cursor', { field: 'after' });
-    }
-    const [rows, totalCount] = await run(
-      Promise.all([
-        prisma.descriptionJobItem.findMany({
-          where,
-          include: { tag: { select: { name: true, key: true } } },
-          orderBy: [{ tag: { key: 'asc' } }, { id: 'asc' }],
-          take: options.first + 1,
-          ...(cursor ? { cursor: { id: cursor }, skip: 1 } : {}),
-        }),
-        prisma.descriptionJobItem.count({ where }),
-      ]),
+    return run(
+      pageById(
+        options,
+        {
+          exists: (id) => prisma.descriptionJobItem.findFirst({ where: { ...where, id }, select: { id: true } }),
+          rows: (window) =>
+            prisma.descriptionJobItem.findMany({ where, include: { tag: { select: { name: true, key: true } } }, orderBy: [{ tag: { key: 'asc' } }, { id: 'asc' }], ...window }),
+          count: () => prisma.descriptionJobItem.count({ where }),
+        },
+        (rows) =>
+          rows.map((r) => ({ id: r.id, tagId: r.tagId, tagName: r.tag.name, state: r.state, attempts: r.attempts, error: r.error, updatedAt: r.updatedAt })),
+      ),
     );
-    const nodes = rows.slice(0, options.first).map((r) => ({
-      id: r.id,
-      tagId: r.tagId,
-      tagName: r.tag.name,
-      state: r.state,
-      attempts: r.attempts,
-      error: r.error,
-      updatedAt: r.updatedAt,
-    }));
-    return { nodes, hasNextPage: rows.length > options.first, totalCount, cursorOf: (i) => encodeCursor(i.id) };
   }
 
   /**

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Prisma } from '../generated/prisma/client.ts';
 import { AppError, ErrorCode, badInput, conflict, notFound } from '../errors.ts';
-import { decodeCursor, encodeCursor, type Page } from '../pagination.ts';
+import { pageById, type Page } from '../pagination.ts';
 import { TAG_INCLUDE, toTagViews, type ItemResult, type TagRow, type TagView, type VocabContext } from './context.ts';
 import { sha256Hex } from './embedding-cache.ts';
 import {
@@ -257,24 +257,17 @@ export class TagService {
       ...(options.enabled !== undefined && options.enabled !== null ? { enabled: options.enabled } : {}),
       ...(search ? { OR: [{ key: { contains: search } }, { aliases: { some: { key: { contains: search } } } }] } : {}),
     };
-    const cursor = options.after ? decodeCursor(options.after) : undefined;
-    if (cursor && !(await run(prisma.tag.findFirst({ where: { id: cursor, tenantId, vocabularyId }, select: { id: true } })))) {
-      throw badInput('invalid cursor', { field: 'after' });
-    }
-    const [rows, totalCount] = await run(
-      Promise.all([
-        prisma.tag.findMany({
-          where,
-          include: TAG_INCLUDE,
-          orderBy: [{ key: 'asc' }, { id: 'asc' }],
-          take: options.first + 1,
-          ...(cursor ? { cursor: { id: cursor }, skip: 1 } : {}),
-        }),
-        prisma.tag.count({ where }),
-      ]),
+    return run(
+      pageById(
+        options,
+        {
+          exists: (id) => prisma.tag.findFirst({ where: { id, tenantId, vocabularyId }, select: { id: true } }),
+          rows: (window) => prisma.tag.findMany({ where, include: TAG_INCLUDE, orderBy: [{ key: 'asc' }, { id: 'asc' }], ...window }),
+          count: () => prisma.tag.count({ where }),
+        },
+        (rows) => toTagViews(this.ctx, rows),
+      ),
     );
-    const nodes = await toTagViews(this.ctx, rows.slice(0, options.first));
-    return { nodes, hasNextPage: rows.length > options.first, totalCount, cursorOf: (t) => encodeCursor(t.id) };
   }
 
   /**

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Vocabulary } from '../generated/prisma/client.ts';
 import { badInput, notFound } from '../errors.ts';
-import { decodeCursor, encodeCursor, type Page } from '../pagination.ts';
+import { pageById, type Page } from '../pagination.ts';
 import type { VocabContext } from './context.ts';
 import { checkVocabularyName, isUuid, nameKey, normalizeText } from './names.ts';
 import { checkTenant, inTransaction, lockVocabulary, run, setRevision } from './store.ts';
@@ -103,23 +103,14 @@ export class VocabularyService {
   /** By name, then id. */
   async list(tenantId: string, page: { first: number; after?: string | null }): Promise<Page<Vocabulary>> {
     checkTenant(tenantId);
-    const cursor = page.after ? decodeCursor(page.after) : undefined;
     const { prisma } = this.ctx;
-    if (cursor && !(await prisma.vocabulary.findFirst({ where: { id: cursor, tenantId }, select: { id: true } }))) {
-      throw badInput('invalid cursor', { field: 'after' });
-    }
-    const [rows, totalCount] = await run(
-      Promise.all([
-        prisma.vocabulary.findMany({
-          where: { tenantId },
-          orderBy: [{ name: 'asc' }, { id: 'asc' }],
-          take: page.first + 1,
-          ...(cursor ? { cursor: { id: cursor }, skip: 1 } : {}),
-        }),
-        prisma.vocabulary.count({ where: { tenantId } }),
-      ]),
+    return run(
+      pageById(page, {
+        exists: (id) => prisma.vocabulary.findFirst({ where: { id, tenantId }, select: { id: true } }),
+        rows: (window) => prisma.vocabulary.findMany({ where: { tenantId }, orderBy: [{ name: 'asc' }, { id: 'asc' }], ...window }),
+        count: () => prisma.vocabulary.count({ where: { tenantId } }),
+      }),
     );
-    return { nodes: rows.slice(0, page.first), hasNextPage: rows.length > page.first, totalCount, cursorOf: (v) => encodeCursor(v.id) };
   }
 
   async rename(tenantId: string, id: string, name: string): Promise<Vocabulary> {

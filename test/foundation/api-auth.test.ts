@@ -91,6 +91,9 @@ describe(`GraphQL foundation over HTTP (${databaseMode} database)`, () => {
     expect(errorCodes(await gql(t.url, CREATE, { input: { name: '' } }, PLATFORM_KEY))).toEqual(['BAD_USER_INPUT']);
     expect(errorCodes(await gql(t.url, LIST, { first: 100_000 }, PLATFORM_KEY))).toEqual(['BAD_USER_INPUT']);
     expect(errorCodes(await gql(t.url, LIST, { after: 'garbage' }, PLATFORM_KEY))).toEqual(['BAD_USER_INPUT']);
+    // Well formed, but no such row: refused the same way, not an empty page.
+    const nowhere = Buffer.from('c:00000000-0000-4000-8000-000000000000').toString('base64url');
+    expect(errorCodes(await gql(t.url, LIST, { after: nowhere }, PLATFORM_KEY))).toEqual(['BAD_USER_INPUT']);
   });
 
   it('answers malformed requests with typed errors, never a 500', async () => {
