@@ -36,11 +36,20 @@ export function nameKey(normalized: string): string {
  */
 const TAG_NAME = /^[\p{L}\p{N}][\p{L}\p{M}\p{N} '’\-_.,&()+:#°%!?]*$/u;
 
-export function checkTagName(raw: unknown, what = 'name'): Checked<{ name: string; key: string }> {
+/** A string, normalised, 1…max characters (code points); `printable` also refuses control and format characters. */
+function checkText(raw: unknown, what: string, max: number, printable: boolean): Checked<{ text: string }> {
   if (typeof raw !== 'string') return bad(`${what} must be a string`);
-  const name = normalizeText(raw);
-  if (name.length === 0) return bad(`${what} is empty`);
-  if ([...name].length > MAX_TAG_NAME_LENGTH) return bad(`${what} is longer than ${MAX_TAG_NAME_LENGTH} characters`);
+  const text = normalizeText(raw);
+  if (text.length === 0) return bad(`${what} is empty`);
+  if ([...text].length > max) return bad(`${what} is longer than ${max} characters`);
+  if (printable && /[\p{Cc}\p{Cf}\p{Co}\p{Cs}]/u.test(text)) return bad(`${what} contains control characters`);
+  return { ok: true, text };
+}
+
+export function checkTagName(raw: unknown, what = 'name'): Checked<{ name: string; key: string }> {
+  const c = checkText(raw, what, MAX_TAG_NAME_LENGTH, false);
+  if (!c.ok) return c;
+  const name = c.text;
   if (!TAG_NAME.test(name)) {
     return bad(`${what} "${name}" must start with a letter or digit and contain only letters, digits, spaces and - ' . , & ( ) + : # ° % ! ?`);
   }
@@ -49,12 +58,8 @@ export function checkTagName(raw: unknown, what = 'name'): Checked<{ name: strin
 
 /** Names in other languages: any printable text (they never reach a prompt), same length limit. */
 export function checkLocalizedName(raw: unknown): Checked<{ name: string }> {
-  if (typeof raw !== 'string') return bad('name must be a string');
-  const name = normalizeText(raw);
-  if (name.length === 0) return bad('name is empty');
-  if ([...name].length > MAX_TAG_NAME_LENGTH) return bad(`name is longer than ${MAX_TAG_NAME_LENGTH} characters`);
-  if (/[\p{Cc}\p{Cf}\p{Co}\p{Cs}]/u.test(name)) return bad('name contains control characters');
-  return { ok: true, name };
+  const c = checkText(raw, 'name', MAX_TAG_NAME_LENGTH, true);
+  return c.ok ? { ok: true, name: c.text } : c;
 }
 
 const LANGUAGE = /^[a-z]{2,3}(?:-[a-z0-9]{2,8}){0,3}$/;
@@ -68,21 +73,13 @@ export function checkLanguage(raw: unknown): Checked<{ language: string }> {
 }
 
 export function checkVocabularyName(raw: unknown): Checked<{ name: string }> {
-  if (typeof raw !== 'string') return bad('name must be a string');
-  const name = normalizeText(raw);
-  if (name.length === 0 || [...name].length > MAX_VOCABULARY_NAME_LENGTH) return bad(`name must be 1 to ${MAX_VOCABULARY_NAME_LENGTH} characters`);
-  if (/[\p{Cc}\p{Cf}\p{Co}\p{Cs}]/u.test(name)) return bad('name contains control characters');
-  return { ok: true, name };
+  const c = checkText(raw, 'name', MAX_VOCABULARY_NAME_LENGTH, true);
+  return c.ok ? { ok: true, name: c.text } : c;
 }
 
 /** A hand-written description: normalised like names, 1…1000 characters, no control characters. */
 export function checkDescriptionText(raw: unknown): Checked<{ text: string }> {
-  if (typeof raw !== 'string') return bad('description must be a string');
-  const text = normalizeText(raw);
-  if (text.length === 0) return bad('description is empty');
-  if ([...text].length > MAX_DESCRIPTION_LENGTH) return bad(`description is longer than ${MAX_DESCRIPTION_LENGTH} characters`);
-  if (/[\p{Cc}\p{Cf}\p{Co}\p{Cs}]/u.test(text)) return bad('description contains control characters');
-  return { ok: true, text };
+  return checkText(raw, 'description', MAX_DESCRIPTION_LENGTH, true);
 }
 
 export function checkThreshold(raw: unknown): Checked<{ threshold: number }> {
