@@ -16,7 +16,7 @@ import {
 } from './engine.ts';
 import { asSharedBank, assertValidBank, type LabelBank } from './label-bank.ts';
 import { openModelPack, type ModelPack } from './pack.ts';
-import { DEFAULT_IMAGE_LIMITS, type ImageLimits } from './image-limits.ts';
+import { DEFAULT_IMAGE_LIMITS, type ImageLimits, validateImageLimits } from './image-limits.ts';
 import { preprocessImage, type ImageSpec, type PreprocessedImage, type ResizeMode } from './preprocess.ts';
 import { makeTagScores } from './scores.ts';
 import { silentLogger, type Logger, type ProviderPreference } from './sessions.ts';
@@ -115,6 +115,7 @@ export class LocalInferenceEngine implements InferenceEngine {
       throw new RangeError('maxQueue must hold at least one full batch');
     }
     const limits = options.imageLimits ?? DEFAULT_IMAGE_LIMITS;
+    validateImageLimits(limits); // at construction, not at the first upload
     const resize = options.resize ?? 'exact';
     this.preprocessor = options.preprocess ?? ((bytes, spec) => preprocessImage(bytes, spec, limits, { resize }));
     this.pool = new WorkerPool({

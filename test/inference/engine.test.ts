@@ -211,6 +211,12 @@ describe.skipIf(!packDir)('local inference engine (worker threads, real onnxrunt
   });
 });
 
+describe.skipIf(!packDir)('engine settings', () => {
+  it('refuses bad image limits when it is made, not at the first image', async () => {
+    await expect(createLocalInferenceEngine({ packDir: packDir!, imageLimits: { maxBytes: 0, maxPixels: 1e6 } })).rejects.toThrow(/maxBytes must be a positive number/);
+  });
+});
+
 describe.skipIf(!packDir)('inference worker crashes', () => {
   it('fails the requests in flight with a retryable error and replaces the worker', async () => {
     const engine = await createLocalInferenceEngine({
