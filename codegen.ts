@@ -8,7 +8,7 @@ const config: CodegenConfig = {
       plugins: ['typescript', 'typescript-resolvers'],
       config: {
         useTypeImports: true,
-        contextType: '../resolvers/context.ts#RequestContext',
+        contextType: '../api/context.ts#RequestContext',
         mappers: {
           Tenant: '../generated/prisma/client.ts#Tenant as TenantModel',
           ApiKey: '../generated/prisma/client.ts#ApiKey as ApiKeyModel',

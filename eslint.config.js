@@ -30,7 +30,7 @@ export default tseslint.config(
     files: ['src/inference/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [
-        { group: ['graphql', '@apollo/*', '@prisma/*', '**/generated/**', '**/resolvers/**', '**/db/**', '**/vocab/**'], message: 'src/inference is independent of the API and the database' },
+        { group: ['graphql', '@apollo/*', '@prisma/*', '**/generated/**', '**/api/**', '**/db/**', '**/vocab/**'], message: 'src/inference is independent of the API and the database' },
       ] }],
     },
   },
@@ -39,7 +39,7 @@ export default tseslint.config(
     files: ['src/vocab/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [
-        { group: ['onnxruntime-node', 'onnxruntime-common', '@apollo/*', '**/resolvers/**', '**/http/**'], message: 'src/vocab talks to the engine through its interface only' },
+        { group: ['onnxruntime-node', 'onnxruntime-common', '@apollo/*', '**/api/**'], message: 'src/vocab talks to the engine through its interface only' },
       ] }],
     },
   },

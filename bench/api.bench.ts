@@ -21,7 +21,7 @@ import { Command } from 'commander';
 import sharp from 'sharp';
 import { App } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
-import { createLogger } from '../src/log.ts';
+import { createLogger } from '../src/core/log.ts';
 
 const opts = new Command()
   .option('--pack <dir>', 'model pack', 'packs/tiny')

@@ -9,9 +9,9 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadBuiltinVocabulary } from '../src/inference/builtin-vocabulary.ts';
-import { ModelRunner } from '../src/inference/model-runner.ts';
-import { openModelPack } from '../src/inference/pack.ts';
+import { loadBuiltinVocabulary } from '../src/inference/pack/builtin-vocabulary.ts';
+import { ModelRunner } from '../src/inference/runtime/model-runner.ts';
+import { openModelPack } from '../src/inference/pack/pack.ts';
 
 const { values } = parseArgs({ options: { pack: { type: 'string' }, chunk: { type: 'string' }, child: { type: 'string' } } });
 const packDir = path.resolve(values.pack ?? 'packs/full');

@@ -31,8 +31,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
-import { openModelPack } from '../src/inference/pack.ts';
-import { createGraphSession, silentLogger, type SessionSettings } from '../src/inference/sessions.ts';
+import { openModelPack } from '../src/inference/pack/pack.ts';
+import { createGraphSession, silentLogger, type SessionSettings } from '../src/inference/runtime/sessions.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({

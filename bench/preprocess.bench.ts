@@ -8,9 +8,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { DEFAULT_IMAGE_LIMITS } from '../src/inference/image-limits.ts';
-import { preprocessImage, type ResizeMode } from '../src/inference/preprocess.ts';
-import { resizeBilinearAntialias } from '../src/inference/resample.ts';
+import { DEFAULT_IMAGE_LIMITS } from '../src/inference/image/limits.ts';
+import { preprocessImage, type ResizeMode } from '../src/inference/image/preprocess.ts';
+import { resizeBilinearAntialias } from '../src/inference/image/resample.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const shared = process.env.OMNITAG_SHARED_DIR ?? path.resolve(repoRoot, '..', 'shared');

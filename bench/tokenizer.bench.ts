@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ClipTokenizer } from '../src/inference/tokenizer.ts';
+import { ClipTokenizer } from '../src/inference/text/tokenizer.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const shared = process.env.OMNITAG_SHARED_DIR ?? path.resolve(repoRoot, '..', 'shared');

@@ -19,8 +19,8 @@ import { pino } from 'pino';
 import { openDatabase } from '../src/db/client.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { applyMigrations } from '../src/db/migrate.ts';
-import { createLocalInferenceEngine } from '../src/inference/local-engine.ts';
-import { ClipTokenizer } from '../src/inference/tokenizer.ts';
+import { createLocalInferenceEngine } from '../src/inference/runtime/local-engine.ts';
+import { ClipTokenizer } from '../src/inference/text/tokenizer.ts';
 import { createVocabularyServices } from '../src/vocab/index.ts';
 
 const log = pino({ level: 'silent' });

@@ -1,6 +1,6 @@
 import { App } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
-import { createLogger } from './log.ts';
+import { createLogger } from './core/log.ts';
 
 let config;
 try {

@@ -11,12 +11,12 @@ import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
-import type { InferenceEngine } from '../inference/engine.ts';
-import { buildLabelBank, type LabelBank } from '../inference/label-bank.ts';
-import { createLocalInferenceEngine, type LocalInferenceEngine } from '../inference/local-engine.ts';
-import { rankTags, topDescriptions, type RankedTag } from '../inference/scores.ts';
-import { runPackSelftest } from '../inference/selftest.ts';
-import type { ProviderPreference } from '../inference/sessions.ts';
+import type { InferenceEngine } from '../inference/runtime/engine.ts';
+import { buildLabelBank, type LabelBank } from '../inference/scoring/label-bank.ts';
+import { createLocalInferenceEngine, type LocalInferenceEngine } from '../inference/runtime/local-engine.ts';
+import { rankTags, topDescriptions, type RankedTag } from '../inference/scoring/scores.ts';
+import { runPackSelftest } from '../inference/pack/selftest.ts';
+import type { ProviderPreference } from '../inference/runtime/sessions.ts';
 import { collectImageFiles } from './image-files.ts';
 import { readVocabularyFile } from './tag-vocabulary.ts';
 

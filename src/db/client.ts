@@ -1,8 +1,8 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client.ts';
-import { AppError, ErrorCode } from '../errors.ts';
-import type { Logger } from '../log.ts';
+import { AppError, ErrorCode } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
 
 export type { PrismaClient };
 

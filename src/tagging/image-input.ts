@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { FileUpload } from 'graphql-upload-minimal';
-import { AppError, ErrorCode, badInput, isAppError } from '../errors.ts';
+import { AppError, ErrorCode, badInput, isAppError } from '../core/errors.ts';
 import type { UrlFetcher } from './url-fetcher.ts';
 
 /** One image as the API receives it: exactly one of the fields. */

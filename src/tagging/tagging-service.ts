@@ -1,9 +1,9 @@
 import { performance } from 'node:perf_hooks';
-import { ErrorCode, badInput, isAppError } from '../errors.ts';
-import type { InferenceEngine } from '../inference/engine.ts';
-import { rankTags, topDescriptions, type RankedTag, type TagScores } from '../inference/scores.ts';
-import type { Logger } from '../log.ts';
-import type { LabelBank } from '../inference/label-bank.ts';
+import { ErrorCode, badInput, isAppError } from '../core/errors.ts';
+import type { InferenceEngine } from '../inference/runtime/engine.ts';
+import { rankTags, topDescriptions, type RankedTag, type TagScores } from '../inference/scoring/scores.ts';
+import type { Logger } from '../core/log.ts';
+import type { LabelBank } from '../inference/scoring/label-bank.ts';
 import type { SnapshotTag, VocabularySnapshot } from '../vocab/index.ts';
 import { readImageInput, type ImageInputValue } from './image-input.ts';
 import type { UrlFetcher } from './url-fetcher.ts';

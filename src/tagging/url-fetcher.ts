@@ -3,7 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import ipaddr from 'ipaddr.js';
-import { AppError, ErrorCode, badInput } from '../errors.ts';
+import { AppError, ErrorCode, badInput } from '../core/errors.ts';
 
 export interface UrlFetchOptions {
   readonly timeoutMs: number;

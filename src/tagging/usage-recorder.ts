@@ -1,5 +1,5 @@
 import type { PrismaClient } from '../db/client.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../core/log.ts';
 
 export interface TaggingRunRecord {
   tenantId: string;

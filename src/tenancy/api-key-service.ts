@@ -1,7 +1,7 @@
 import type { PrismaClient } from '../db/client.ts';
 import { translateDbError } from '../db/client.ts';
 import type { ApiKey } from '../generated/prisma/client.ts';
-import { badInput, notFound } from '../errors.ts';
+import { badInput, notFound } from '../core/errors.ts';
 import { generateApiKey } from './api-keys.ts';
 import type { TenantRole } from './principal.ts';
 

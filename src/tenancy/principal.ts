@@ -1,4 +1,4 @@
-import { AppError, ErrorCode } from '../errors.ts';
+import { AppError, ErrorCode } from '../core/errors.ts';
 
 export type TenantRole = 'ADMIN' | 'CLIENT';
 

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { PrismaClient } from '../db/client.ts';
 import { translateDbError } from '../db/client.ts';
 import type { Tenant } from '../generated/prisma/client.ts';
-import { badInput } from '../errors.ts';
-import { pageById, type Page } from '../pagination.ts';
+import { badInput } from '../core/errors.ts';
+import { pageById, type Page } from '../core/paging.ts';
 
 const SLUG = /^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){1,62}$/;
 

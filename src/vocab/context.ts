@@ -1,11 +1,11 @@
 import type pg from 'pg';
 import type { PrismaClient } from '../db/client.ts';
 import type { DescriptionSource, DescriptionState } from '../generated/prisma/client.ts';
-import type { BuiltinVocabulary } from '../inference/builtin-vocabulary.ts';
-import type { InferenceEngine } from '../inference/engine.ts';
-import type { Logger } from '../log.ts';
-import type { EmbeddingCache } from './embedding-cache.ts';
-import type { DescriptionGenerator } from './generators.ts';
+import type { BuiltinVocabulary } from '../inference/pack/builtin-vocabulary.ts';
+import type { InferenceEngine } from '../inference/runtime/engine.ts';
+import type { Logger } from '../core/log.ts';
+import type { EmbeddingCache } from './banks/embedding-cache.ts';
+import type { DescriptionGenerator } from './generation/generators.ts';
 
 /** Settings every vocabulary service reads. */
 export interface VocabSettings {

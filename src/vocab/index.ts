@@ -6,25 +6,25 @@
  */
 import type pg from 'pg';
 import type { PrismaClient } from '../db/client.ts';
-import type { InferenceEngine } from '../inference/engine.ts';
-import type { ClipTokenizer } from '../inference/tokenizer.ts';
-import type { Logger } from '../log.ts';
+import type { InferenceEngine } from '../inference/runtime/engine.ts';
+import type { ClipTokenizer } from '../inference/text/tokenizer.ts';
+import type { Logger } from '../core/log.ts';
 import type { VocabContext, VocabSettings } from './context.ts';
-import { DescriptionService } from './descriptions.ts';
-import { EmbeddingCache } from './embedding-cache.ts';
-import { DEFAULT_DESCRIPTIONS_PER_TAG, TemplateGenerator, type DescriptionGenerator } from './generators.ts';
-import { DescriptionJobService, DescriptionWorker, type DescriptionWorkerOptions } from './jobs.ts';
-import { LabelBankService } from './label-banks.ts';
-import { LlmDescriptionGenerator } from './llm.ts';
-import { TagService } from './tags.ts';
-import { VocabularyService } from './vocabularies.ts';
+import { DescriptionService } from './use-cases/descriptions.ts';
+import { EmbeddingCache } from './banks/embedding-cache.ts';
+import { DEFAULT_DESCRIPTIONS_PER_TAG, TemplateGenerator, type DescriptionGenerator } from './generation/generators.ts';
+import { DescriptionJobService, DescriptionWorker, type DescriptionWorkerOptions } from './generation/jobs.ts';
+import { LabelBankService } from './banks/label-banks.ts';
+import { LlmDescriptionGenerator } from './generation/llm.ts';
+import { TagService } from './use-cases/tags.ts';
+import { VocabularyService } from './use-cases/vocabularies.ts';
 
 export type { DescriptionView, ItemResult, TagView } from './context.ts';
-export type { AddTagResult, AddTagsResult, TagInput, TagListOptions, UpdateTagInput } from './tags.ts';
-export type { CreateJobResult, DescriptionJobItemView, DescriptionJobView, DescriptionWorkerOptions } from './jobs.ts';
-export type { LabelBankStats, SnapshotDescription, SnapshotTag, VocabularySnapshot } from './label-banks.ts';
-export type { Vocabulary, VocabularyStats } from './vocabularies.ts';
-export type { DescriptionGenerator, GeneratedDescription, GenerationResult } from './generators.ts';
+export type { AddTagResult, AddTagsResult, TagInput, TagListOptions, UpdateTagInput } from './use-cases/tags.ts';
+export type { CreateJobResult, DescriptionJobItemView, DescriptionJobView, DescriptionWorkerOptions } from './generation/jobs.ts';
+export type { LabelBankStats, SnapshotDescription, SnapshotTag, VocabularySnapshot } from './banks/label-banks.ts';
+export type { Vocabulary, VocabularyStats } from './use-cases/vocabularies.ts';
+export type { DescriptionGenerator, GeneratedDescription, GenerationResult } from './generation/generators.ts';
 export { DescriptionService, DescriptionJobService, DescriptionWorker, EmbeddingCache, LabelBankService, TagService, VocabularyService };
 export { LlmDescriptionGenerator, TemplateGenerator };
 

@@ -1,8 +1,8 @@
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { App } from '../../src/app.ts';
-import type { InferenceEngine } from '../../src/inference/engine.ts';
-import { createLogger } from '../../src/log.ts';
+import type { InferenceEngine } from '../../src/inference/runtime/engine.ts';
+import { createLogger } from '../../src/core/log.ts';
 import { databaseMode } from '../support/database.ts';
 import { gql, startTestApp, type TestApp } from '../support/app.ts';
 import { createTenantWithKeys, type TestTenant } from '../support/tenants.ts';

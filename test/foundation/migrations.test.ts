@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyMigrations, diffSchemaAgainstMigrations, readMigrations } from '../../src/db/migrate.ts';
 import { openDatabase } from '../../src/db/client.ts';
 import { pendingMigrations } from '../../src/db/migrate.ts';
-import { createLogger } from '../../src/log.ts';
+import { createLogger } from '../../src/core/log.ts';
 import { createEmptyDatabase, databaseMode, pgServerUrl, type TestDatabase } from '../support/database.ts';
 
 describe(`migrations (${databaseMode} database)`, () => {

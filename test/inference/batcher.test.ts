@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AppError } from '../../src/errors.ts';
-import { MicroBatcher } from '../../src/inference/batcher.ts';
+import { AppError } from '../../src/core/errors.ts';
+import { MicroBatcher } from '../../src/inference/runtime/batcher.ts';
 
 /** A batcher over a hand-driven executor: each batch waits until the test finishes it. */
 function harness(options: { slots?: number; maxBatch?: number; maxQueue?: number; maxWaitMs?: number } = {}) {

@@ -1,13 +1,13 @@
 import { existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AppError } from '../../src/errors.ts';
-import type { ImageEmbeddings, ImagePixels } from '../../src/inference/engine.ts';
-import { buildLabelBank, type LabelBank } from '../../src/inference/label-bank.ts';
-import { createLocalInferenceEngine, type LocalInferenceEngine } from '../../src/inference/local-engine.ts';
-import { ModelRunner } from '../../src/inference/model-runner.ts';
-import { openModelPack } from '../../src/inference/pack.ts';
-import { runPackSelftest } from '../../src/inference/selftest.ts';
+import { AppError } from '../../src/core/errors.ts';
+import type { ImageEmbeddings, ImagePixels } from '../../src/inference/runtime/engine.ts';
+import { buildLabelBank, type LabelBank } from '../../src/inference/scoring/label-bank.ts';
+import { createLocalInferenceEngine, type LocalInferenceEngine } from '../../src/inference/runtime/local-engine.ts';
+import { ModelRunner } from '../../src/inference/runtime/model-runner.ts';
+import { openModelPack } from '../../src/inference/pack/pack.ts';
+import { runPackSelftest } from '../../src/inference/pack/selftest.ts';
 import { copyPack, maxAbsDiff, randomUnitRows, repoRoot, seededRandom, testPackDir } from './helpers.ts';
 
 const packDir = testPackDir();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { float16ToFloat32 } from '../../src/inference/float16.ts';
-import { asSharedBank, assertValidBank, buildLabelBank, descriptionCount, LabelBankBuilder } from '../../src/inference/label-bank.ts';
-import { makeTagScores, passedTags, rankTags, topDescriptions } from '../../src/inference/scores.ts';
+import { float16ToFloat32 } from '../../src/inference/pack/float16.ts';
+import { asSharedBank, assertValidBank, buildLabelBank, descriptionCount, LabelBankBuilder } from '../../src/inference/scoring/label-bank.ts';
+import { makeTagScores, passedTags, rankTags, topDescriptions } from '../../src/inference/scoring/scores.ts';
 
 const unit = (...v: number[]) => Float32Array.from(v);
 

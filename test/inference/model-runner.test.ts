@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildLabelBank, descriptionCount, type LabelBank } from '../../src/inference/label-bank.ts';
-import { ModelRunner } from '../../src/inference/model-runner.ts';
-import { openModelPack, type ModelPack } from '../../src/inference/pack.ts';
+import { buildLabelBank, descriptionCount, type LabelBank } from '../../src/inference/scoring/label-bank.ts';
+import { ModelRunner } from '../../src/inference/runtime/model-runner.ts';
+import { openModelPack, type ModelPack } from '../../src/inference/pack/pack.ts';
 import { maxAbsDiff, randomUnitRows, seededRandom, testPackDir } from './helpers.ts';
 
 const packDir = testPackDir();

@@ -1,9 +1,9 @@
 import { readFileSync, rmSync, writeFileSync, appendFileSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AppError } from '../../src/errors.ts';
-import { loadBuiltinVocabulary } from '../../src/inference/builtin-vocabulary.ts';
-import { openModelPack, sha256File } from '../../src/inference/pack.ts';
+import { AppError } from '../../src/core/errors.ts';
+import { loadBuiltinVocabulary } from '../../src/inference/pack/builtin-vocabulary.ts';
+import { openModelPack, sha256File } from '../../src/inference/pack/pack.ts';
 import { copyPack, maxAbsDiff, testPackDir } from './helpers.ts';
 
 const packDir = testPackDir();

@@ -1,10 +1,10 @@
 import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { isAppError } from '../../src/errors.ts';
-import { sniffImageFormat } from '../../src/inference/image-format.ts';
-import { DEFAULT_IMAGE_LIMITS, type ImageLimits } from '../../src/inference/image-limits.ts';
-import { preprocessImage } from '../../src/inference/preprocess.ts';
+import { isAppError } from '../../src/core/errors.ts';
+import { sniffImageFormat } from '../../src/inference/image/format.ts';
+import { DEFAULT_IMAGE_LIMITS, type ImageLimits } from '../../src/inference/image/limits.ts';
+import { preprocessImage } from '../../src/inference/image/preprocess.ts';
 import { seededRandom } from './helpers.ts';
 
 const spec = { size: 32, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };

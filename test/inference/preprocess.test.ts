@@ -3,16 +3,16 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_IMAGE_LIMITS } from '../../src/inference/image-limits.ts';
-import { readNpy } from '../../src/inference/npy.ts';
+import { DEFAULT_IMAGE_LIMITS } from '../../src/inference/image/limits.ts';
+import { readNpy } from '../../src/inference/pack/npy.ts';
 import {
   orientSquare,
   preprocessBatch,
   preprocessImage,
   type PreprocessOptions,
   writeNormalizedChw,
-} from '../../src/inference/preprocess.ts';
-import { resizeBilinearAntialias, resizeBilinearAntialiasAsync } from '../../src/inference/resample.ts';
+} from '../../src/inference/image/preprocess.ts';
+import { resizeBilinearAntialias, resizeBilinearAntialiasAsync } from '../../src/inference/image/resample.ts';
 import { hasShared, repoRoot, sharedDir } from './helpers.ts';
 
 const fixtures = path.join(repoRoot, 'test', 'fixtures');

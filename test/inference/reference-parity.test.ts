@@ -8,12 +8,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadBuiltinVocabulary } from '../../src/inference/builtin-vocabulary.ts';
-import { buildLabelBank } from '../../src/inference/label-bank.ts';
-import { ModelRunner } from '../../src/inference/model-runner.ts';
-import { readNpy } from '../../src/inference/npy.ts';
-import { openModelPack, type ModelPack } from '../../src/inference/pack.ts';
-import { makeTagScores } from '../../src/inference/scores.ts';
+import { loadBuiltinVocabulary } from '../../src/inference/pack/builtin-vocabulary.ts';
+import { buildLabelBank } from '../../src/inference/scoring/label-bank.ts';
+import { ModelRunner } from '../../src/inference/runtime/model-runner.ts';
+import { readNpy } from '../../src/inference/pack/npy.ts';
+import { openModelPack, type ModelPack } from '../../src/inference/pack/pack.ts';
+import { makeTagScores } from '../../src/inference/scoring/scores.ts';
 import { maxAbsDiff, repoRoot, sharedDir } from './helpers.ts';
 
 const referenceDir = path.join(sharedDir, 'reference', 'upstream-tiny');

@@ -1,9 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readNpy } from '../../src/inference/npy.ts';
-import { clipCleanLower, fixText, pyHtmlUnescape } from '../../src/inference/text-clean.ts';
-import { byteLevelAlphabet, ClipTokenizer, clipTokenizerJsonFromMerges, type TokenizerJson } from '../../src/inference/tokenizer.ts';
+import { readNpy } from '../../src/inference/pack/npy.ts';
+import { clipCleanLower, fixText, pyHtmlUnescape } from '../../src/inference/text/clean.ts';
+import { byteLevelAlphabet, ClipTokenizer, clipTokenizerJsonFromMerges, type TokenizerJson } from '../../src/inference/text/tokenizer.ts';
 import { hasShared, repoRoot, sharedDir } from './helpers.ts';
 
 const upstream = path.join(sharedDir, 'reference', 'upstream-tiny');

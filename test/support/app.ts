@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
-import { createLogger } from '../../src/log.ts';
+import { createLogger } from '../../src/core/log.ts';
 import { copyEmbeddedTemplate, createServerDatabase, pgServerUrl, type TestDatabase } from './database.ts';
 
 export const PLATFORM_KEY = 'test-platform-admin-key-0123456789';

@@ -2,9 +2,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { openDatabase, type Database } from '../../src/db/client.ts';
-import type { InferenceEngine } from '../../src/inference/engine.ts';
-import { createLocalInferenceEngine } from '../../src/inference/local-engine.ts';
-import { ClipTokenizer } from '../../src/inference/tokenizer.ts';
+import type { InferenceEngine } from '../../src/inference/runtime/engine.ts';
+import { createLocalInferenceEngine } from '../../src/inference/runtime/local-engine.ts';
+import { ClipTokenizer } from '../../src/inference/text/tokenizer.ts';
 import { createVocabularyServices, type VocabularyConfig, type VocabularyServices } from '../../src/vocab/index.ts';
 import { createMigratedDatabase, databaseMode, type TestDatabase } from '../support/database.ts';
 

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { InferenceEngine } from '../../src/inference/engine.ts';
-import { sha256Hex } from '../../src/vocab/embedding-cache.ts';
+import type { InferenceEngine } from '../../src/inference/runtime/engine.ts';
+import { sha256Hex } from '../../src/vocab/banks/embedding-cache.ts';
 import type { VocabularyServices } from '../../src/vocab/index.ts';
-import { templateDescriptions } from '../../src/vocab/templates.ts';
+import { templateDescriptions } from '../../src/vocab/generation/templates.ts';
 import { setupVocabEnv, type VocabTestEnv } from './helpers.ts';
 
 let env: VocabTestEnv;

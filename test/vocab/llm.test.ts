@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { GenerationError } from '../../src/vocab/generators.ts';
-import { LlmDescriptionGenerator, RAM_PROMPTS, SYSTEM_PROMPT, type LlmGeneratorOptions } from '../../src/vocab/llm.ts';
+import { GenerationError } from '../../src/vocab/generation/generators.ts';
+import { LlmDescriptionGenerator, RAM_PROMPTS, SYSTEM_PROMPT, type LlmGeneratorOptions } from '../../src/vocab/generation/llm.ts';
 import { FakeLlmServer } from '../support/fake-llm-server.ts';
 import { silentLog, tinyTokenizer } from './helpers.ts';
 

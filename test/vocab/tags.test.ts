@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VocabularyServices } from '../../src/vocab/index.ts';
-import { templateDescriptions } from '../../src/vocab/templates.ts';
+import { templateDescriptions } from '../../src/vocab/generation/templates.ts';
 import { setupVocabEnv, type VocabTestEnv } from './helpers.ts';
 
 let env: VocabTestEnv;

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { answerKey, cleanAnswer, cutToTokens } from '../../src/vocab/clean.ts';
-import { CircuitBreaker, retryAfterMs, Semaphore } from '../../src/vocab/llm.ts';
-import { checkDescriptionText, checkLanguage, checkTagName, nameKey, normalizeText } from '../../src/vocab/names.ts';
-import { IMAGENET_TEMPLATES, MAX_TEMPLATE_DESCRIPTIONS, templateDescriptions } from '../../src/vocab/templates.ts';
+import { answerKey, cleanAnswer, cutToTokens } from '../../src/vocab/generation/clean.ts';
+import { CircuitBreaker, retryAfterMs, Semaphore } from '../../src/vocab/generation/llm.ts';
+import { checkDescriptionText, checkLanguage, checkTagName, nameKey, normalizeText } from '../../src/vocab/use-cases/names.ts';
+import { IMAGENET_TEMPLATES, MAX_TEMPLATE_DESCRIPTIONS, templateDescriptions } from '../../src/vocab/generation/templates.ts';
 import { tinyTokenizer } from './helpers.ts';
 
 describe('tag names', () => {

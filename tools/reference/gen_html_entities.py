@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes src/inference/html-entities.ts: the HTML5 named character references.
+"""Writes src/inference/text/data/html-entities.ts: the HTML5 named character references.
 
 The table is the WHATWG list as Python's standard library carries it
 (`html.entities.html5`), because the CLIP text clean-up that the tokenizer reproduces
@@ -12,7 +12,7 @@ import json
 import pathlib
 import sys
 
-out = pathlib.Path(__file__).resolve().parents[2] / "src" / "inference" / "html-entities.ts"
+out = pathlib.Path(__file__).resolve().parents[2] / "src" / "inference" / "text" / "data" / "html-entities.ts"
 items = sorted(html.entities.html5.items())
 body = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in items)
 out.write_text(

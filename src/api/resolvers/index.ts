@@ -1,0 +1,56 @@
+import type { Resolvers } from '../../generated/graphql.ts';
+import { GraphQLUpload } from 'graphql-upload-minimal';
+import { apiKeysQuery, createApiKeyMutation, revokeApiKeyMutation, viewerQuery, Viewer } from './api-keys.ts';
+import { healthQuery } from './health.ts';
+import { cancelDescriptionJobMutation, DescriptionJob, DescriptionJobItem, descriptionJobQuery, generateDescriptionsMutation } from './jobs.ts';
+import { modelInfoQuery } from './model.ts';
+import { tagImageMutation, tagImagesMutation, TagScore } from './tagging.ts';
+import { addTagsMutation, removeTagsMutation, setTagDescriptionsMutation, Tag, updateTagMutation } from './tags.ts';
+import {
+  createVocabularyMutation,
+  deleteVocabularyMutation,
+  updateVocabularyMutation,
+  vocabulariesQuery,
+  Vocabulary,
+  vocabularyQuery,
+} from './vocabularies.ts';
+import { DateTimeScalar } from './scalars.ts';
+import { createTenantMutation, tenantsQuery } from './tenants.ts';
+
+/** Thin by design: each resolver checks who calls, then hands over to one service. */
+export const resolvers: Resolvers = {
+  DateTime: DateTimeScalar,
+  Upload: GraphQLUpload,
+  Query: {
+    health: healthQuery,
+    tenants: tenantsQuery,
+    viewer: viewerQuery,
+    apiKeys: apiKeysQuery,
+    modelInfo: modelInfoQuery,
+    vocabularies: vocabulariesQuery,
+    vocabulary: vocabularyQuery,
+    descriptionJob: descriptionJobQuery,
+  },
+  Mutation: {
+    createTenant: createTenantMutation,
+    createApiKey: createApiKeyMutation,
+    revokeApiKey: revokeApiKeyMutation,
+    createVocabulary: createVocabularyMutation,
+    updateVocabulary: updateVocabularyMutation,
+    deleteVocabulary: deleteVocabularyMutation,
+    addTags: addTagsMutation,
+    updateTag: updateTagMutation,
+    removeTags: removeTagsMutation,
+    setTagDescriptions: setTagDescriptionsMutation,
+    generateDescriptions: generateDescriptionsMutation,
+    cancelDescriptionJob: cancelDescriptionJobMutation,
+    tagImage: tagImageMutation,
+    tagImages: tagImagesMutation,
+  },
+  Viewer,
+  Vocabulary,
+  Tag,
+  TagScore,
+  DescriptionJob,
+  DescriptionJobItem,
+};

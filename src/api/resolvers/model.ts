@@ -1,0 +1,17 @@
+import type { QueryResolvers } from '../../generated/graphql.ts';
+import { requireTenant } from '../../tenancy/principal.ts';
+
+export const modelInfoQuery: QueryResolvers['modelInfo'] = (_root, _args, { principal, services }) => {
+  requireTenant(principal);
+  const info = services.engine.info;
+  const llm = services.config.llm;
+  return {
+    packName: info.packName,
+    precision: info.precision,
+    imageSize: info.imageSize,
+    embedDim: info.embedDim,
+    executionProvider: info.provider,
+    builtinTagCount: info.builtinTagCount,
+    descriptionGenerator: llm.baseUrl ? `llm:${llm.model}` : 'template',
+  };
+};

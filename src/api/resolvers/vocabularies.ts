@@ -1,0 +1,38 @@
+import type { MutationResolvers, QueryResolvers, VocabularyResolvers } from '../../generated/graphql.ts';
+import { notFound } from '../../core/errors.ts';
+import { checkPageSize, toConnection } from '../../core/paging.ts';
+import { requireTenant } from '../../tenancy/principal.ts';
+
+export const vocabulariesQuery: QueryResolvers['vocabularies'] = async (_root, args, { principal, services }) => {
+  const { tenantId } = requireTenant(principal);
+  const first = checkPageSize(args.first ?? 50, services.config.limits.maxPageSize);
+  return toConnection(await services.vocab.vocabularies.list(tenantId, { first, after: args.after }));
+};
+
+// Through the request's loader: several `vocabulary(id:)` fields of one query take one read.
+export const vocabularyQuery: QueryResolvers['vocabulary'] = async (_root, { id }, { principal, loaders }) => {
+  requireTenant(principal);
+  const found = await loaders().vocabulary.load(id);
+  if (!found) throw notFound('vocabulary');
+  return found;
+};
+
+export const Vocabulary: VocabularyResolvers = {
+  tags: async (v, args, { principal, services }) => {
+    const first = checkPageSize(args.first ?? 50, services.config.limits.maxPageSize);
+    const page = await services.vocab.tags.list(requireTenant(principal).tenantId, v.id, { first, after: args.after, search: args.search });
+    return toConnection(page);
+  },
+  stats: (v, _args, { principal, services }) => services.vocab.vocabularies.stats(requireTenant(principal).tenantId, v.id),
+};
+
+export const createVocabularyMutation: MutationResolvers['createVocabulary'] = (_root, { input }, { principal, services }) =>
+  services.vocab.vocabularies.create(requireTenant(principal, 'ADMIN').tenantId, input);
+
+export const updateVocabularyMutation: MutationResolvers['updateVocabulary'] = async (_root, { id, input }, { principal, services }) => {
+  const { tenantId } = requireTenant(principal, 'ADMIN');
+  return input.name == null ? services.vocab.vocabularies.get(tenantId, id) : services.vocab.vocabularies.rename(tenantId, id, input.name);
+};
+
+export const deleteVocabularyMutation: MutationResolvers['deleteVocabulary'] = (_root, { id }, { principal, services }) =>
+  services.vocab.vocabularies.delete(requireTenant(principal, 'ADMIN').tenantId, id);

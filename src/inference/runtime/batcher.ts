@@ -1,0 +1,309 @@
+import { AppError, ErrorCode } from '../../core/errors.ts';
+
+/**
+ * Dynamic micro-batching with a bounded queue and per-key fairness.
+ *
+ * Callers submit units (one image, one text, one image × bank) tagged with a *group*: units
+ * of the same group can share one model run. A batch is formed when a run slot is free and a
+ * group is full (`maxBatch`) or its oldest unit has waited `maxWaitMs`. Which group goes next,
+ * and which units fill it, rotate round-robin over fairness keys (tenants), so a burst from
+ * one key cannot starve another.
+ */
+export interface MicroBatcherOptions<P, R> {
+  /** Units waiting at most; beyond it submit() fails with OVERLOADED. */
+  maxQueue: number;
+  maxWaitMs: number;
+  maxBatch(group: string): number;
+  /** Free run slots now (idle workers). */
+  freeSlots(): number;
+  /** Runs one batch; results align with payloads. */
+  execute(group: string, payloads: P[]): Promise<R[]>;
+}
+
+export interface SubmitOptions {
+  /** Tenant (or other) key that fairness rotates over. */
+  fairnessKey?: string;
+  signal?: AbortSignal;
+}
+
+interface Request<P, R> {
+  results: R[];
+  remaining: number;
+  settled: boolean;
+  units: Set<Unit<P, R>>;
+  resolve(results: R[]): void;
+  reject(error: Error): void;
+  cleanup(): void;
+}
+
+interface Unit<P, R> {
+  group: string;
+  key: string;
+  payload: P;
+  index: number;
+  enqueuedAt: number;
+  request: Request<P, R>;
+}
+
+export interface BatcherStats {
+  queued: number;
+  maxQueue: number;
+  running: number;
+  batches: number;
+  batchedUnits: number;
+  overloaded: number;
+  cancelled: number;
+}
+
+const DEFAULT_KEY = '';
+
+export function cancelledError(reason?: unknown): AppError {
+  const why = reason instanceof Error ? `: ${reason.message}` : typeof reason === 'string' ? `: ${reason}` : '';
+  return new AppError(ErrorCode.CANCELLED, `request cancelled${why}`);
+}
+
+export class MicroBatcher<P, R> {
+  /** FIFO per fairness key; keys in rotation order. */
+  private readonly queues = new Map<string, Unit<P, R>[]>();
+  private rotation: string[] = [];
+  private turn = 0;
+  private queued = 0;
+  private running = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private closedWith: Error | undefined;
+  private unitMs = NaN; // moving average of run time per unit, for retry hints
+  private readonly counters = { batches: 0, batchedUnits: 0, overloaded: 0, cancelled: 0 };
+
+  constructor(private readonly options: MicroBatcherOptions<P, R>) {
+    if (!(options.maxQueue > 0)) throw new RangeError('maxQueue must be positive');
+  }
+
+  /** Whether `count` more units would be admitted now (a cheap check before costly preparation). */
+  hasRoom(count: number): boolean {
+    return this.queued + count <= this.options.maxQueue;
+  }
+
+  /** OVERLOADED (counted) when `count` units would not be admitted now, else null. */
+  admissionError(count: number): AppError | null {
+    if (this.hasRoom(count)) return null;
+    this.counters.overloaded++;
+    return this.overloadedError(count);
+  }
+
+  private overloadedError(requested: number): AppError {
+    const slots = Math.max(1, this.running + this.options.freeSlots());
+    const perUnit = Number.isFinite(this.unitMs) ? this.unitMs : 250;
+    const retryAfterMs = Math.min(30_000, Math.max(50, Math.round(((this.queued + requested) * perUnit) / slots)));
+    return new AppError(ErrorCode.OVERLOADED, 'the inference queue is full; retry later', {
+      details: { retryAfterMs, queued: this.queued, maxQueue: this.options.maxQueue },
+    });
+  }
+
+  /** Queues all payloads of one request (all or none) and resolves with their results in order. */
+  submit(group: string, payloads: readonly P[], options: SubmitOptions = {}): Promise<R[]> {
+    if (this.closedWith) return Promise.reject(this.closedWith);
+    const { signal } = options;
+    if (signal?.aborted) {
+      this.counters.cancelled++;
+      return Promise.reject(cancelledError(signal.reason));
+    }
+    if (payloads.length === 0) return Promise.resolve([]);
+    if (payloads.length > this.options.maxQueue) {
+      throw new RangeError(`a request of ${payloads.length} units can never fit a queue of ${this.options.maxQueue}`);
+    }
+    const refused = this.admissionError(payloads.length);
+    if (refused) return Promise.reject(refused);
+
+    const key = options.fairnessKey ?? DEFAULT_KEY;
+    const promise = new Promise<R[]>((resolve, reject) => {
+      const onAbort = () => {
+        this.counters.cancelled++;
+        this.fail(request, cancelledError(signal?.reason));
+      };
+      const request: Request<P, R> = {
+        results: new Array(payloads.length),
+        remaining: payloads.length,
+        settled: false,
+        units: new Set(),
+        resolve,
+        reject,
+        cleanup: () => signal?.removeEventListener('abort', onAbort),
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      let queue = this.queues.get(key);
+      if (!queue) {
+        queue = [];
+        this.queues.set(key, queue);
+        this.rotation.push(key);
+      }
+      const now = performance.now();
+      payloads.forEach((payload, index) => {
+        const unit: Unit<P, R> = { group, key, payload, index, enqueuedAt: now, request };
+        queue.push(unit);
+        request.units.add(unit);
+      });
+      this.queued += payloads.length;
+    });
+    this.pump();
+    return promise;
+  }
+
+  /** Forms and starts batches while run slots are free. Call when a slot frees up. */
+  pump(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    while (this.queued > 0 && this.options.freeSlots() > 0) {
+      const pick = this.pickGroup(performance.now());
+      if ('waitMs' in pick) {
+        this.timer = setTimeout(() => this.pump(), Math.max(1, Math.ceil(pick.waitMs)));
+        return;
+      }
+      this.start(pick.group, this.take(pick.group, pick.keyIndex));
+    }
+  }
+
+  stats(): BatcherStats {
+    return { queued: this.queued, maxQueue: this.options.maxQueue, running: this.running, ...this.counters };
+  }
+
+  /** Fails everything queued; running batches finish. Later submits fail with `error`. */
+  close(error: Error): void {
+    this.closedWith = error;
+    if (this.timer) clearTimeout(this.timer);
+    for (const queue of [...this.queues.values()]) {
+      for (const unit of [...queue]) this.fail(unit.request, error);
+    }
+  }
+
+  private pickGroup(now: number): { group: string; keyIndex: number } | { waitMs: number } {
+    const groups = new Map<string, { count: number; oldest: number }>();
+    for (const queue of this.queues.values()) {
+      for (const u of queue) {
+        const g = groups.get(u.group);
+        if (g) {
+          g.count++;
+          g.oldest = Math.min(g.oldest, u.enqueuedAt);
+        } else groups.set(u.group, { count: 1, oldest: u.enqueuedAt });
+      }
+    }
+    const ready = (group: string) => {
+      const g = groups.get(group)!;
+      return g.count >= this.options.maxBatch(group) || now - g.oldest >= this.options.maxWaitMs;
+    };
+    // the key whose turn it is proposes the group of its oldest unit
+    for (let i = 0; i < this.rotation.length; i++) {
+      const keyIndex = (this.turn + i) % this.rotation.length;
+      const head = this.queues.get(this.rotation[keyIndex]!)![0]!;
+      if (ready(head.group)) return { group: head.group, keyIndex };
+    }
+    let waitMs = Infinity;
+    for (const g of groups.values()) waitMs = Math.min(waitMs, g.oldest + this.options.maxWaitMs - now);
+    return { waitMs };
+  }
+
+  /** Takes up to maxBatch units of `group`, one per key in turn, starting at `keyIndex`. */
+  private take(group: string, keyIndex: number): Unit<P, R>[] {
+    const max = this.options.maxBatch(group);
+    const batch: Unit<P, R>[] = [];
+    const keys = this.rotation.length;
+    let exhausted = 0;
+    for (let i = 0; batch.length < max && exhausted < keys; i++) {
+      const key = this.rotation[(keyIndex + i) % keys]!;
+      const queue = this.queues.get(key)!;
+      const at = queue.findIndex((u) => u.group === group);
+      if (at < 0) {
+        exhausted++;
+        continue;
+      }
+      exhausted = 0;
+      batch.push(queue.splice(at, 1)[0]!);
+    }
+    this.queued -= batch.length;
+    // the next turn goes to the first key after the proposer that still has units
+    const before = this.rotation;
+    this.dropEmptyKeys();
+    this.turn = 0;
+    for (let j = 1; j <= keys; j++) {
+      const at = this.rotation.indexOf(before[(keyIndex + j) % keys]!);
+      if (at >= 0) {
+        this.turn = at;
+        break;
+      }
+    }
+    return batch;
+  }
+
+  private start(group: string, batch: Unit<P, R>[]): void {
+    this.running++;
+    this.counters.batches++;
+    this.counters.batchedUnits += batch.length;
+    const started = performance.now();
+    let execution: Promise<R[]>;
+    try {
+      execution = this.options.execute(
+        group,
+        batch.map((u) => u.payload),
+      );
+    } catch (e) {
+      execution = Promise.reject(e);
+    }
+    execution
+      .then(
+        (results) => {
+          const perUnit = (performance.now() - started) / batch.length;
+          this.unitMs = Number.isFinite(this.unitMs) ? 0.8 * this.unitMs + 0.2 * perUnit : perUnit;
+          batch.forEach((unit, i) => this.complete(unit, results[i] as R));
+        },
+        (error: unknown) => {
+          const e = error instanceof Error ? error : new Error(String(error));
+          for (const unit of batch) this.fail(unit.request, e);
+        },
+      )
+      .finally(() => {
+        this.running--;
+        this.pump();
+      });
+  }
+
+  private complete(unit: Unit<P, R>, result: R): void {
+    const request = unit.request;
+    if (request.settled) return; // cancelled or failed meanwhile: the result is dropped
+    request.units.delete(unit);
+    request.results[unit.index] = result;
+    if (--request.remaining === 0) {
+      request.settled = true;
+      request.cleanup();
+      request.resolve(request.results);
+    }
+  }
+
+  /** Settles a request with an error and removes its units that are still queued. */
+  private fail(request: Request<P, R>, error: Error): void {
+    if (request.settled) return;
+    request.settled = true;
+    request.cleanup();
+    for (const unit of request.units) {
+      const queue = this.queues.get(unit.key);
+      const at = queue ? queue.indexOf(unit) : -1;
+      if (at >= 0) {
+        queue!.splice(at, 1);
+        this.queued--;
+      }
+    }
+    request.units.clear();
+    const turnKey = this.rotation[this.turn];
+    this.dropEmptyKeys();
+    this.turn = Math.max(0, turnKey === undefined ? 0 : this.rotation.indexOf(turnKey));
+    request.reject(error);
+  }
+
+  private dropEmptyKeys(): void {
+    this.rotation = this.rotation.filter((k) => {
+      if ((this.queues.get(k)?.length ?? 0) > 0) return true;
+      this.queues.delete(k);
+      return false;
+    });
+  }
+}

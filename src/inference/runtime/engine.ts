@@ -1,0 +1,117 @@
+/**
+ * The one interface the rest of the application uses for inference. The local
+ * implementation (local-engine.ts) runs onnxruntime in worker threads; a remote inference
+ * tier (e.g. Triton over KServe v2) can implement the same interface later.
+ */
+import type { BuiltinVocabulary } from '../pack/builtin-vocabulary.ts';
+import type { LabelBank } from '../scoring/label-bank.ts';
+import type { PreprocessedImage } from '../image/preprocess.ts';
+import type { TagScores } from '../scoring/scores.ts';
+import type { ExecutionProvider } from './sessions.ts';
+
+export interface EngineInfo {
+  packName: string;
+  precision: 'fp32' | 'fp16';
+  imageSize: number;
+  /** T: image tokens per image embedding. */
+  imageTokens: number;
+  /** E: width of image tokens and description embeddings. */
+  embedDim: number;
+  /** Token context of the text encoder (77 for CLIP). */
+  textContext: number;
+  builtinTagCount: number;
+  builtinDescriptionsPerTag: number;
+  /** Identity of the text encoder + tokenizer: keys the text-embedding cache. */
+  textEncoderId: string;
+  /** Execution provider in use; 'pending' until the engine has started. */
+  provider: ExecutionProvider | 'pending';
+  workers: number;
+}
+
+/** An image already decoded and normalised to the pack's [3, S, S] layout (preprocess.ts makes these). */
+export interface ImagePixels {
+  pixels: Float32Array;
+}
+
+/** Encoded image bytes (JPEG, PNG, WebP, …) or pixels prepared by the caller. */
+export type ImageInput = Uint8Array | ImagePixels;
+
+/** Output of the image encoder for one image: reusable across label banks. */
+export interface ImageEmbeddings {
+  readonly kind: 'image-embeddings';
+  /** The pack that made it: embeddings of another pack are refused. */
+  readonly packName: string;
+  readonly tokens: number;
+  readonly dim: number;
+  /** [T, E] */
+  readonly data: Float32Array;
+}
+
+export interface RequestOptions {
+  /** Tenant id (or any key) that batching rotates over fairly. */
+  fairnessKey?: string;
+  /** Aborting removes queued work and drops results of running work. */
+  signal?: AbortSignal;
+}
+
+export interface ScoreOptions extends RequestOptions {
+  /** Also compute description weights (for "why this tag"). */
+  explain?: boolean;
+}
+
+export interface ScoredImage {
+  embeddings: ImageEmbeddings;
+  /** One entry per bank, in the order the banks were given. */
+  scores: TagScores[];
+}
+
+export interface TextEmbeddings {
+  textEncoderId: string;
+  dim: number;
+  /** [N, E], rows L2-normalised. */
+  embeddings: Float32Array;
+  /** Per text: whether it was cut to the context length. */
+  truncated: boolean[];
+}
+
+export interface EngineStats {
+  queued: number;
+  maxQueue: number;
+  runningBatches: number;
+  batches: number;
+  batchedUnits: number;
+  rejectedOverloaded: number;
+  cancelled: number;
+  workers: { size: number; ready: number; busy: number; restarts: number; crashes: number };
+  runs: { imageEncoder: number; tagDecoder: number; textEncoder: number };
+}
+
+export interface InferenceEngine {
+  readonly info: EngineInfo;
+  /** Starts the workers and loads the sessions; start-up errors (broken pack, no CUDA) surface here. */
+  start(): Promise<EngineInfo>;
+  /**
+   * Decodes and normalises image bytes for this pack (size, mean, std) within the configured
+   * limits; also says what the source was (format, size). Throws BAD_IMAGE, IMAGE_TOO_LARGE,
+   * UNSUPPORTED_FORMAT. Pass `{ pixels }` on to encodeImages/scoreImages.
+   */
+  preprocess(bytes: Uint8Array): Promise<PreprocessedImage>;
+  /** Runs the image encoder once per image. */
+  encodeImages(images: readonly ImageInput[], options?: RequestOptions): Promise<ImageEmbeddings[]>;
+  /**
+   * Scores each image against each bank. Images given as ImageEmbeddings skip the encoder,
+   * so scoring an image against several banks (now or later) encodes it once.
+   */
+  scoreImages(images: readonly (ImageInput | ImageEmbeddings)[], banks: readonly LabelBank[], options?: ScoreOptions): Promise<ScoredImage[]>;
+  /** Texts → L2-normalised embeddings with the pack's text encoder. */
+  embedTexts(texts: readonly string[], options?: RequestOptions): Promise<TextEmbeddings>;
+  /** The pack's built-in vocabulary (loaded on first call, then shared). */
+  builtinVocabulary(): Promise<BuiltinVocabulary>;
+  stats(): EngineStats;
+  /** Fails queued work, lets running work finish, stops the workers. */
+  dispose(): Promise<void>;
+}
+
+export function isImageEmbeddings(x: unknown): x is ImageEmbeddings {
+  return typeof x === 'object' && x !== null && (x as ImageEmbeddings).kind === 'image-embeddings';
+}

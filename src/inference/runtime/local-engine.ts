@@ -1,0 +1,431 @@
+import os from 'node:os';
+import { AppError, ErrorCode } from '../../core/errors.ts';
+import { MicroBatcher, cancelledError, type SubmitOptions } from './batcher.ts';
+import { loadBuiltinVocabulary, type BuiltinVocabulary } from '../pack/builtin-vocabulary.ts';
+import {
+  isImageEmbeddings,
+  type EngineInfo,
+  type EngineStats,
+  type ImageEmbeddings,
+  type ImageInput,
+  type InferenceEngine,
+  type RequestOptions,
+  type ScoreOptions,
+  type ScoredImage,
+  type TextEmbeddings,
+} from './engine.ts';
+import { asSharedBank, assertValidBank, type LabelBank } from '../scoring/label-bank.ts';
+import { openModelPack, type ModelPack } from '../pack/pack.ts';
+import { DEFAULT_IMAGE_LIMITS, type ImageLimits, validateImageLimits } from '../image/limits.ts';
+import { preprocessImage, type ImageSpec, type PreprocessedImage, type ResizeMode } from '../image/preprocess.ts';
+import { makeTagScores } from '../scoring/scores.ts';
+import { silentLogger, type Logger, type ProviderPreference } from './sessions.ts';
+import { shuttingDown, WorkerPool } from './worker-pool.ts';
+import type { JobResult } from './worker-protocol.ts';
+
+/** Encoded image bytes → normalised CHW pixels [3, S, S] and what the source was; throws BAD_IMAGE-like AppErrors. */
+export type ImagePreprocessor = (bytes: Uint8Array, spec: ImageSpec) => Promise<PreprocessedImage>;
+
+/** Settings of the local engine; the composition root maps configuration onto these. */
+export interface LocalEngineOptions {
+  /** Model pack directory. */
+  packDir: string;
+  /** Hash every pack file at start-up (about 1 s per GB). Default false. */
+  verifyChecksums?: boolean;
+  /** Default 'cpu'. */
+  provider?: ProviderPreference;
+  cudaDeviceId?: number;
+  /** Worker threads, each with its own sessions (memory × workers). Default 1. */
+  workers?: number;
+  /** onnxruntime intra-op threads per worker; 0 or absent: the machine's cores / workers. */
+  intraOpThreads?: number;
+  /** Images per image-encoder run. Default 8. */
+  maxBatchSize?: number;
+  /** Images per decoder run (one bank). Default: maxBatchSize. */
+  maxDecodeBatchSize?: number;
+  /** Texts per text-encoder run. Default 64. */
+  textBatchSize?: number;
+  /** Longest wait for a batch to fill. Default 5 ms. */
+  maxWaitMs?: number;
+  /** Units (images, texts, image × bank) allowed to wait; beyond it OVERLOADED. Default 256. */
+  maxQueue?: number;
+  /** Tags per decoder run: bounds peak memory on large banks. Default 1024. */
+  decoderChunkTags?: number;
+  /** Limits on image bytes and pixels (checked before decoding). Default DEFAULT_IMAGE_LIMITS. */
+  imageLimits?: ImageLimits;
+  /** 'exact' (Pillow-identical, default) or 'fast' (libvips shrink-on-load). */
+  resize?: ResizeMode;
+  /** Replaces the default preprocessing (preprocess.ts with the options above). */
+  preprocess?: ImagePreprocessor;
+  logger?: Logger;
+  /** Worker entry override (tests). */
+  workerUrl?: URL;
+  shutdownTimeoutMs?: number;
+}
+
+type Payload =
+  | { kind: 'encode'; pixels: Float32Array }
+  | { kind: 'decode'; embeds: Float32Array; bank: LabelBank; explain: boolean }
+  | { kind: 'text'; text: string };
+
+type UnitResult =
+  | { kind: 'encode'; data: Float32Array }
+  | { kind: 'decode'; logits: Float32Array; weights?: Float32Array }
+  | { kind: 'text'; embedding: Float32Array; truncated: boolean };
+
+const ENCODE_GROUP = 'encode';
+const TEXT_GROUP = 'text';
+const decodeGroup = (bankKey: string, explain: boolean) => `decode:${explain ? 1 : 0}:${bankKey}`;
+
+/** Opens and validates the pack; workers start on `start()` or the first request. */
+export async function createLocalInferenceEngine(options: LocalEngineOptions): Promise<LocalInferenceEngine> {
+  const pack = await openModelPack(options.packDir, { verifyChecksums: options.verifyChecksums ?? false });
+  return new LocalInferenceEngine(pack, options);
+}
+
+export class LocalInferenceEngine implements InferenceEngine {
+  private readonly pool: WorkerPool;
+  private readonly batcher: MicroBatcher<Payload, UnitResult>;
+  private readonly logger: Logger;
+  private readonly maxBatch: { encode: number; decode: number; text: number };
+  private readonly chunkTags: number;
+  private readonly preprocessor: ImagePreprocessor;
+  private started: Promise<EngineInfo> | undefined;
+  private builtin: Promise<BuiltinVocabulary> | undefined;
+  private readonly validBanks = new WeakSet<LabelBank>();
+  private disposed = false;
+  private currentInfo: EngineInfo;
+
+  constructor(
+    readonly pack: ModelPack,
+    options: Omit<LocalEngineOptions, 'packDir'>,
+  ) {
+    const m = pack.manifest;
+    const workers = options.workers ?? 1;
+    this.logger = options.logger ?? silentLogger;
+    const maxBatchSize = positive('maxBatchSize', options.maxBatchSize ?? 8);
+    this.maxBatch = {
+      encode: maxBatchSize,
+      decode: positive('maxDecodeBatchSize', options.maxDecodeBatchSize ?? maxBatchSize),
+      text: positive('textBatchSize', options.textBatchSize ?? 64),
+    };
+    this.chunkTags = positive('decoderChunkTags', options.decoderChunkTags ?? 1024);
+    const maxQueue = positive('maxQueue', options.maxQueue ?? 256);
+    if (maxQueue < Math.max(this.maxBatch.encode, this.maxBatch.decode, this.maxBatch.text)) {
+      throw new RangeError('maxQueue must hold at least one full batch');
+    }
+    const limits = options.imageLimits ?? DEFAULT_IMAGE_LIMITS;
+    validateImageLimits(limits); // at construction, not at the first upload
+    const resize = options.resize ?? 'exact';
+    this.preprocessor = options.preprocess ?? ((bytes, spec) => preprocessImage(bytes, spec, limits, { resize }));
+    this.pool = new WorkerPool({
+      size: positive('workers', workers),
+      init: {
+        packDir: pack.dir,
+        settings: {
+          provider: options.provider ?? 'cpu',
+          cudaDeviceId: options.cudaDeviceId ?? 0,
+          // 0 or absent: share the machine's cores between the workers
+          intraOpThreads: options.intraOpThreads ? positive('intraOpThreads', options.intraOpThreads) : Math.max(1, Math.floor(os.availableParallelism() / workers)),
+        },
+      },
+      workerUrl: options.workerUrl,
+      logger: this.logger,
+      shutdownTimeoutMs: options.shutdownTimeoutMs,
+    });
+    this.batcher = new MicroBatcher<Payload, UnitResult>({
+      maxQueue,
+      maxWaitMs: options.maxWaitMs ?? 5,
+      maxBatch: (group) => (group === ENCODE_GROUP ? this.maxBatch.encode : group === TEXT_GROUP ? this.maxBatch.text : this.maxBatch.decode),
+      freeSlots: () => this.pool.idleCount(),
+      execute: (group, payloads) => this.execute(group, payloads),
+    });
+    this.pool.onAvailable = () => this.batcher.pump();
+    this.currentInfo = Object.freeze({
+      packName: m.name,
+      precision: m.precision,
+      imageSize: m.image.size,
+      imageTokens: m.dims.imageTokens,
+      embedDim: m.dims.embedDim,
+      textContext: m.dims.textContext,
+      builtinTagCount: m.builtin.count,
+      builtinDescriptionsPerTag: m.builtin.descriptionsPerTag,
+      textEncoderId: m.textEncoderId,
+      provider: 'pending',
+      workers,
+    });
+  }
+
+  get info(): EngineInfo {
+    return this.currentInfo;
+  }
+
+  start(): Promise<EngineInfo> {
+    if (this.disposed) return Promise.reject(shuttingDown());
+    this.started ??= this.pool.start().then((provider) => {
+      if (provider === 'cpu' && this.pack.manifest.precision === 'fp16') {
+        this.logger.warn({ pack: this.pack.manifest.name }, 'an fp16 pack on the CPU is slow; fp16 packs are meant for CUDA');
+      }
+      this.currentInfo = Object.freeze({ ...this.currentInfo, provider });
+      return this.currentInfo;
+    });
+    this.started.catch(() => {
+      this.started = undefined;
+    });
+    return this.started;
+  }
+
+  preprocess(bytes: Uint8Array): Promise<PreprocessedImage> {
+    const { size, mean, std } = this.pack.manifest.image;
+    return this.preprocessor(bytes, { size, mean, std });
+  }
+
+  async encodeImages(images: readonly ImageInput[], options: RequestOptions = {}): Promise<ImageEmbeddings[]> {
+    await this.start();
+    const window = this.maxBatch.encode;
+    // refuse before decoding any image when even the first window would not be admitted
+    const refused = this.batcher.admissionError(Math.min(images.length, window));
+    if (refused) throw refused;
+    const results = await this.inWindows(images, window, options, async (part, submitOptions) => {
+      const payloads = await Promise.all(part.map(async (image): Promise<Payload> => ({ kind: 'encode', pixels: await this.pixelsOf(image) })));
+      throwIfAborted(submitOptions.signal);
+      return this.batcher.submit(ENCODE_GROUP, payloads, submitOptions);
+    });
+    const { imageTokens: T, embedDim: E } = this.pack.manifest.dims;
+    return results.map((r) => ({
+      kind: 'image-embeddings',
+      packName: this.pack.manifest.name,
+      tokens: T,
+      dim: E,
+      data: (r as Extract<UnitResult, { kind: 'encode' }>).data,
+    }));
+  }
+
+  async scoreImages(
+    images: readonly (ImageInput | ImageEmbeddings)[],
+    banks: readonly LabelBank[],
+    options: ScoreOptions = {},
+  ): Promise<ScoredImage[]> {
+    await this.start();
+    const prepared = banks.map((b) => this.checkedBank(b));
+    const toEncode = images.map((img, i) => ({ img, i })).filter((x) => !isImageEmbeddings(x.img));
+    const embeddings: ImageEmbeddings[] = new Array(images.length);
+    images.forEach((img, i) => {
+      if (isImageEmbeddings(img)) embeddings[i] = this.checkedEmbeddings(img);
+    });
+    if (toEncode.length > 0) {
+      const encoded = await this.encodeImages(
+        toEncode.map((x) => x.img as ImageInput),
+        options,
+      );
+      encoded.forEach((e, k) => (embeddings[toEncode[k]!.i] = e));
+    }
+    const explain = options.explain ?? false;
+    const perBank = await Promise.all(
+      prepared.map((bank) =>
+        this.inWindows(embeddings, this.maxBatch.decode, options, (part, submitOptions) =>
+          this.batcher.submit(
+            decodeGroup(bank.key, explain),
+            part.map((e): Payload => ({ kind: 'decode', embeds: e.data, bank, explain })),
+            submitOptions,
+          ),
+        ),
+      ),
+    );
+    return embeddings.map((e, i) => ({
+      embeddings: e,
+      scores: prepared.map((bank, k) => {
+        const r = perBank[k]![i] as Extract<UnitResult, { kind: 'decode' }>;
+        return makeTagScores(bank, r.logits, r.weights);
+      }),
+    }));
+  }
+
+  async embedTexts(texts: readonly string[], options: RequestOptions = {}): Promise<TextEmbeddings> {
+    await this.start();
+    const E = this.pack.manifest.dims.embedDim;
+    const results = await this.inWindows(texts, this.maxBatch.text, options, (part, submitOptions) =>
+      this.batcher.submit(
+        TEXT_GROUP,
+        part.map((text): Payload => ({ kind: 'text', text })),
+        submitOptions,
+      ),
+    );
+    const embeddings = new Float32Array(texts.length * E);
+    const truncated = results.map((r, i) => {
+      const t = r as Extract<UnitResult, { kind: 'text' }>;
+      embeddings.set(t.embedding, i * E);
+      return t.truncated;
+    });
+    return { textEncoderId: this.pack.manifest.textEncoderId, dim: E, embeddings, truncated };
+  }
+
+  builtinVocabulary(): Promise<BuiltinVocabulary> {
+    this.builtin ??= loadBuiltinVocabulary(this.pack);
+    this.builtin.catch(() => {
+      this.builtin = undefined;
+    });
+    return this.builtin;
+  }
+
+  stats(): EngineStats {
+    const b = this.batcher.stats();
+    const p = this.pool.stats();
+    return {
+      queued: b.queued,
+      maxQueue: b.maxQueue,
+      runningBatches: b.running,
+      batches: b.batches,
+      batchedUnits: b.batchedUnits,
+      rejectedOverloaded: b.overloaded,
+      cancelled: b.cancelled,
+      workers: { size: p.size, ready: p.ready, busy: p.busy, restarts: p.restarts, crashes: p.crashes },
+      runs: p.runs,
+    };
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.batcher.close(shuttingDown());
+    await this.pool.dispose();
+  }
+
+  /** For tests and operations: the worker pool behind this engine. */
+  get workerPool(): WorkerPool {
+    return this.pool;
+  }
+
+  private async pixelsOf(image: ImageInput): Promise<Float32Array> {
+    const S = this.pack.manifest.image.size;
+    if (!(image instanceof Uint8Array)) {
+      if (!(image.pixels instanceof Float32Array) || image.pixels.length !== 3 * S * S) {
+        throw new AppError(ErrorCode.BAD_USER_INPUT, `preprocessed pixels must be a Float32Array of 3×${S}×${S}`);
+      }
+      return image.pixels;
+    }
+    return (await this.preprocess(image)).pixels;
+  }
+
+  private checkedBank(bank: LabelBank): LabelBank {
+    const shared = asSharedBank(bank);
+    if (!this.validBanks.has(shared)) {
+      assertValidBank(shared, this.pack.manifest.dims.embedDim);
+      this.validBanks.add(shared);
+    }
+    return shared;
+  }
+
+  private checkedEmbeddings(e: ImageEmbeddings): ImageEmbeddings {
+    const { imageTokens: T, embedDim: E } = this.pack.manifest.dims;
+    if (e.packName !== this.pack.manifest.name || e.tokens !== T || e.dim !== E || e.data.length !== T * E) {
+      throw new AppError(ErrorCode.BAD_USER_INPUT, `image embeddings from pack "${e.packName}" cannot be scored by pack "${this.pack.manifest.name}"`);
+    }
+    return e;
+  }
+
+  /**
+   * Submits a long list in windows (at most two in flight), so one large request never holds
+   * more than two windows of queue space and still keeps a worker busy between windows.
+   */
+  private async inWindows<T>(
+    items: readonly T[],
+    window: number,
+    options: RequestOptions,
+    submit: (part: T[], submitOptions: SubmitOptions) => Promise<UnitResult[]>,
+  ): Promise<UnitResult[]> {
+    if (items.length <= window) return submit([...items], options);
+    const local = new AbortController();
+    const forward = () => local.abort(options.signal?.reason);
+    options.signal?.addEventListener('abort', forward, { once: true });
+    if (options.signal?.aborted) forward();
+    const submitOptions: SubmitOptions = { fairnessKey: options.fairnessKey, signal: local.signal };
+    const results: UnitResult[] = new Array(items.length);
+    const inFlight: Promise<void>[] = [];
+    let firstError: unknown;
+    try {
+      for (let start = 0; start < items.length && firstError === undefined; start += window) {
+        if (inFlight.length >= 2) await inFlight.shift();
+        if (firstError !== undefined) break;
+        const offset = start;
+        inFlight.push(
+          submit(items.slice(start, start + window), submitOptions).then(
+            (r) => r.forEach((x, k) => (results[offset + k] = x)),
+            (e: unknown) => {
+              // the first failure is the answer; the other windows are cancelled
+              firstError ??= e;
+              local.abort();
+            },
+          ),
+        );
+      }
+      await Promise.all(inFlight);
+      if (firstError !== undefined) throw firstError;
+      return results;
+    } finally {
+      options.signal?.removeEventListener('abort', forward);
+    }
+  }
+
+  private async execute(group: string, payloads: Payload[]): Promise<UnitResult[]> {
+    const first = payloads[0]!;
+    const count = payloads.length;
+    let result: JobResult;
+    switch (first.kind) {
+      case 'encode': {
+        const S = this.pack.manifest.image.size;
+        const pixels = new Float32Array(count * 3 * S * S);
+        payloads.forEach((p, i) => pixels.set((p as typeof first).pixels, i * 3 * S * S));
+        result = await this.pool.run({ kind: 'encode', pixels, count }, [pixels.buffer]);
+        if (result.kind !== 'encode') break;
+        const per = result.imageEmbeds.length / count;
+        const all = result.imageEmbeds;
+        return payloads.map((_, i) => ({ kind: 'encode', data: all.slice(i * per, (i + 1) * per) }));
+      }
+      case 'decode': {
+        const per = first.embeds.length;
+        const imageEmbeds = new Float32Array(count * per);
+        payloads.forEach((p, i) => imageEmbeds.set((p as typeof first).embeds, i * per));
+        const { key, tagCount, maxDescriptions, embedDim, embeds, mask } = first.bank;
+        result = await this.pool.run(
+          {
+            kind: 'decode',
+            imageEmbeds,
+            count,
+            bank: { key, tagCount, maxDescriptions, embedDim, embeds, mask },
+            chunkTags: this.chunkTags,
+            explain: first.explain,
+          },
+          [imageEmbeds.buffer],
+        );
+        if (result.kind !== 'decode') break;
+        const C = tagCount;
+        const D = maxDescriptions;
+        const { logits, weights } = result;
+        return payloads.map((_, i) => ({
+          kind: 'decode',
+          // Views, not copies: each batch's output arrays are this batch's alone.
+          logits: logits.subarray(i * C, (i + 1) * C),
+          ...(weights ? { weights: weights.subarray(i * C * D, (i + 1) * C * D) } : {}),
+        }));
+      }
+      case 'text': {
+        result = await this.pool.run({ kind: 'texts', texts: payloads.map((p) => (p as typeof first).text) });
+        if (result.kind !== 'texts') break;
+        const E = this.pack.manifest.dims.embedDim;
+        const { embeddings, truncated } = result;
+        return payloads.map((_, i) => ({ kind: 'text', embedding: embeddings.subarray(i * E, (i + 1) * E), truncated: truncated[i]! }));
+      }
+    }
+    throw new AppError(ErrorCode.INTERNAL_SERVER_ERROR, `inference worker answered a ${group} job with a ${result.kind} result`);
+  }
+}
+
+function positive(name: string, value: number): number {
+  if (!(Number.isInteger(value) && value > 0)) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  return value;
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw cancelledError(signal.reason);
+}

@@ -1,0 +1,227 @@
+import * as ort from 'onnxruntime-node';
+import type { GraphName } from '../pack/manifest.ts';
+import type { ModelPack } from '../pack/pack.ts';
+import { createGraphSession, silentLogger, type ExecutionProvider, type Logger, type SessionSettings } from './sessions.ts';
+
+/** What the decoder needs of a label bank (thresholds and key stay with the caller). */
+export interface BankData {
+  readonly tagCount: number;
+  readonly maxDescriptions: number;
+  readonly embedDim: number;
+  readonly embeds: Float32Array;
+  readonly mask: Uint8Array;
+}
+
+export interface DecodeOptions {
+  /** Tags per decoder run; bounds the decoder's intermediates ([B, chunk, T] attention etc.). */
+  chunkTags: number;
+  /** Also return description_weights [B, C, D]. */
+  explain: boolean;
+}
+
+export interface DecodeOutput {
+  /** [B, C] */
+  logits: Float32Array;
+  /** [B, C, D] when `explain` */
+  weights?: Float32Array;
+}
+
+export type RunCounts = Record<GraphName, number>;
+
+/**
+ * Runs the pack's three graphs. One instance per thread: `session.run()` blocks the thread it
+ * is called on, so this lives in a worker (see inference-worker.ts); tests also use it directly.
+ * Sessions are created on first use, once, behind a promise.
+ */
+export class ModelRunner {
+  private readonly sessions = new Map<GraphName, Promise<ort.InferenceSession>>();
+  private providerUsed: ExecutionProvider | undefined;
+  private staging = new Float32Array(0);
+  private disposed = false;
+  private trimmingChecked: Promise<boolean> | undefined;
+  readonly runs: RunCounts = { imageEncoder: 0, tagDecoder: 0, textEncoder: 0 };
+
+  constructor(
+    readonly pack: ModelPack,
+    private readonly settings: SessionSettings,
+    private readonly logger: Logger = silentLogger,
+  ) {}
+
+  /** Provider of the sessions created so far (undefined before the first). */
+  get provider(): ExecutionProvider | undefined {
+    return this.providerUsed;
+  }
+
+  /** Creates all three sessions now, so a broken pack fails at start-up rather than later. */
+  async warmup(): Promise<ExecutionProvider> {
+    await Promise.all((['imageEncoder', 'tagDecoder', 'textEncoder'] as const).map((g) => this.session(g)));
+    return this.providerUsed!;
+  }
+
+  private session(graph: GraphName): Promise<ort.InferenceSession> {
+    if (this.disposed) return Promise.reject(new Error('model runner is disposed'));
+    let s = this.sessions.get(graph);
+    if (!s) {
+      s = createGraphSession(this.pack, graph, this.settings, this.logger).then(({ session, provider }) => {
+        this.providerUsed ??= provider;
+        return session;
+      });
+      // a failed creation is retried on the next call rather than cached forever
+      s.catch(() => this.sessions.delete(graph));
+      this.sessions.set(graph, s);
+    }
+    return s;
+  }
+
+  /** pixels [B,3,S,S] → image_embeds [B,T,E] */
+  async encodeImages(pixels: Float32Array, count: number): Promise<Float32Array> {
+    const S = this.pack.manifest.image.size;
+    expectLength('pixel_values', pixels, count * 3 * S * S);
+    const session = await this.session('imageEncoder');
+    const out = await session.run({ pixel_values: new ort.Tensor('float32', pixels, [count, 3, S, S]) });
+    this.runs.imageEncoder++;
+    return tensorData(out.image_embeds, 'image_embeds');
+  }
+
+  /**
+   * image_embeds [B,T,E] × bank [C,D,E] → logits [B,C] (+ weights [B,C,D]), in chunks of tags.
+   * Tags are independent in the decoder, so chunking changes nothing but peak memory.
+   */
+  async decode(imageEmbeds: Float32Array, count: number, bank: BankData, options: DecodeOptions): Promise<DecodeOutput> {
+    const { tagCount: C, maxDescriptions: D, embedDim: E } = bank;
+    const T = this.pack.manifest.dims.imageTokens;
+    expectLength('image_embeds', imageEmbeds, count * T * E);
+    expectLength('label_embeds', bank.embeds, C * D * E);
+    expectLength('label_mask', bank.mask, C * D);
+    const session = await this.session('tagDecoder');
+    const imageTensor = new ort.Tensor('float32', imageEmbeds, [count, T, E]);
+    const fetches = options.explain ? ['logits', 'description_weights'] : ['logits'];
+
+    const logits = new Float32Array(count * C);
+    const weights = options.explain ? new Float32Array(count * C * D) : undefined;
+    const chunk = Math.max(1, Math.min(options.chunkTags, C));
+    for (let start = 0; start < C; start += chunk) {
+      const n = Math.min(chunk, C - start);
+      const embeds = this.unshared(bank.embeds, start * D * E, n * D * E);
+      const mask = Uint8Array.from(bank.mask.subarray(start * D, (start + n) * D));
+      const out = await session.run(
+        {
+          image_embeds: imageTensor,
+          label_embeds: new ort.Tensor('float32', embeds, [n, D, E]),
+          label_mask: new ort.Tensor('bool', mask, [n, D]),
+        },
+        fetches,
+      );
+      this.runs.tagDecoder++;
+      const chunkLogits = tensorData(out.logits, 'logits');
+      expectLength('logits', chunkLogits, count * n);
+      for (let b = 0; b < count; b++) logits.set(chunkLogits.subarray(b * n, (b + 1) * n), b * C + start);
+      if (weights) {
+        const w = tensorData(out.description_weights, 'description_weights');
+        expectLength('description_weights', w, count * n * D);
+        for (let b = 0; b < count; b++) weights.set(w.subarray(b * n * D, (b + 1) * n * D), (b * C + start) * D);
+      }
+    }
+    return weights ? { logits, weights } : { logits };
+  }
+
+  /**
+   * input_ids [N,L] → text_embeds [N,E]. The text encoder is causal and reads its features at
+   * the end token, so padding after the longest text's end token cannot change the result:
+   * when the graph accepts a shorter L (checked once against the full context), runs are cut
+   * to the longest text of the batch, which makes short texts several times cheaper.
+   */
+  async encodeTexts(inputIds: BigInt64Array, count: number): Promise<Float32Array> {
+    const L = this.pack.manifest.dims.textContext;
+    expectLength('input_ids', inputIds, count * L);
+    const session = await this.session('textEncoder');
+    const used = (await this.textTrimming()) ? usedContext(inputIds, count, L, this.pack.manifest.tokenizer.eos) : L;
+    const ids = used === L ? inputIds : trimRows(inputIds, count, L, used);
+    const out = await session.run({ input_ids: new ort.Tensor('int64', ids, [count, used]) });
+    this.runs.textEncoder++;
+    return tensorData(out.text_embeds, 'text_embeds');
+  }
+
+  /** Whether cutting the context is exact for this graph: one comparison, remembered. */
+  private textTrimming(): Promise<boolean> {
+    this.trimmingChecked ??= (async () => {
+      const session = await this.session('textEncoder');
+      const L = this.pack.manifest.dims.textContext;
+      const { bos, eos } = this.pack.manifest.tokenizer;
+      const full = new BigInt64Array(2 * L);
+      [320, 1125, 539, 320, 2368].forEach((id, i) => (full[1 + i] = BigInt(id))); // "a photo of a cat"
+      full[0] = BigInt(bos);
+      full[6] = BigInt(eos);
+      full.copyWithin(L, 0, L);
+      full[L + 3] = BigInt(eos); // a shorter second row
+      try {
+        const a = tensorData((await session.run({ input_ids: new ort.Tensor('int64', full, [2, L]) })).text_embeds, 'text_embeds');
+        const cut = trimRows(full, 2, L, 7);
+        const b = tensorData((await session.run({ input_ids: new ort.Tensor('int64', cut, [2, 7]) })).text_embeds, 'text_embeds');
+        let diff = 0;
+        for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+        const exact = a.length === b.length && diff <= 1e-5;
+        if (!exact) this.logger.warn({ diff }, 'text encoder depends on padding: running at full context');
+        return exact;
+      } catch (e) {
+        this.logger.info({ err: (e as Error).message }, 'text encoder needs the full context');
+        return false;
+      }
+    })();
+    return this.trimmingChecked;
+  }
+
+  /**
+   * onnxruntime-node rejects views of a SharedArrayBuffer ("Invalid argument"), so shared
+   * bank slices are copied into one reusable buffer (about 8 ms per 100 MB).
+   */
+  private unshared(source: Float32Array, offset: number, length: number): Float32Array {
+    const view = source.subarray(offset, offset + length);
+    if (!(source.buffer instanceof SharedArrayBuffer)) return view;
+    if (this.staging.length < length) this.staging = new Float32Array(length);
+    const target = this.staging.length === length ? this.staging : this.staging.subarray(0, length);
+    target.set(view);
+    return target;
+  }
+
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    const pending = [...this.sessions.values()];
+    this.sessions.clear();
+    this.staging = new Float32Array(0);
+    for (const p of pending) {
+      const s = await p.catch(() => undefined);
+      await s?.release();
+    }
+  }
+}
+
+/** Columns up to the last end token of any row (at least 2). */
+function usedContext(ids: BigInt64Array, count: number, L: number, eos: number): number {
+  const end = BigInt(eos);
+  let used = 2;
+  for (let n = 0; n < count; n++) {
+    for (let k = L - 1; k >= used; k--) {
+      if (ids[n * L + k] === end) {
+        used = k + 1;
+        break;
+      }
+    }
+  }
+  return used;
+}
+
+function trimRows(ids: BigInt64Array, count: number, L: number, used: number): BigInt64Array {
+  const out = new BigInt64Array(count * used);
+  for (let n = 0; n < count; n++) out.set(ids.subarray(n * L, n * L + used), n * used);
+  return out;
+}
+
+function expectLength(name: string, data: { length: number }, expected: number): void {
+  if (data.length !== expected) throw new RangeError(`${name}: ${data.length} values, expected ${expected}`);
+}
+
+function tensorData(value: ort.OnnxValue | undefined, name: string): Float32Array {
+  if (!value || !(value.data instanceof Float32Array)) throw new Error(`graph output ${name} is missing or not float32`);
+  return value.data;
+}
