@@ -158,11 +158,25 @@ async function withScratchDatabase<T>(serverUrl: string, fn: (url: string) => Pr
     try {
       return await fn(url.toString());
     } finally {
-      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await dropWhenClosed(admin, name);
     }
   } finally {
     await admin.end();
   }
+}
+
+/**
+ * Drops a scratch database once the connections we closed are really gone. Forcing the drop at
+ * once would terminate a connection still saying goodbye, and its client would report the
+ * server's "terminating connection" as an error nobody is left to handle.
+ */
+async function dropWhenClosed(admin: pg.Client, name: string): Promise<void> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const { rows } = await admin.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1', [name]);
+    if (rows[0]?.n === 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
 }
 
 /**
