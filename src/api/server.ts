@@ -6,16 +6,17 @@ import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
-import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
+import express, { type RequestHandler } from 'express';
 import { graphqlUploadExpress } from 'graphql-upload-minimal';
-import { ErrorCode, isAppError } from '../core/errors.ts';
+import { isAppError } from '../core/errors.ts';
 import { resolvers } from './resolvers/index.ts';
 import type { RequestContext } from './context.ts';
 import { createLoaders, type Loaders } from './loaders.ts';
 import { requireTenant } from '../tenancy/principal.ts';
 import type { Services } from './services.ts';
 import type { Logger } from '../core/log.ts';
-import { errorBody, formatErrorFor } from './errors.ts';
+import { formatErrorFor, httpErrorHandler, toGraphQLError } from './errors.ts';
+import { errorStatus } from './plugins/error-status.ts';
 
 /** Tokens in one GraphQL document; far above any real query, well below a hostile one. */
 const MAX_TOKENS = 10_000;
@@ -58,6 +59,7 @@ export async function createHttpServer(services: Services, log: Logger): Promise
     validationRules: protection.validationRules,
     // graphql-armor ships CommonJS typings of Apollo's plugin type; the runtime objects are the same.
     plugins: [...(protection.plugins as ApolloServerPlugin<RequestContext>[]), ApolloServerPluginDrainHttpServer({ httpServer: server, stopGracePeriodMillis: services.config.http.shutdownTimeoutMs }),
+      errorStatus(),
     ],
     formatError: formatErrorFor(log),
     logger: log,
@@ -91,7 +93,11 @@ export async function createHttpServer(services: Services, log: Logger): Promise
     trackOperations(operations, expressMiddleware(apollo, {
       context: async ({ req, res }): Promise<RequestContext> => {
         const requestId = String(res.locals.requestId);
-        const principal = await services.auth.authenticate(req.header('authorization'));
+        // A refused key fails here, before any resolver: translated on the spot so Apollo
+        // answers with our code and status (401).
+        const principal = await services.auth.authenticate(req.header('authorization')).catch((err: unknown) => {
+          throw isAppError(err) ? toGraphQLError(err) : err;
+        });
         // A client that disconnects before the answer frees its place in the inference queue.
         const gone = new AbortController();
         res.once('close', () => {
@@ -110,25 +116,7 @@ export async function createHttpServer(services: Services, log: Logger): Promise
     })),
   );
 
-  // Failures before GraphQL runs still answer in GraphQL's error shape, with our codes.
-  const onError: ErrorRequestHandler = (err, _req, res, _next) => {
-    const requestId = res.locals.requestId as string | undefined;
-    const e = err as { type?: string; status?: number };
-    if (isAppError(err)) {
-      res.status((err.extensions.http as { status?: number } | undefined)?.status ?? 400).json(errorBody(err.code, err.message, requestId));
-    } else if (e.status === 413) {
-      const message = e.type === 'entity.too.large' ? `request body over ${limits.maxRequestBytes} bytes` : String((err as Error).message);
-      res.status(413).json(errorBody(ErrorCode.PAYLOAD_TOO_LARGE, message, requestId));
-    } else if (e.type === 'entity.parse.failed') {
-      res.status(400).json(errorBody(ErrorCode.BAD_USER_INPUT, 'request body is not valid JSON', requestId));
-    } else if (e.status && e.status >= 400 && e.status < 500) {
-      res.status(e.status).json(errorBody(ErrorCode.BAD_USER_INPUT, String((err as Error).message), requestId));
-    } else {
-      log.error({ err, requestId }, 'unhandled HTTP error');
-      res.status(500).json(errorBody(ErrorCode.INTERNAL_SERVER_ERROR, 'Internal server error', requestId));
-    }
-  };
-  app.use(onError);
+  app.use(httpErrorHandler({ log, maxRequestBytes: limits.maxRequestBytes }));
 
   return {
     server,
