@@ -73,7 +73,7 @@ export class App {
       const engine = (this.engine = await this.startEngine());
       const services = (this.services = await this.buildServices(db, this.dbServer.embedded, engine));
       (this.vocab = services.vocab).start();
-      this.http = await createHttpServer(services, log);
+      this.http = await createHttpServer({ services, log, limits: config.limits, shutdownTimeoutMs: config.http.shutdownTimeoutMs });
       this.address = await this.http.listen(config.http.host, config.http.port);
       this.state = 'running';
       log.info({ url: `${this.url}/graphql` }, 'Omnitag is listening');

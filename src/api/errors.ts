@@ -8,6 +8,7 @@ import type { ErrorRequestHandler } from 'express';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { type AppError, ErrorCode, isAppError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
+import { requestIdOf } from './plugins/request-id.ts';
 
 /** Codes answered with a status of their own; every other error keeps GraphQL's 200. */
 const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
@@ -109,7 +110,7 @@ export interface HttpErrorHandlerOptions {
 /** Express's last handler: failures before GraphQL runs still answer in GraphQL's error shape, with our codes. */
 export function httpErrorHandler({ log, maxRequestBytes }: HttpErrorHandlerOptions): ErrorRequestHandler {
   return (err, _req, res, _next) => {
-    const requestId = res.locals.requestId as string | undefined;
+    const requestId = requestIdOf(res);
     const e = err as { type?: string; status?: number };
     if (isAppError(err)) {
       res.status(httpStatusOf(err.code) ?? 400).json(errorBody(err.code, err.message, requestId));
