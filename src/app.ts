@@ -180,10 +180,9 @@ export class App {
     });
     const auth = new Authenticator(db.prisma, config.platformAdminKey, { cacheTtlMs: config.authCacheMs });
     const services: Services = {
-      config,
-      db,
       databaseKind: embedded ? 'embedded' : 'postgresql',
       version: VERSION,
+      maxPageSize: config.limits.maxPageSize,
       auth,
       health,
       tenants: new TenantService(db.prisma),
