@@ -2,6 +2,14 @@ import js from '@eslint/js';
 import importX, { createNodeResolver } from 'eslint-plugin-import-x';
 import tseslint from 'typescript-eslint';
 
+/** Folders that must not know the transports (GraphQL, Apollo, Express, uploads) or src/api. */
+const TRANSPORT_FREE = ['src/core/**/*.ts', 'src/inference/**/*.ts', 'src/vocab/**/*.ts', 'src/tagging/**/*.ts', 'src/tenancy/**/*.ts', 'src/db/**/*.ts'];
+const TRANSPORT_PATTERNS = [
+  { group: ['graphql', 'graphql/*', '@apollo/*', 'express', 'express/*'], message: 'GraphQL and HTTP belong to src/api: throw an AppError and let src/api/errors.ts translate it' },
+  { group: ['graphql-upload-minimal'], message: 'uploads are parsed in src/api' },
+  { group: ['**/api', '**/api/**'], message: 'src/api depends on the domain, never the reverse' },
+];
+
 export default tseslint.config(
   { ignores: ['node_modules/', 'src/generated/', 'packs/', '.data/', 'scratch/', 'tools/**/*.py'] },
   js.configs.recommended,
@@ -25,6 +33,25 @@ export default tseslint.config(
       'no-restricted-imports': ['error', { patterns: [{ group: ['**/test/**', '../test/*', '../../test/*'], message: 'src must not import test code' }] }],
     },
   },
+  // --- Boundary: transports stay in src/api -------------------------------------------------
+  // The domain and its infrastructure know nothing of GraphQL or HTTP: they throw AppErrors and
+  // src/api translates them. This uses the typescript-eslint copy of the rule so that it adds to
+  // the `no-restricted-imports` blocks around it instead of replacing their options.
+  {
+    files: TRANSPORT_FREE,
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', { patterns: TRANSPORT_PATTERNS }],
+    },
+  },
+  {
+    // Until tagging has an upload type of its own, its image reader may name the library's
+    // (a type only: nothing of the library runs there).
+    files: ['src/tagging/image-input.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', { patterns: TRANSPORT_PATTERNS.map((p) => (p.group.includes('graphql-upload-minimal') ? { ...p, allowTypeImports: true } : p)) }],
+    },
+  },
+  // --- End of boundary: transports stay in src/api --------------------------------------------
   {
     // The inference engine knows nothing of GraphQL or the database.
     files: ['src/inference/**/*.ts'],

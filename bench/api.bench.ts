@@ -63,7 +63,7 @@ try {
   const source = photo ? sharp(photo) : sharp(Buffer.from(Array.from({ length: 1155 * 866 * 3 }, () => Math.floor(Math.random() * 256))), { raw: { width: 1155, height: 866, channels: 3 } });
   const jpeg = await source.resize(1155, 866, { fit: 'fill' }).jpeg({ quality: 90 }).toBuffer();
   const base64 = jpeg.toString('base64');
-  const services = app.services!;
+  const services = app.services;
   const snapshot = await services.vocab.labelBanks.forVocabulary(tenant, vocab);
   const engineOnce = async () => {
     const pre = await services.engine.preprocess(jpeg);

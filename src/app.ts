@@ -21,7 +21,32 @@ const VERSION: string = JSON.parse(
   fs.readFileSync(path.resolve(import.meta.dirname, '..', 'package.json'), 'utf8'),
 ).version;
 
-type State = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+/** What a running app holds, in start order; released in reverse. */
+interface Resources {
+  readonly dbServer: DatabaseServer;
+  readonly db: Database;
+  readonly engine: LocalInferenceEngine;
+  readonly vocab: VocabularyServices;
+  readonly usage: UsageRecorder;
+  readonly http: HttpServer;
+}
+
+/** Resources acquired so far during start(): a failed start releases exactly these. */
+type Acquired = { -readonly [K in keyof Resources]?: Resources[K] };
+
+interface Running extends Resources {
+  readonly services: Services;
+  readonly address: { host: string; port: number };
+}
+
+/** Each phase carries only what exists in it (after start() fails, nothing is held any more). */
+type Lifecycle =
+  | { readonly phase: 'created' }
+  | { readonly phase: 'starting'; readonly started: Promise<void> }
+  | ({ readonly phase: 'running' } & Running)
+  | { readonly phase: 'stopping'; readonly stopped: Promise<void> }
+  | { readonly phase: 'stopped' }
+  | { readonly phase: 'failed'; readonly error: unknown };
 
 /**
  * The composition root and the one lifecycle owner: it builds config → database → services →
@@ -29,58 +54,75 @@ type State = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'fail
  * closes last).
  */
 export class App {
-  private state: State = 'created';
-  private dbServer: DatabaseServer | undefined;
-  private db: Database | undefined;
-  private engine: LocalInferenceEngine | undefined;
-  private vocab: VocabularyServices | undefined;
-  private usage: UsageRecorder | undefined;
-  private http: HttpServer | undefined;
-  /** Built during start(); exposed for tests and tools that run inside the process. */
-  services: Services | undefined;
-  private stopping: Promise<void> | undefined;
-  address: { host: string; port: number } | undefined;
+  private lifecycle: Lifecycle = { phase: 'created' };
 
   constructor(
     readonly config: Config,
     private readonly log: Logger,
   ) {}
 
+  /** Built during start(); exposed for tests and tools that run inside the process. */
+  get services(): Services {
+    return this.running().services;
+  }
+
+  /** The database client, for tests and tools that run inside the process. */
+  get db(): Database {
+    return this.running().db;
+  }
+
+  get address(): { host: string; port: number } {
+    return this.running().address;
+  }
+
   get url(): string {
-    if (!this.address) throw new Error('not listening');
-    const host = this.address.host.includes(':') ? `[${this.address.host}]` : this.address.host;
-    return `http://${host}:${this.address.port}`;
+    const { address } = this.running();
+    const host = address.host.includes(':') ? `[${address.host}]` : address.host;
+    return `http://${host}:${address.port}`;
+  }
+
+  private running(): Running {
+    if (this.lifecycle.phase !== 'running') throw new Error(`the app is ${this.lifecycle.phase}, not running`);
+    return this.lifecycle;
   }
 
   async start(): Promise<void> {
-    if (this.state !== 'created') throw new Error(`cannot start an app that is ${this.state}`);
-    this.state = 'starting';
+    if (this.lifecycle.phase !== 'created') throw new Error(`cannot start an app that is ${this.lifecycle.phase}`);
+    // `starting` runs until its first await before the phase is set; it does not read the phase.
+    const started = this.starting();
+    this.lifecycle = { phase: 'starting', started };
+    return started;
+  }
+
+  private async starting(): Promise<void> {
+    const acquired: Acquired = {};
     try {
       const { config, log } = this;
-      this.dbServer = await openDatabaseServer(config);
-      log.info({ embedded: this.dbServer.embedded }, 'database server ready');
+      const dbServer = (acquired.dbServer = await openDatabaseServer(config));
+      log.info({ embedded: dbServer.embedded }, 'database server ready');
       if (config.database.migrateOnStart) {
-        const applied = await applyMigrations(this.dbServer.url);
+        const applied = await applyMigrations(dbServer.url);
         if (applied.length) log.info({ applied }, 'migrations applied');
-        await this.dbServer.whenIdle();
+        await dbServer.whenIdle();
       }
-      const db = (this.db = openDatabase(this.dbServer.url, this.dbServer.maxConnections, log));
+      const db = (acquired.db = openDatabase(dbServer.url, dbServer.maxConnections, log));
       if (!(await db.ping(10_000))) throw new Error('the database does not answer');
       const pending = await pendingMigrations(db);
       if (pending.length) {
         throw new Error(`the database lacks migrations ${pending.join(', ')}: run \`npm run db:migrate\``);
       }
-      const engine = (this.engine = await this.startEngine());
-      const services = (this.services = await this.buildServices(db, this.dbServer.embedded, engine));
-      (this.vocab = services.vocab).start();
-      this.http = await createHttpServer(services, log);
-      this.address = await this.http.listen(config.http.host, config.http.port);
-      this.state = 'running';
+      const engine = (acquired.engine = await this.startEngine());
+      const { services, usage } = await this.buildServices(db, dbServer.embedded, engine, acquired);
+      const vocab = (acquired.vocab = services.vocab);
+      vocab.start();
+      const http = (acquired.http = await createHttpServer({ services, log, limits: config.limits, shutdownTimeoutMs: config.http.shutdownTimeoutMs }));
+      const address = await http.listen(config.http.host, config.http.port);
+      this.lifecycle = { phase: 'running', dbServer, db, engine, vocab, usage, http, services, address };
       log.info({ url: `${this.url}/graphql` }, 'Omnitag is listening');
-    } catch (err) {
-      this.state = 'failed';
-      await this.release();
-      throw err;
+    } catch (error) {
+      await this.release(acquired);
+      this.lifecycle = { phase: 'failed', error };
+      throw error;
     }
   }
 
@@ -107,7 +149,7 @@ export class App {
     return engine;
   }
 
-  private async buildServices(db: Database, embedded: boolean, engine: LocalInferenceEngine): Promise<Services> {
+  private async buildServices(db: Database, embedded: boolean, engine: LocalInferenceEngine, acquired: Acquired): Promise<{ services: Services; usage: UsageRecorder }> {
     const { config, log } = this;
     const health: HealthService = { check: async () => ({ database: await db.ping() }) };
     const urlFetcher = config.urlFetch.enabled
@@ -127,7 +169,7 @@ export class App {
       // Lets LLM answers be cut to CLIP's context exactly.
       tokenizer: await ClipTokenizer.fromFile(engine.pack.file(engine.pack.manifest.tokenizer.file)),
     });
-    const usage = (this.usage = new UsageRecorder(db.prisma, log.child({ component: 'usage' })));
+    const usage = (acquired.usage = new UsageRecorder(db.prisma, log.child({ component: 'usage' })));
     const tagging = new TaggingService({
       engine,
       vocabularies: vocab.labelBanks,
@@ -137,11 +179,10 @@ export class App {
       log: log.child({ component: 'tagging' }),
     });
     const auth = new Authenticator(db.prisma, config.platformAdminKey, { cacheTtlMs: config.authCacheMs });
-    return {
-      config,
-      db,
+    const services: Services = {
       databaseKind: embedded ? 'embedded' : 'postgresql',
       version: VERSION,
+      maxPageSize: config.limits.maxPageSize,
       auth,
       health,
       tenants: new TenantService(db.prisma),
@@ -150,28 +191,47 @@ export class App {
       vocab,
       tagging,
     };
+    return { services, usage };
   }
 
-  /** Idempotent; safe to call from several signal handlers. */
+  /**
+   * Idempotent; safe to call from several signal handlers. A stop during start-up waits for the
+   * start to end (a failed start has already released what it held), then stops.
+   */
   stop(): Promise<void> {
-    this.stopping ??= (async () => {
-      if (this.state === 'stopped') return;
-      this.state = 'stopping';
-      await this.release();
-      this.state = 'stopped';
-      this.log.info('stopped');
-    })();
-    return this.stopping;
+    const current = this.lifecycle;
+    switch (current.phase) {
+      case 'stopping':
+        return current.stopped;
+      case 'stopped':
+        return Promise.resolve();
+      case 'starting':
+        return current.started.catch(() => {}).then(() => this.stop());
+      case 'created':
+      case 'failed':
+        this.lifecycle = { phase: 'stopped' };
+        this.log.info('stopped');
+        return Promise.resolve();
+      case 'running': {
+        const stopped = this.release(current).then(() => {
+          this.lifecycle = { phase: 'stopped' };
+          this.log.info('stopped');
+        });
+        this.lifecycle = { phase: 'stopping', stopped };
+        return stopped;
+      }
+    }
   }
 
-  private async release(): Promise<void> {
+  /** Releases in the reverse of start order; a step that fails is logged and the rest still run. */
+  private async release({ http, vocab, usage, engine, db, dbServer }: Acquired): Promise<void> {
     const steps: [string, (() => Promise<void>) | undefined][] = [
-      ['http', this.http && (() => this.http!.close(this.config.http.shutdownTimeoutMs))],
-      ['description worker', this.vocab && (() => this.vocab!.stop())],
-      ['usage records', this.usage && (() => this.usage!.stop())],
-      ['inference engine', this.engine && (() => this.engine!.dispose())],
-      ['database client', this.db && (() => this.db!.close())],
-      ['database server', this.dbServer && (() => this.dbServer!.stop())],
+      ['http', http && (() => http.close(this.config.http.shutdownTimeoutMs))],
+      ['description worker', vocab && (() => vocab.stop())],
+      ['usage records', usage && (() => usage.stop())],
+      ['inference engine', engine && (() => engine.dispose())],
+      ['database client', db && (() => db.close())],
+      ['database server', dbServer && (() => dbServer.stop())],
     ];
     for (const [name, step] of steps) {
       try {

@@ -1,7 +1,12 @@
+import type { ContextFunction } from '@apollo/server';
+import type { ExpressContextFunctionArgument } from '@as-integrations/express5';
+import { isAppError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import type { Principal } from '../tenancy/principal.ts';
+import { requireTenant, type Principal } from '../tenancy/principal.ts';
+import { toGraphQLError } from './errors.ts';
+import { createLoaders, type Loaders } from './loaders.ts';
+import { requestIdOf } from './plugins/request-id.ts';
 import type { Services } from './services.ts';
-import type { Loaders } from './loaders.ts';
 
 /** Built once per request by the HTTP layer; resolvers read it and never change it. */
 export interface RequestContext {
@@ -13,4 +18,31 @@ export interface RequestContext {
   readonly signal: AbortSignal;
   /** DataLoaders of the calling tenant (made on first use; tenant keys only). */
   loaders(): Loaders;
+}
+
+/**
+ * Apollo's context function: authenticates the caller. A refused key fails here, before any
+ * resolver runs; it is translated on the spot so Apollo answers with our code and status (401).
+ */
+export function createContext(services: Services, log: Logger): ContextFunction<[ExpressContextFunctionArgument], RequestContext> {
+  return async ({ req, res }) => {
+    const requestId = String(requestIdOf(res));
+    const principal = await services.auth.authenticate(req.header('authorization')).catch((err: unknown) => {
+      throw isAppError(err) ? toGraphQLError(err) : err;
+    });
+    // A client that disconnects before the answer frees its place in the inference queue.
+    const gone = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
+    let loaders: Loaders | undefined;
+    return {
+      requestId,
+      principal,
+      services,
+      log: log.child({ requestId }),
+      signal: gone.signal,
+      loaders: () => (loaders ??= createLoaders(services, requireTenant(principal).tenantId)),
+    };
+  };
 }

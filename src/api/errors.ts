@@ -1,7 +1,25 @@
+/**
+ * The one place where AppErrors become GraphQL errors and HTTP statuses. The services throw
+ * AppError (code, message, details) and know nothing of transports; everything the client sees
+ * of a failure is decided here.
+ */
 import { unwrapResolverError } from '@apollo/server/errors';
-import type { GraphQLFormattedError } from 'graphql';
+import type { ErrorRequestHandler } from 'express';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { type AppError, ErrorCode, isAppError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
+import { requestIdOf } from './plugins/request-id.ts';
+
+/** Codes answered with a status of their own; every other error keeps GraphQL's 200. */
+const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  PAYLOAD_TOO_LARGE: 413,
+  OVERLOADED: 503,
+  DATABASE_UNAVAILABLE: 503,
+};
+
+export const httpStatusOf = (code: ErrorCode): number | undefined => HTTP_STATUS[code];
 
 /** Apollo's own codes for requests it rejects before execution, mapped onto ours. */
 const APOLLO_TO_APP: Record<string, ErrorCode> = {
@@ -15,35 +33,65 @@ const APOLLO_TO_APP: Record<string, ErrorCode> = {
 };
 
 /**
- * Apollo wraps errors thrown while building the context ("Context creation failed: ...") and
- * errors it does not recognise as its own GraphQLError; the AppError is further down the chain.
+ * graphql-js wraps what a resolver throws (`originalError`), Apollo wraps errors thrown while
+ * building the context, and an error may name its cause: the AppError is somewhere down the chain.
  */
-function findAppError(error: unknown): AppError | undefined {
+export function findAppError(error: unknown): AppError | undefined {
   for (let e = error, depth = 0; e && depth < 5; depth++) {
     if (isAppError(e)) return e;
-    e = (e as { originalError?: unknown; cause?: unknown }).originalError ?? (e as { cause?: unknown }).cause;
+    e = (e as { originalError?: unknown }).originalError ?? (e as { cause?: unknown }).cause;
   }
   return undefined;
 }
 
+/** `extensions` of an AppError as clients see it: its code, then its details. */
+function extensionsOf(error: AppError): Record<string, unknown> {
+  const { code: _shadowed, ...details } = error.details;
+  return { code: error.code, ...details };
+}
+
 /**
- * Every error leaves with one of our codes. AppErrors and request errors keep their message;
- * anything unexpected is logged with the request id and reaches the client as
+ * For errors thrown outside execution, where Apollo takes the status from `extensions.http`
+ * (building the context: a refused key answers 401). Even if this GraphQLError is not the class
+ * Apollo checks against (two copies of graphql in one process), Apollo wraps it and graphql-js
+ * copies its extensions.
+ */
+export function toGraphQLError(error: AppError): GraphQLError {
+  const status = httpStatusOf(error.code);
+  return new GraphQLError(error.message, {
+    originalError: error,
+    extensions: { ...extensionsOf(error), ...(status ? { http: { status } } : {}) },
+  });
+}
+
+/**
+ * The HTTP status a GraphQL answer with these errors gets, or undefined to leave Apollo's.
+ * Several errors with statuses of their own: the last one's, as Apollo merges `extensions.http`.
+ */
+export function httpStatusOfErrors(errors: readonly unknown[]): number | undefined {
+  let status: number | undefined;
+  for (const error of errors) {
+    const appError = findAppError(error);
+    status = (appError && httpStatusOf(appError.code)) ?? status;
+  }
+  return status;
+}
+
+/**
+ * Apollo's `formatError`. Every error leaves with one of our codes. AppErrors and request errors
+ * keep their message; anything unexpected is logged and reaches the client as
  * "Internal server error", never with a stack.
  */
 export function formatErrorFor(log: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
-    const original = findAppError(error) ?? unwrapResolverError(error);
-    if (isAppError(original)) {
-      const { http: _http, ...extensions } = formatted.extensions ?? {};
-      return { ...formatted, message: original.message, extensions: { ...extensions, code: original.code } };
-    }
+    const appError = findAppError(error);
+    if (appError) return { ...formatted, message: appError.message, extensions: extensionsOf(appError) };
     const code = String(formatted.extensions?.code ?? '');
     const mapped = APOLLO_TO_APP[code];
     if (mapped) {
       return { message: formatted.message, locations: formatted.locations, path: formatted.path, extensions: { code: mapped, reason: code } };
     }
-    log.error({ err: original, path: formatted.path }, 'unexpected error');
+    log.error({ err: unwrapResolverError(error), path: formatted.path }, 'unexpected error');
     return { message: 'Internal server error', path: formatted.path, extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR } };
   };
 }
@@ -53,3 +101,29 @@ export const errorBody = (code: ErrorCode, message: string, requestId?: string) 
   errors: [{ message, extensions: { code, ...(requestId ? { requestId } : {}) } }],
 });
 
+export interface HttpErrorHandlerOptions {
+  log: Logger;
+  /** The JSON body limit, named in the answer to a body over it. */
+  maxRequestBytes: number;
+}
+
+/** Express's last handler: failures before GraphQL runs still answer in GraphQL's error shape, with our codes. */
+export function httpErrorHandler({ log, maxRequestBytes }: HttpErrorHandlerOptions): ErrorRequestHandler {
+  return (err, _req, res, _next) => {
+    const requestId = requestIdOf(res);
+    const e = err as { type?: string; status?: number };
+    if (isAppError(err)) {
+      res.status(httpStatusOf(err.code) ?? 400).json(errorBody(err.code, err.message, requestId));
+    } else if (e.status === 413) {
+      const message = e.type === 'entity.too.large' ? `request body over ${maxRequestBytes} bytes` : String((err as Error).message);
+      res.status(413).json(errorBody(ErrorCode.PAYLOAD_TOO_LARGE, message, requestId));
+    } else if (e.type === 'entity.parse.failed') {
+      res.status(400).json(errorBody(ErrorCode.BAD_USER_INPUT, 'request body is not valid JSON', requestId));
+    } else if (e.status && e.status >= 400 && e.status < 500) {
+      res.status(e.status).json(errorBody(ErrorCode.BAD_USER_INPUT, String((err as Error).message), requestId));
+    } else {
+      log.error({ err, requestId }, 'unhandled HTTP error');
+      res.status(500).json(errorBody(ErrorCode.INTERNAL_SERVER_ERROR, 'Internal server error', requestId));
+    }
+  };
+}

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -6,20 +5,29 @@ import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
-import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
-import { graphqlUploadExpress } from 'graphql-upload-minimal';
-import { ErrorCode, isAppError } from '../core/errors.ts';
-import { resolvers } from './resolvers/index.ts';
-import type { RequestContext } from './context.ts';
-import { createLoaders, type Loaders } from './loaders.ts';
-import { requireTenant } from '../tenancy/principal.ts';
-import type { Services } from './services.ts';
+import express from 'express';
+import type { Config } from '../config.ts';
 import type { Logger } from '../core/log.ts';
-import { errorBody, formatErrorFor } from './errors.ts';
+import { createContext, type RequestContext } from './context.ts';
+import { formatErrorFor, httpErrorHandler } from './errors.ts';
+import { errorStatus } from './plugins/error-status.ts';
+import { multipart } from './plugins/multipart.ts';
+import { trackOperations } from './plugins/operations.ts';
+import { requestId } from './plugins/request-id.ts';
+import { resolvers } from './resolvers/index.ts';
+import type { Services } from './services.ts';
 
 /** Tokens in one GraphQL document; far above any real query, well below a hostile one. */
 const MAX_TOKENS = 10_000;
 const SCHEMA_FILE = path.resolve(import.meta.dirname, '..', '..', 'schema.graphql');
+
+export interface HttpServerOptions {
+  services: Services;
+  log: Logger;
+  limits: Pick<Config['limits'], 'maxQueryDepth' | 'maxQueryCost' | 'maxRequestBytes' | 'maxImageBytes' | 'maxImagesPerRequest'>;
+  /** How long a stop lets in-flight requests finish (config.http.shutdownTimeoutMs). */
+  shutdownTimeoutMs: number;
+}
 
 export interface HttpServer {
   readonly server: http.Server;
@@ -29,8 +37,8 @@ export interface HttpServer {
   close(timeoutMs: number): Promise<void>;
 }
 
-export async function createHttpServer(services: Services, log: Logger): Promise<HttpServer> {
-  const { limits } = services.config;
+/** The HTTP server: wiring only; each concern lives in a module of its own. */
+export async function createHttpServer({ services, log, limits, shutdownTimeoutMs }: HttpServerOptions): Promise<HttpServer> {
   const app = express();
   app.disable('x-powered-by');
   const server = http.createServer(app);
@@ -56,20 +64,17 @@ export async function createHttpServer(services: Services, log: Logger): Promise
     allowBatchedHttpRequests: false,
     includeStacktraceInErrorResponses: false,
     validationRules: protection.validationRules,
-    // graphql-armor ships CommonJS typings of Apollo's plugin type; the runtime objects are the same.
-    plugins: [...(protection.plugins as ApolloServerPlugin<RequestContext>[]), ApolloServerPluginDrainHttpServer({ httpServer: server, stopGracePeriodMillis: services.config.http.shutdownTimeoutMs }),
+    plugins: [
+      // graphql-armor ships CommonJS typings of Apollo's plugin type; the runtime objects are the same.
+      ...(protection.plugins as ApolloServerPlugin<RequestContext>[]),
+      ApolloServerPluginDrainHttpServer({ httpServer: server, stopGracePeriodMillis: shutdownTimeoutMs }),
+      errorStatus(),
     ],
     formatError: formatErrorFor(log),
     logger: log,
   });
 
-  app.use((req, res, next) => {
-    const incoming = req.header('x-request-id');
-    const id = incoming && /^[\w.-]{1,128}$/.test(incoming) ? incoming : randomUUID();
-    res.setHeader('x-request-id', id);
-    res.locals.requestId = id;
-    next();
-  });
+  app.use(requestId());
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -79,56 +84,17 @@ export async function createHttpServer(services: Services, log: Logger): Promise
     res.status(database ? 200 : 503).json({ ready: database, database });
   });
 
-  const operations = new RunningOperations();
   await apollo.start();
+  const operations = trackOperations({ handler: expressMiddleware(apollo, { context: createContext(services, log) }) });
   app.use(
     '/graphql',
     express.json({ limit: limits.maxRequestBytes }),
-    // GraphQL multipart requests (uploads). Files are read straight from the request; one byte
-    // over the image limit lets the reader tell "too large" from a complete file. Apollo's CSRF
-    // check asks multipart clients for a header.
-    multipart(graphqlUploadExpress({ maxFileSize: limits.maxImageBytes + 1, maxFiles: limits.maxImagesPerRequest, maxFieldSize: limits.maxRequestBytes })),
-    trackOperations(operations, expressMiddleware(apollo, {
-      context: async ({ req, res }): Promise<RequestContext> => {
-        const requestId = String(res.locals.requestId);
-        const principal = await services.auth.authenticate(req.header('authorization'));
-        // A client that disconnects before the answer frees its place in the inference queue.
-        const gone = new AbortController();
-        res.once('close', () => {
-          if (!res.writableFinished) gone.abort();
-        });
-        let loaders: Loaders | undefined;
-        return {
-          requestId,
-          principal,
-          services,
-          log: log.child({ requestId }),
-          signal: gone.signal,
-          loaders: () => (loaders ??= createLoaders(services, requireTenant(principal).tenantId)),
-        };
-      },
-    })),
+    // Files are read straight from the request; one byte over the image limit lets the reader
+    // tell "too large" from a complete file. Apollo's CSRF check asks multipart clients for a header.
+    multipart({ maxFileSize: limits.maxImageBytes + 1, maxFiles: limits.maxImagesPerRequest, maxFieldSize: limits.maxRequestBytes }),
+    operations.handler,
   );
-
-  // Failures before GraphQL runs still answer in GraphQL's error shape, with our codes.
-  const onError: ErrorRequestHandler = (err, _req, res, _next) => {
-    const requestId = res.locals.requestId as string | undefined;
-    const e = err as { type?: string; status?: number };
-    if (isAppError(err)) {
-      res.status((err.extensions.http as { status?: number } | undefined)?.status ?? 400).json(errorBody(err.code, err.message, requestId));
-    } else if (e.status === 413) {
-      const message = e.type === 'entity.too.large' ? `request body over ${limits.maxRequestBytes} bytes` : String((err as Error).message);
-      res.status(413).json(errorBody(ErrorCode.PAYLOAD_TOO_LARGE, message, requestId));
-    } else if (e.type === 'entity.parse.failed') {
-      res.status(400).json(errorBody(ErrorCode.BAD_USER_INPUT, 'request body is not valid JSON', requestId));
-    } else if (e.status && e.status >= 400 && e.status < 500) {
-      res.status(e.status).json(errorBody(ErrorCode.BAD_USER_INPUT, String((err as Error).message), requestId));
-    } else {
-      log.error({ err, requestId }, 'unhandled HTTP error');
-      res.status(500).json(errorBody(ErrorCode.INTERNAL_SERVER_ERROR, 'Internal server error', requestId));
-    }
-  };
-  app.use(onError);
+  app.use(httpErrorHandler({ log, maxRequestBytes: limits.maxRequestBytes }));
 
   return {
     server,
@@ -158,73 +124,5 @@ export async function createHttpServer(services: Services, log: Logger): Promise
       // (usage records, vocabulary edits): the services it uses stay up until it ends.
       await operations.whenIdle(Math.max(0, deadline - Date.now()));
     },
-  };
-}
-
-/** Counts GraphQL operations from start to finish, whether or not their client is still there. */
-class RunningOperations {
-  private running = 0;
-  private waiters: (() => void)[] = [];
-
-  begin(): () => void {
-    this.running++;
-    return () => {
-      if (--this.running === 0) for (const wake of this.waiters.splice(0)) wake();
-    };
-  }
-
-  /** Resolves when none is running, or after `timeoutMs`, whichever comes first. */
-  whenIdle(timeoutMs: number): Promise<void> {
-    if (this.running === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
-      this.waiters.push(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-  }
-}
-
-function trackOperations(operations: RunningOperations, handler: RequestHandler): RequestHandler {
-  return async (req, res, next) => {
-    const end = operations.begin();
-    try {
-      await handler(req, res, next);
-    } finally {
-      end();
-    }
-  };
-}
-
-/**
- * graphql-upload-minimal's middleware for multipart requests only, with three guards:
- *  - it listens for only the first 'error' of its multipart parser, and busboy can emit a second
- *    for the same broken form ("Malformed part header", then "Unexpected end of form"); left
- *    unhandled, that one would end the process. The parser it pipes the request into gets a
- *    listener of last resort; the first error still reaches the library, which answers it;
- *  - the parser's own errors are plain Errors: they are the client's (400), not ours (500);
- *  - files are read straight from the request, so one answered before all its files were read
- *    (an unknown vocabulary, say) still has body on the socket: it is discarded, so the
- *    connection can carry the client's next request.
- */
-function multipart(handler: RequestHandler): RequestHandler {
-  return (req, res, next) => {
-    if (!req.is('multipart/form-data')) return next();
-    const pipe = req.pipe.bind(req);
-    req.pipe = ((destination: NodeJS.WritableStream, options?: { end?: boolean }) => {
-      destination.on('error', () => {});
-      return pipe(destination, options);
-    }) as typeof req.pipe;
-    res.once('finish', () => {
-      if (!req.readableEnded) {
-        req.unpipe();
-        req.resume();
-      }
-    });
-    handler(req, res, (err?: unknown) => {
-      if (err === undefined || err === 'route' || err === 'router' || typeof (err as { status?: unknown }).status === 'number') return next(err);
-      next(Object.assign(new Error(`malformed multipart request: ${String((err as Error).message)}`), { status: 400 }));
-    });
   };
 }

@@ -1,5 +1,3 @@
-import type { Config } from '../config.ts';
-import type { Database } from '../db/client.ts';
 import type { InferenceEngine } from '../inference/runtime/engine.ts';
 import type { TaggingService } from '../tagging/tagging-service.ts';
 import type { ApiKeyService } from '../tenancy/api-key-service.ts';
@@ -12,12 +10,15 @@ export interface HealthService {
   check(): Promise<{ database: boolean }>;
 }
 
-/** Everything resolvers may call; built once by the composition root (src/app.ts). */
+/**
+ * What the API layer may call; built once by the composition root (src/app.ts). No database
+ * handle and no configuration: the few settings resolvers need come as fields of their own.
+ */
 export interface Services {
-  readonly config: Config;
-  readonly db: Database;
   readonly databaseKind: 'embedded' | 'postgresql';
   readonly version: string;
+  /** Largest `first` a connection field accepts (config.limits.maxPageSize). */
+  readonly maxPageSize: number;
   readonly auth: Authenticator;
   readonly health: HealthService;
   readonly tenants: TenantService;

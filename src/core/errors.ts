@@ -1,6 +1,4 @@
-import { GraphQLError } from 'graphql';
-
-/** Stable error codes: part of the public API (`extensions.code`). */
+/** Stable error codes: part of the public API (GraphQL answers carry them as `extensions.code`). */
 export const ErrorCode = {
   UNAUTHENTICATED: 'UNAUTHENTICATED',
   FORBIDDEN: 'FORBIDDEN',
@@ -21,35 +19,26 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
-const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
-  UNAUTHENTICATED: 401,
-  FORBIDDEN: 403,
-  PAYLOAD_TOO_LARGE: 413,
-  OVERLOADED: 503,
-  DATABASE_UNAVAILABLE: 503,
-};
-
 export interface AppErrorOptions {
   cause?: unknown;
-  /** Extra machine-readable details, merged into `extensions`. */
+  /** Machine-readable facts about the failure (a field name, a retry hint); never secrets. */
   details?: Record<string, unknown>;
 }
 
 /**
- * The one error type the services throw. It is a GraphQLError so resolvers can let it
- * through unchanged; outside GraphQL (CLI, workers) `code` is all callers need.
+ * The one error type the services throw. It knows nothing of transports: the API layer
+ * (src/api/errors.ts) turns it into a GraphQL error and an HTTP status; the CLI and the
+ * workers read `code` and `details` directly.
  */
-export class AppError extends GraphQLError {
+export class AppError extends Error {
   readonly code: ErrorCode;
+  readonly details: Readonly<Record<string, unknown>>;
 
   constructor(code: ErrorCode, message: string, options: AppErrorOptions = {}) {
-    const status = HTTP_STATUS[code];
-    super(message, {
-      originalError: options.cause instanceof Error ? options.cause : undefined,
-      extensions: { code, ...(status ? { http: { status } } : {}), ...options.details },
-    });
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'AppError';
     this.code = code;
+    this.details = options.details ?? {};
   }
 }
 

@@ -1,14 +1,13 @@
 import { isUuid } from './ids.ts';
 import { badInput } from './errors.ts';
 
-/** One page of a Relay-style connection, before it is shaped for GraphQL. */
+/** One page of a listing, in the services' terms (src/api/connections.ts shapes it for clients). */
 export interface Page<T> {
   readonly nodes: readonly T[];
   readonly hasNextPage: boolean;
   readonly totalCount: number;
   cursorOf(node: T): string;
 }
-
 
 /** Cursors are opaque to clients: base64url of the row id. */
 export const encodeCursor = (id: string) => Buffer.from(`c:${id}`, 'utf8').toString('base64url');
@@ -41,18 +40,4 @@ export async function pageById<R extends { id: string }, N extends { id: string 
   if (cursor && query.exists && !(await query.exists(cursor))) throw badInput('invalid cursor', { field: 'after' });
   const [rows, totalCount] = await Promise.all([query.rows({ take: page.first + 1, ...(cursor ? { cursor: { id: cursor }, skip: 1 } : {}) }), query.count()]);
   return { nodes: await toNodes(rows.slice(0, page.first)), hasNextPage: rows.length > page.first, totalCount, cursorOf: (n) => encodeCursor(n.id) };
-}
-
-export function checkPageSize(first: number, max: number): number {
-  if (!Number.isInteger(first) || first < 0 || first > max) throw badInput(`first must be between 0 and ${max}`, { field: 'first' });
-  return first;
-}
-
-export function toConnection<T>(page: Page<T>) {
-  const edges = page.nodes.map((node) => ({ cursor: page.cursorOf(node), node }));
-  return {
-    edges,
-    pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null },
-    totalCount: page.totalCount,
-  };
 }

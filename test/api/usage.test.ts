@@ -31,7 +31,7 @@ describe(`usage records (${databaseMode} database)`, () => {
     expect(many.data!.tagImages.map((o: any) => o.error?.code ?? null)).toEqual([null, 'BAD_IMAGE']);
 
     // Hold the next scoring call until the server has begun to stop and its client has gone.
-    const engine = t.app.services!.engine as InferenceEngine & { scoreImages: InferenceEngine['scoreImages'] };
+    const engine = t.app.services.engine as InferenceEngine & { scoreImages: InferenceEngine['scoreImages'] };
     const score = engine.scoreImages.bind(engine);
     let reached!: () => void;
     const scoring = new Promise<void>((r) => (reached = r));
@@ -55,7 +55,7 @@ describe(`usage records (${databaseMode} database)`, () => {
     const again = new App(t.app.config, createLogger('silent'));
     await again.start();
     try {
-      const runs = await again.services!.db.prisma.taggingRun.findMany({ where: { tenantId: tenant.id } });
+      const runs = await again.db.prisma.taggingRun.findMany({ where: { tenantId: tenant.id } });
       // One batch may hold several runs, with one timestamp: compare them as a set.
       const counts = runs.map((r) => [r.vocabularyId, r.imageCount, r.failedCount]).sort((a, b) => Number(b[1]) - Number(a[1]) || Number(a[2]) - Number(b[2]));
       expect(counts).toEqual([

@@ -14,7 +14,7 @@ describe(`GraphQL foundation over HTTP (${databaseMode} database)`, () => {
   beforeAll(async () => {
     t = await startTestApp();
     // Tenant keys are issued through the API in a later slice; here they are written directly.
-    const prisma = t.app.services!.db.prisma;
+    const prisma = t.app.db.prisma;
     const tenant = await prisma.tenant.create({ data: { name: 'Keyholder', slug: 'keyholder' } });
     const client = generateApiKey();
     const revoked = generateApiKey();

@@ -74,7 +74,7 @@ describe('micro-batcher', () => {
     const refused = await batcher.submit('g', ['e', 'f']).catch((e: AppError) => e);
     expect(refused).toBeInstanceOf(AppError);
     expect((refused as AppError).code).toBe('OVERLOADED');
-    expect((refused as AppError).extensions.retryAfterMs).toBeGreaterThan(0);
+    expect((refused as AppError).details.retryAfterMs).toBeGreaterThan(0);
     expect(batcher.stats().queued).toBe(2); // nothing of the refused request stayed
     const fits = batcher.submit('g', ['g']);
     batches[0]!.finish();

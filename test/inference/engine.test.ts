@@ -114,7 +114,7 @@ describe.skipIf(!packDir)('local inference engine (worker threads, real onnxrunt
     expect(rejected.ok).toBe(false);
     if (!rejected.ok) {
       expect(rejected.error.code).toBe('OVERLOADED');
-      expect(rejected.error.extensions.retryAfterMs).toBeGreaterThan(0);
+      expect(rejected.error.details.retryAfterMs).toBeGreaterThan(0);
     }
     expect(engine.stats().queued).toBe(12);
     await heavy;
@@ -244,8 +244,8 @@ describe.skipIf(!packDir)('inference worker crashes', () => {
       if (!crashed.ok) {
         expect(crashed.error).toBeInstanceOf(AppError);
         expect(crashed.error.code).toBe('MODEL_UNAVAILABLE');
-        expect(crashed.error.extensions.retryable).toBe(true);
-        expect(crashed.error.extensions.retryAfterMs).toBeGreaterThan(0);
+        expect(crashed.error.details.retryable).toBe(true);
+        expect(crashed.error.details.retryAfterMs).toBeGreaterThan(0);
       }
       // the request that was waiting is served by the replacement worker
       expect(await waiting).toHaveLength(1);

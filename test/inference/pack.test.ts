@@ -29,7 +29,7 @@ describe.skipIf(!packDir)('model pack validation', () => {
     );
     expect(err).toBeInstanceOf(AppError);
     expect((err as AppError).code).toBe('MODEL_UNAVAILABLE');
-    expect((err as AppError).extensions.file).toBe(file);
+    expect((err as AppError).details.file).toBe(file);
     expect((err as AppError).message).toContain(file);
     expect((err as AppError).message).toMatch(pattern);
   }

@@ -25,7 +25,7 @@ async function outcome(bytes: Uint8Array, limits: ImageLimits = DEFAULT_IMAGE_LI
 async function errorOf(bytes: Uint8Array, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) {
   return preprocessImage(bytes, spec, limits).then(
     () => null,
-    (e: unknown) => e as { code: string; message: string; extensions: Record<string, unknown> },
+    (e: unknown) => e as { code: string; message: string; details: Record<string, unknown> },
   );
 }
 
@@ -111,7 +111,7 @@ describe('hostile and broken inputs', () => {
     const e = await errorOf(pngClaiming(100_000, 100_000));
     expect(e).toMatchObject({ code: 'IMAGE_TOO_LARGE' });
     expect(e!.message).toMatch(/100000×100000/);
-    expect(e!.extensions).toMatchObject({ width: 100_000, height: 100_000, maxPixels: DEFAULT_IMAGE_LIMITS.maxPixels });
+    expect(e!.details).toMatchObject({ width: 100_000, height: 100_000, maxPixels: DEFAULT_IMAGE_LIMITS.maxPixels });
   });
 
   it('enforces the byte, pixel and side limits it is given', async () => {

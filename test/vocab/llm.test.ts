@@ -100,11 +100,11 @@ describe('LLM description generator', () => {
 
   it('translates persistent failures: 429 → LLM_RATE_LIMITED, 5xx/timeout/malformed → LLM_UNAVAILABLE', async () => {
     server.behave = () => ({ kind: 'error', status: 429, headers: { 'retry-after': '0' } });
-    await expect(generator().generate('a', 6)).rejects.toMatchObject({ code: 'LLM_RATE_LIMITED', extensions: { retryable: true, retryAfterMs: 0 } });
+    await expect(generator().generate('a', 6)).rejects.toMatchObject({ code: 'LLM_RATE_LIMITED', details: { retryable: true, retryAfterMs: 0 } });
 
     server.behave = () => ({ kind: 'error', status: 500 });
     server.requests.length = 0;
-    await expect(generator({ concurrency: 1 }).generate('b', 2)).rejects.toMatchObject({ code: 'LLM_UNAVAILABLE', extensions: { retryable: true } });
+    await expect(generator({ concurrency: 1 }).generate('b', 2)).rejects.toMatchObject({ code: 'LLM_UNAVAILABLE', details: { retryable: true } });
     expect(server.requests).toHaveLength(3); // one try and maxRetries = 2 retries
 
     server.behave = () => ({ kind: 'hang' });
@@ -116,7 +116,7 @@ describe('LLM description generator', () => {
     // a rejected request (bad key) is not retried
     server.behave = () => ({ kind: 'error', status: 401, message: 'Incorrect API key provided' });
     server.requests.length = 0;
-    await expect(generator().generate('e', 2)).rejects.toMatchObject({ code: 'LLM_UNAVAILABLE', extensions: { retryable: false } });
+    await expect(generator().generate('e', 2)).rejects.toMatchObject({ code: 'LLM_UNAVAILABLE', details: { retryable: false } });
     expect(server.requests).toHaveLength(1);
   });
 

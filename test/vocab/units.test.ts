@@ -99,7 +99,7 @@ describe('retry and breaker primitives', () => {
     expect(b.state).toBe('closed');
     b.failure();
     expect(b.state).toBe('open');
-    expect(() => b.check()).toThrow(expect.objectContaining({ code: 'LLM_UNAVAILABLE', extensions: expect.objectContaining({ retryAfterMs: 1000 }) }));
+    expect(() => b.check()).toThrow(expect.objectContaining({ code: 'LLM_UNAVAILABLE', details: expect.objectContaining({ retryAfterMs: 1000 }) }));
     t = 1000;
     expect(() => b.check()).not.toThrow(); // the trial
     expect(() => b.check()).toThrow(); // only one at a time

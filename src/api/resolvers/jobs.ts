@@ -1,7 +1,7 @@
 import type { DescriptionJobItemResolvers, DescriptionJobResolvers, MutationResolvers, QueryResolvers } from '../../generated/graphql.ts';
 import { notFound } from '../../core/errors.ts';
-import { checkPageSize, toConnection } from '../../core/paging.ts';
 import { requireTenant } from '../../tenancy/principal.ts';
+import { pageArgs, toConnection } from '../connections.ts';
 
 export const descriptionJobQuery: QueryResolvers['descriptionJob'] = (_root, { id }, { principal, services }) =>
   services.vocab.jobs.get(requireTenant(principal).tenantId, id);
@@ -16,9 +16,9 @@ export const cancelDescriptionJobMutation: MutationResolvers['cancelDescriptionJ
 
 export const DescriptionJob: DescriptionJobResolvers = {
   items: async (job, args, { principal, services }) => {
-    const first = checkPageSize(args.first ?? 50, services.config.limits.maxPageSize);
-    const page = await services.vocab.jobs.items(requireTenant(principal).tenantId, job.id, { first, after: args.after, state: args.state });
-    return toConnection(page);
+    const page = pageArgs(args, services.maxPageSize);
+    const items = await services.vocab.jobs.items(requireTenant(principal).tenantId, job.id, { ...page, state: args.state });
+    return toConnection(items);
   },
 };
 

@@ -4,7 +4,6 @@ import { requireTenant } from '../../tenancy/principal.ts';
 export const modelInfoQuery: QueryResolvers['modelInfo'] = (_root, _args, { principal, services }) => {
   requireTenant(principal);
   const info = services.engine.info;
-  const llm = services.config.llm;
   return {
     packName: info.packName,
     precision: info.precision,
@@ -12,6 +11,6 @@ export const modelInfoQuery: QueryResolvers['modelInfo'] = (_root, _args, { prin
     embedDim: info.embedDim,
     executionProvider: info.provider,
     builtinTagCount: info.builtinTagCount,
-    descriptionGenerator: llm.baseUrl ? `llm:${llm.model}` : 'template',
+    descriptionGenerator: services.vocab.descriptionGenerator,
   };
 };

@@ -1,11 +1,10 @@
 import type { MutationResolvers, QueryResolvers } from '../../generated/graphql.ts';
-import { checkPageSize, toConnection } from '../../core/paging.ts';
 import { requirePlatformAdmin } from '../../tenancy/principal.ts';
+import { pageArgs, toConnection } from '../connections.ts';
 
 export const tenantsQuery: QueryResolvers['tenants'] = async (_root, args, { principal, services }) => {
   requirePlatformAdmin(principal);
-  const first = checkPageSize(args.first ?? 50, services.config.limits.maxPageSize);
-  return toConnection(await services.tenants.list({ first, after: args.after }));
+  return toConnection(await services.tenants.list(pageArgs(args, services.maxPageSize)));
 };
 
 export const createTenantMutation: MutationResolvers['createTenant'] = (_root, { input }, { principal, services }) => {

@@ -1,12 +1,11 @@
 import type { MutationResolvers, QueryResolvers, VocabularyResolvers } from '../../generated/graphql.ts';
 import { notFound } from '../../core/errors.ts';
-import { checkPageSize, toConnection } from '../../core/paging.ts';
 import { requireTenant } from '../../tenancy/principal.ts';
+import { pageArgs, toConnection } from '../connections.ts';
 
 export const vocabulariesQuery: QueryResolvers['vocabularies'] = async (_root, args, { principal, services }) => {
   const { tenantId } = requireTenant(principal);
-  const first = checkPageSize(args.first ?? 50, services.config.limits.maxPageSize);
-  return toConnection(await services.vocab.vocabularies.list(tenantId, { first, after: args.after }));
+  return toConnection(await services.vocab.vocabularies.list(tenantId, pageArgs(args, services.maxPageSize)));
 };
 
 // Through the request's loader: several `vocabulary(id:)` fields of one query take one read.
@@ -19,9 +18,9 @@ export const vocabularyQuery: QueryResolvers['vocabulary'] = async (_root, { id 
 
 export const Vocabulary: VocabularyResolvers = {
   tags: async (v, args, { principal, services }) => {
-    const first = checkPageSize(args.first ?? 50, services.config.limits.maxPageSize);
-    const page = await services.vocab.tags.list(requireTenant(principal).tenantId, v.id, { first, after: args.after, search: args.search });
-    return toConnection(page);
+    const page = pageArgs(args, services.maxPageSize);
+    const tags = await services.vocab.tags.list(requireTenant(principal).tenantId, v.id, { ...page, search: args.search });
+    return toConnection(tags);
   },
   stats: (v, _args, { principal, services }) => services.vocab.vocabularies.stats(requireTenant(principal).tenantId, v.id),
 };

@@ -16,10 +16,7 @@ const init = workerData as WorkerInit;
 const send = (message: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
 
 function serialize(e: unknown): SerializedError {
-  if (isAppError(e)) {
-    const { code: _code, http: _http, ...details } = e.extensions as Record<string, unknown>;
-    return { message: e.message, code: e.code, details };
-  }
+  if (isAppError(e)) return { message: e.message, code: e.code, details: { ...e.details } };
   return { message: e instanceof Error ? e.message : String(e) };
 }
 

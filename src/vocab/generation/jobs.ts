@@ -499,7 +499,7 @@ export class DescriptionWorker {
     const message = e instanceof Error ? e.message : String(e);
     const retryable = stopping || isRetryable(e);
     if (retryable && (stopping || claim.attempts < this.options.maxAttempts)) {
-      const hinted = isAppError(e) ? (e.extensions.retryAfterMs as number | undefined) : undefined;
+      const hinted = isAppError(e) ? (e.details.retryAfterMs as number | undefined) : undefined;
       const delay = stopping ? 0 : Math.min(this.options.retryMaxMs, hinted ?? this.options.retryBaseMs * 2 ** (claim.attempts - 1));
       const handedBack = await this.ctx.pool
         .query(
@@ -564,7 +564,7 @@ function isRetryable(e: unknown): boolean {
     case ErrorCode.CANCELLED:
       return true;
     case ErrorCode.LLM_UNAVAILABLE:
-      return e.extensions.retryable !== false;
+      return e.details.retryable !== false;
     default:
       return false;
   }
