@@ -9,7 +9,6 @@ import { createLocalInferenceEngine, type LocalInferenceEngine } from './inferen
 import { TaggingService } from './tagging/tagging-service.ts';
 import { UrlFetcher } from './tagging/url-fetcher.ts';
 import { UsageRecorder } from './tagging/usage-recorder.ts';
-import { ClipTokenizer } from './inference/text/tokenizer.ts';
 import { createVocabularyServices, type VocabularyServices } from './vocab/index.ts';
 import { ApiKeyService } from './tenancy/api-key-service.ts';
 import type { Logger } from './core/log.ts';
@@ -124,8 +123,6 @@ export class App {
         worker: { enabled: config.descriptionWorker },
       },
       log: log.child({ component: 'vocab' }),
-      // Lets LLM answers be cut to CLIP's context exactly.
-      tokenizer: await ClipTokenizer.fromFile(engine.pack.file(engine.pack.manifest.tokenizer.file)),
     });
     const usage = (this.usage = new UsageRecorder(db.prisma, log.child({ component: 'usage' })));
     const tagging = new TaggingService({

@@ -8,6 +8,7 @@ import { createLocalInferenceEngine, type LocalInferenceEngine } from '../../src
 import { ModelRunner } from '../../src/inference/runtime/model-runner.ts';
 import { openModelPack } from '../../src/inference/pack/pack.ts';
 import { runPackSelftest } from '../../src/inference/pack/selftest.ts';
+import { ClipTokenizer } from '../../src/inference/text/tokenizer.ts';
 import { copyPack, maxAbsDiff, randomUnitRows, repoRoot, seededRandom, testPackDir } from './helpers.ts';
 
 const packDir = testPackDir();
@@ -62,6 +63,32 @@ describe.skipIf(!packDir)('local inference engine (worker threads, real onnxrunt
     expect(engine.info.packName).toBe(engine.pack.manifest.name);
     expect(engine.info.textEncoderId).toMatch(/^[0-9a-f]{64}$/);
     expect(engine.info.builtinTagCount).toBe(engine.pack.manifest.builtin.count);
+  });
+
+  it("counts tokens in the workers as the pack's tokenizer does, start and end included and uncut", async () => {
+    const pack = await openModelPack(packDir!);
+    const tokenizer = await ClipTokenizer.fromFile(pack.file(pack.manifest.tokenizer.file));
+    const texts = ['', 'a photo of a cat.', 'Ünïcödé & <b>html</b> – 東京タワー', 'a very long description '.repeat(30)];
+    const counts = await engine.countTokens(texts);
+    expect(counts).toEqual(texts.map((t) => tokenizer.encode(t).length + 2));
+    expect(counts[0]).toBe(2);
+    expect(counts[3]).toBeGreaterThan(engine.info.textContext); // not cut to the context
+    expect(await engine.countTokens([])).toEqual([]);
+  });
+
+  it('counts tokens past a full queue: a count is not batched work', async () => {
+    const [embedding] = await engine.encodeImages([image()]);
+    const heavy = engine.scoreImages([embedding!], [heavyBank]);
+    await until(() => engine.stats().workers.busy === 1);
+    const admitted = Array.from({ length: 12 }, () => engine.encodeImages([image()]));
+    try {
+      await until(() => engine.stats().queued === 12);
+      await expect(engine.encodeImages([image()])).rejects.toMatchObject({ code: 'OVERLOADED' });
+      expect(await engine.countTokens(['a photo of a cat.'])).toHaveLength(1);
+    } finally {
+      await heavy;
+      await Promise.all(admitted);
+    }
   });
 
   it('scores like the model run in-process, and reuses embeddings across banks', async () => {

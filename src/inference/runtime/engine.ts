@@ -105,6 +105,11 @@ export interface InferenceEngine {
   scoreImages(images: readonly (ImageInput | ImageEmbeddings)[], banks: readonly LabelBank[], options?: ScoreOptions): Promise<ScoredImage[]>;
   /** Texts → L2-normalised embeddings with the pack's text encoder. */
   embedTexts(texts: readonly string[], options?: RequestOptions): Promise<TextEmbeddings>;
+  /**
+   * Tokens each text takes in the text encoder, start and end tokens included and not cut to
+   * the context (so a count above `info.textContext` means the encoder would truncate it).
+   */
+  countTokens(texts: readonly string[]): Promise<number[]>;
   /** The pack's built-in vocabulary (loaded on first call, then shared). */
   builtinVocabulary(): Promise<BuiltinVocabulary>;
   stats(): EngineStats;

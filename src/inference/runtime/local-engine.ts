@@ -260,6 +260,17 @@ export class LocalInferenceEngine implements InferenceEngine {
     return { textEncoderId: this.pack.manifest.textEncoderId, dim: E, embeddings, truncated };
   }
 
+  async countTokens(texts: readonly string[]): Promise<number[]> {
+    if (texts.length === 0) return [];
+    await this.start();
+    // Tokenising is cheap and runs no model: straight to the next free worker, not batched.
+    const result = await this.pool.run({ kind: 'count-tokens', texts: [...texts] });
+    if (result.kind !== 'count-tokens') {
+      throw new AppError(ErrorCode.INTERNAL_SERVER_ERROR, `inference worker answered a count-tokens job with a ${result.kind} result`);
+    }
+    return result.counts;
+  }
+
   builtinVocabulary(): Promise<BuiltinVocabulary> {
     this.builtin ??= loadBuiltinVocabulary(this.pack);
     this.builtin.catch(() => {
