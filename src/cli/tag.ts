@@ -14,9 +14,8 @@ import pino from 'pino';
 import type { InferenceEngine } from '../inference/runtime/engine.ts';
 import { buildLabelBank, type LabelBank } from '../inference/scoring/label-bank.ts';
 import { createLocalInferenceEngine, type LocalInferenceEngine } from '../inference/runtime/local-engine.ts';
-import { rankTags, topDescriptions, type RankedTag } from '../inference/scoring/scores.ts';
-import { runPackSelftest } from '../inference/pack/selftest.ts';
 import type { ProviderPreference } from '../inference/runtime/sessions.ts';
+import { tagResults, type ResultTag } from '../tagging/results.ts';
 import { collectImageFiles } from './image-files.ts';
 import { readVocabularyFile } from './tag-vocabulary.ts';
 
@@ -79,12 +78,10 @@ function progressBar(total: number, label: string, enabled: boolean) {
   return { increment: () => bar.increment(), stop: () => bar.stop() };
 }
 
-/** Tag names, extra per-tag fields for the output, and the bank, for one vocabulary. */
+/** The tags (in bank order, with their description texts when the file gave them) and the bank of one vocabulary. */
 interface ResolvedVocabulary {
   source: string;
-  names: string[];
-  namesZh?: (string | undefined)[];
-  descriptions?: string[][];
+  tags: ResultTag<string>[];
   bank: LabelBank;
 }
 
@@ -98,7 +95,8 @@ async function resolveVocabulary(
     const builtin = await engine.builtinVocabulary();
     let bank = builtin.bank;
     if (threshold !== undefined) bank = { ...bank, key: `${bank.key}:t${threshold}`, thresholds: new Float32Array(bank.tagCount).fill(threshold) };
-    return { source: 'builtin', names: builtin.tags.map((t) => t.name), namesZh: builtin.tags.map((t) => t.nameZh), bank };
+    const tags = builtin.tags.map((t) => ({ name: t.name, ...(t.nameZh ? { names: { zh: t.nameZh } } : {}) }));
+    return { source: 'builtin', tags, bank };
   }
   const file = await readVocabularyFile(vocab);
   const texts = file.descriptions.flat();
@@ -126,7 +124,8 @@ async function resolveVocabulary(
       return { descriptions, threshold: openSet };
     }),
   });
-  return { source: path.resolve(vocab), names: file.names, descriptions: file.descriptions, bank };
+  const tags = file.names.map((name, i) => ({ name, descriptions: file.descriptions[i]! }));
+  return { source: path.resolve(vocab), tags, bank };
 }
 
 interface TagFlags extends EngineFlags {
@@ -173,7 +172,7 @@ async function tagImages(paths: string[], flags: TagFlags): Promise<void> {
     const done = results.filter(Boolean);
     const format = flags.format ?? (process.stdout.isTTY ? 'table' : 'json');
     if (format === 'json') {
-      const out = { pack: engine.info.packName, provider: engine.info.provider, vocabulary: { source: vocab.source, tags: vocab.names.length }, images: done };
+      const out = { pack: engine.info.packName, provider: engine.info.provider, vocabulary: { source: vocab.source, tags: vocab.tags.length }, images: done };
       process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     } else {
       process.stdout.write(renderTable(done));
@@ -188,25 +187,26 @@ async function tagOne(engine: InferenceEngine, file: string, vocab: ResolvedVoca
   try {
     const bytes = await readFile(file);
     const [scored] = await engine.scoreImages([bytes], [vocab.bank], { explain: flags.explain ?? false, signal });
-    const scores = scored!.scores[0]!;
-    const ranked: RankedTag[] = rankTags(scores, {
+    const results = tagResults(scored!.scores[0]!, vocab.tags, {
       passedOnly: flags.top === undefined && flags.minScore === undefined,
       topK: flags.top,
       minScore: flags.minScore,
+      explain: flags.explain,
     });
     return {
       file,
-      tags: ranked.map((t) => ({
-        name: vocab.names[t.index],
-        ...(vocab.namesZh?.[t.index] ? { nameZh: vocab.namesZh[t.index] } : {}),
+      tags: results.map((t) => ({
+        name: t.name,
+        ...(t.tag.names?.zh ? { nameZh: t.tag.names.zh } : {}),
         probability: round(t.probability),
         threshold: round(t.threshold),
         passed: t.passed,
         ...(flags.logits ? { logit: t.logit } : {}),
-        ...(flags.explain
+        ...(t.explanation
           ? {
-              descriptions: topDescriptions(scores, t.index, 3).map((d) => ({
-                ...(vocab.descriptions ? { text: vocab.descriptions[t.index]![d.description] } : { index: d.description }),
+              descriptions: t.explanation.map((d) => ({
+                // a vocabulary file has the texts; the built-in one has embeddings only
+                ...(t.tag.descriptions ? { text: d.description } : { index: d.index }),
                 weight: round(d.weight),
               })),
             }
@@ -264,7 +264,7 @@ async function embedTexts(texts: string[], flags: EngineFlags & { file?: string 
 async function selftest(flags: EngineFlags): Promise<void> {
   const engine = await openEngine(flags);
   try {
-    const report = await runPackSelftest(engine, engine.pack);
+    const report = await engine.selftest();
     if (!report) {
       process.stdout.write(`${engine.info.packName}: the pack has no self-test\n`);
       return;
