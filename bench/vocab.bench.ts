@@ -19,7 +19,7 @@ import { pino } from 'pino';
 import { openDatabase } from '../src/db/client.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { applyMigrations } from '../src/db/migrate.ts';
-import { createLocalInferenceEngine } from '../src/inference/runtime/local-engine.ts';
+import { createLocalInferenceEngine } from '../src/inference/index.ts';
 import { createVocabularyServices } from '../src/vocab/index.ts';
 
 const log = pino({ level: 'silent' });

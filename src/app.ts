@@ -5,7 +5,7 @@ import { openDatabase, type Database } from './db/client.ts';
 import { applyMigrations, pendingMigrations } from './db/migrate.ts';
 import { openDatabaseServer, type DatabaseServer } from './db/server.ts';
 import { createHttpServer, type HttpServer } from './api/server.ts';
-import { createLocalInferenceEngine, type LocalInferenceEngine } from './inference/runtime/local-engine.ts';
+import { createLocalInferenceEngine, type LocalInferenceEngine } from './inference/index.ts';
 import { TaggingService } from './tagging/tagging-service.ts';
 import { UrlFetcher } from './tagging/url-fetcher.ts';
 import { UsageRecorder } from './tagging/usage-recorder.ts';

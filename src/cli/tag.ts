@@ -11,10 +11,15 @@ import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
-import type { InferenceEngine } from '../inference/runtime/engine.ts';
-import { buildLabelBank, type LabelBank } from '../inference/scoring/label-bank.ts';
-import { createLocalInferenceEngine, type LocalInferenceEngine } from '../inference/runtime/local-engine.ts';
-import type { ProviderPreference } from '../inference/runtime/sessions.ts';
+import {
+  buildLabelBank,
+  createLocalInferenceEngine,
+  type InferenceEngine,
+  type LabelBank,
+  type LocalInferenceEngine,
+  type ProviderPreference,
+  type ResizeMode,
+} from '../inference/index.ts';
 import { tagResults, type ResultTag } from '../tagging/results.ts';
 import { collectImageFiles } from './image-files.ts';
 import { readVocabularyFile } from './tag-vocabulary.ts';
@@ -52,7 +57,7 @@ function withEngineOptions(cmd: Command): Command {
     .option('-v, --verbose', 'log the engine’s progress to stderr');
 }
 
-async function openEngine(flags: EngineFlags, resize: 'exact' | 'fast' = 'exact'): Promise<LocalInferenceEngine> {
+async function openEngine(flags: EngineFlags, resize: ResizeMode = 'exact'): Promise<LocalInferenceEngine> {
   const logger = pino({ level: flags.verbose ? 'info' : 'warn', base: undefined }, pino.destination(2));
   const engine = await createLocalInferenceEngine({
     packDir: flags.pack,
@@ -137,7 +142,7 @@ interface TagFlags extends EngineFlags {
   explain?: boolean;
   format?: 'json' | 'table';
   recursive?: boolean;
-  resize: 'exact' | 'fast';
+  resize: ResizeMode;
   progress: boolean;
 }
 

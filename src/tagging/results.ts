@@ -4,7 +4,7 @@
  * and the command line both shape results here, so the two cannot drift apart; it needs
  * nothing of the database, only the tags in bank order.
  */
-import { rankTags, topDescriptions, type TagScores } from '../inference/scoring/scores.ts';
+import { rankTags, topDescriptions, type TagScores } from '../inference/index.ts';
 
 /** Descriptions shown per tag when a result is explained. */
 export const EXPLAIN_TOP = 3;

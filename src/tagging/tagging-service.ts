@@ -1,7 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { ErrorCode, badInput, isAppError } from '../core/errors.ts';
-import type { InferenceEngine } from '../inference/runtime/engine.ts';
-import type { LabelBank } from '../inference/scoring/label-bank.ts';
+import type { InferenceEngine, LabelBank } from '../inference/index.ts';
 import type { Logger } from '../core/log.ts';
 import type { SnapshotTag, VocabularySnapshot } from '../vocab/index.ts';
 import { readImageInput, type ImageInputValue } from './image-input.ts';

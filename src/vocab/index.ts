@@ -6,7 +6,7 @@
  */
 import type pg from 'pg';
 import type { PrismaClient } from '../db/client.ts';
-import type { InferenceEngine } from '../inference/runtime/engine.ts';
+import type { InferenceEngine } from '../inference/index.ts';
 import type { Logger } from '../core/log.ts';
 import type { VocabContext, VocabSettings } from './context.ts';
 import { DescriptionService } from './use-cases/descriptions.ts';
