@@ -1,9 +1,11 @@
 /**
- * Command-line tagging with a model pack, no server or database needed:
- *   tag [options] <images or folders...>   tag images with the built-in or a JSON vocabulary
- *   tag embed [texts...]                   texts → L2-normalised embeddings (JSON)
- *   tag selftest                           check this runtime against the pack's self-test
- * Run with `npx tsx src/cli/tag.ts …`.
+ * The `omnitag` command: tagging with a model pack, no server or database needed.
+ *   omnitag tag [options] <images or folders...>   tag images with the built-in or a JSON vocabulary
+ *                                                   (`images` is another name for it, and it is the default)
+ *   omnitag embed [texts...]                        texts → L2-normalised embeddings (JSON)
+ *   omnitag selftest                                check this runtime against the pack's self-test
+ * Run with `npx omnitag …` (package.json "bin": bin/omnitag.js), `npm run tag -- …`, or
+ * `npx tsx src/cli/tag.ts …`.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -290,12 +292,13 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-const program = new Command('tag').description('Tag images with an Omnitag model pack (RAM++)').showHelpAfterError();
+const program = new Command('omnitag').description('Tag images with an Omnitag model pack (RAM++)').showHelpAfterError();
 
 withEngineOptions(
   program
-    .command('images', { isDefault: true })
-    .description('tag image files and folders')
+    .command('tag', { isDefault: true })
+    .alias('images')
+    .description('tag image files and folders (the default command)')
     .argument('<paths...>', 'image files or folders')
     .option('--vocab <builtin|file.json>', 'vocabulary: the pack’s built-in tags, or a JSON file {tag: [descriptions]}', 'builtin')
     .option('--threshold <p>', 'threshold for every tag (default: per-tag for built-in, 0.5 for open-set)', probability)
