@@ -9,6 +9,13 @@ const TRANSPORT_PATTERNS = [
   { group: ['graphql-upload-minimal'], message: 'uploads are parsed in src/api' },
   { group: ['**/api', '**/api/**'], message: 'src/api depends on the domain, never the reverse' },
 ];
+// Flat config replaces a rule's options per block rather than merging them, so each block
+// that sets no-restricted-imports lists every pattern that applies to its files.
+const noTestCode = { group: ['**/test/**', '../test/*', '../../test/*'], message: 'src must not import test code' };
+const inferenceFace = {
+  group: ['**/inference/*/**'],
+  message: 'outside src/inference, import src/inference/index.ts (its sub-packages are internals)',
+};
 
 export default tseslint.config(
   { ignores: ['node_modules/', 'src/generated/', 'packs/', '.data/', 'scratch/', 'tools/**/*.py'] },
@@ -27,10 +34,18 @@ export default tseslint.config(
     },
   },
   {
-    // The server never depends on its tests.
+    // The server never depends on its tests, and reaches inference only through its face.
     files: ['src/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/test/**', '../test/*', '../../test/*'], message: 'src must not import test code' }] }],
+      'no-restricted-imports': ['error', { patterns: [noTestCode, inferenceFace] }],
+    },
+  },
+  {
+    // The same face for the rest (scripts, the bin shim); tests and benchmarks may reach internals.
+    files: ['**/*.ts', '**/*.mjs', '**/*.js'],
+    ignores: ['src/**', 'test/**', 'bench/**'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [inferenceFace] }],
     },
   },
   // --- Boundary: transports stay in src/api -------------------------------------------------
@@ -57,6 +72,7 @@ export default tseslint.config(
     files: ['src/inference/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [
+        noTestCode,
         { group: ['graphql', '@apollo/*', '@prisma/*', '**/generated/**', '**/api/**', '**/db/**', '**/vocab/**'], message: 'src/inference is independent of the API and the database' },
       ] }],
     },
@@ -66,6 +82,8 @@ export default tseslint.config(
     files: ['src/vocab/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [
+        noTestCode,
+        inferenceFace,
         { group: ['onnxruntime-node', 'onnxruntime-common', '@apollo/*', '**/api/**'], message: 'src/vocab talks to the engine through its interface only' },
       ] }],
     },

@@ -66,8 +66,7 @@ try {
   const services = app.services;
   const snapshot = await services.vocab.labelBanks.forVocabulary(tenant, vocab);
   const engineOnce = async () => {
-    const pre = await services.engine.preprocess(jpeg);
-    await services.engine.scoreImages([{ pixels: pre.pixels }], [snapshot.bank!], { fairnessKey: tenant });
+    await services.engine.scoreImages([jpeg], [snapshot.bank!], { fairnessKey: tenant });
   };
   const query = 'mutation($v: ID!, $i: String!) { tagImage(vocabularyId: $v, image: { base64: $i }) { revision tags { name score } } }';
   const httpOnce = () => call(query, { v: vocab, i: base64 }, key);

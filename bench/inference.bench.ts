@@ -15,8 +15,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { buildLabelBank, type LabelBank } from '../src/inference/scoring/label-bank.ts';
-import { createLocalInferenceEngine } from '../src/inference/runtime/local-engine.ts';
+import { buildLabelBank, createLocalInferenceEngine, type LabelBank } from '../src/inference/index.ts';
+// internals: the model sections time the graphs in-process, without the worker pool
 import { ModelRunner } from '../src/inference/runtime/model-runner.ts';
 import { openModelPack } from '../src/inference/pack/pack.ts';
 import { DEFAULT_IMAGE_LIMITS } from '../src/inference/image/limits.ts';

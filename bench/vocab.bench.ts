@@ -19,8 +19,7 @@ import { pino } from 'pino';
 import { openDatabase } from '../src/db/client.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { applyMigrations } from '../src/db/migrate.ts';
-import { createLocalInferenceEngine } from '../src/inference/runtime/local-engine.ts';
-import { ClipTokenizer } from '../src/inference/text/tokenizer.ts';
+import { createLocalInferenceEngine } from '../src/inference/index.ts';
 import { createVocabularyServices } from '../src/vocab/index.ts';
 
 const log = pino({ level: 'silent' });
@@ -63,13 +62,11 @@ const scratch = await scratchDatabase();
 const db = openDatabase(scratch.url, scratch.pool, log);
 const engine = await createLocalInferenceEngine({ packDir, maxQueue: 4096 });
 await engine.start();
-const tokenizer = await ClipTokenizer.fromFile(path.join(packDir, 'tokenizer.json'));
 const services = createVocabularyServices({
   prisma: db.prisma,
   pool: db.pool,
   engine,
   log,
-  tokenizer,
   config: {
     llm: { baseUrl: undefined, model: 'none', temperature: 0.99, concurrency: 4, timeoutMs: 30_000, maxRetries: 3 },
     cache: { embeddingBytes: 256 * 1024 * 1024, labelBankBytes: 2 * 1024 * 1024 * 1024 },

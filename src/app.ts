@@ -5,11 +5,10 @@ import { openDatabase, type Database } from './db/client.ts';
 import { applyMigrations, pendingMigrations } from './db/migrate.ts';
 import { openDatabaseServer, type DatabaseServer } from './db/server.ts';
 import { createHttpServer, type HttpServer } from './api/server.ts';
-import { createLocalInferenceEngine, type LocalInferenceEngine } from './inference/runtime/local-engine.ts';
+import { createLocalInferenceEngine, type LocalInferenceEngine } from './inference/index.ts';
 import { TaggingService } from './tagging/tagging-service.ts';
 import { UrlFetcher } from './tagging/url-fetcher.ts';
 import { UsageRecorder } from './tagging/usage-recorder.ts';
-import { ClipTokenizer } from './inference/text/tokenizer.ts';
 import { createVocabularyServices, type VocabularyServices } from './vocab/index.ts';
 import { ApiKeyService } from './tenancy/api-key-service.ts';
 import type { Logger } from './core/log.ts';
@@ -166,8 +165,6 @@ export class App {
         worker: { enabled: config.descriptionWorker },
       },
       log: log.child({ component: 'vocab' }),
-      // Lets LLM answers be cut to CLIP's context exactly.
-      tokenizer: await ClipTokenizer.fromFile(engine.pack.file(engine.pack.manifest.tokenizer.file)),
     });
     const usage = (acquired.usage = new UsageRecorder(db.prisma, log.child({ component: 'usage' })));
     const tagging = new TaggingService({

@@ -1,4 +1,4 @@
-import type { InferenceEngine } from '../inference/runtime/engine.ts';
+import type { InferenceEngine } from '../inference/index.ts';
 import type { TaggingService } from '../tagging/tagging-service.ts';
 import type { ApiKeyService } from '../tenancy/api-key-service.ts';
 import type { VocabularyServices } from '../vocab/index.ts';

@@ -1,9 +1,11 @@
 /**
- * Command-line tagging with a model pack, no server or database needed:
- *   tag [options] <images or folders...>   tag images with the built-in or a JSON vocabulary
- *   tag embed [texts...]                   texts → L2-normalised embeddings (JSON)
- *   tag selftest                           check this runtime against the pack's self-test
- * Run with `npx tsx src/cli/tag.ts …`.
+ * The `omnitag` command: tagging with a model pack, no server or database needed.
+ *   omnitag tag [options] <images or folders...>   tag images with the built-in or a JSON vocabulary
+ *                                                   (`images` is another name for it, and it is the default)
+ *   omnitag embed [texts...]                        texts → L2-normalised embeddings (JSON)
+ *   omnitag selftest                                check this runtime against the pack's self-test
+ * Run with `npx omnitag …` (package.json "bin": bin/omnitag.js), `npm run tag -- …`, or
+ * `npx tsx src/cli/tag.ts …`.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,12 +13,16 @@ import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
-import type { InferenceEngine } from '../inference/runtime/engine.ts';
-import { buildLabelBank, type LabelBank } from '../inference/scoring/label-bank.ts';
-import { createLocalInferenceEngine, type LocalInferenceEngine } from '../inference/runtime/local-engine.ts';
-import { rankTags, topDescriptions, type RankedTag } from '../inference/scoring/scores.ts';
-import { runPackSelftest } from '../inference/pack/selftest.ts';
-import type { ProviderPreference } from '../inference/runtime/sessions.ts';
+import {
+  buildLabelBank,
+  createLocalInferenceEngine,
+  type InferenceEngine,
+  type LabelBank,
+  type LocalInferenceEngine,
+  type ProviderPreference,
+  type ResizeMode,
+} from '../inference/index.ts';
+import { tagResults, type ResultTag } from '../tagging/results.ts';
 import { collectImageFiles } from './image-files.ts';
 import { readVocabularyFile } from './tag-vocabulary.ts';
 
@@ -53,7 +59,7 @@ function withEngineOptions(cmd: Command): Command {
     .option('-v, --verbose', 'log the engine’s progress to stderr');
 }
 
-async function openEngine(flags: EngineFlags, resize: 'exact' | 'fast' = 'exact'): Promise<LocalInferenceEngine> {
+async function openEngine(flags: EngineFlags, resize: ResizeMode = 'exact'): Promise<LocalInferenceEngine> {
   const logger = pino({ level: flags.verbose ? 'info' : 'warn', base: undefined }, pino.destination(2));
   const engine = await createLocalInferenceEngine({
     packDir: flags.pack,
@@ -79,12 +85,10 @@ function progressBar(total: number, label: string, enabled: boolean) {
   return { increment: () => bar.increment(), stop: () => bar.stop() };
 }
 
-/** Tag names, extra per-tag fields for the output, and the bank, for one vocabulary. */
+/** The tags (in bank order, with their description texts when the file gave them) and the bank of one vocabulary. */
 interface ResolvedVocabulary {
   source: string;
-  names: string[];
-  namesZh?: (string | undefined)[];
-  descriptions?: string[][];
+  tags: ResultTag<string>[];
   bank: LabelBank;
 }
 
@@ -98,7 +102,8 @@ async function resolveVocabulary(
     const builtin = await engine.builtinVocabulary();
     let bank = builtin.bank;
     if (threshold !== undefined) bank = { ...bank, key: `${bank.key}:t${threshold}`, thresholds: new Float32Array(bank.tagCount).fill(threshold) };
-    return { source: 'builtin', names: builtin.tags.map((t) => t.name), namesZh: builtin.tags.map((t) => t.nameZh), bank };
+    const tags = builtin.tags.map((t) => ({ name: t.name, ...(t.nameZh ? { names: { zh: t.nameZh } } : {}) }));
+    return { source: 'builtin', tags, bank };
   }
   const file = await readVocabularyFile(vocab);
   const texts = file.descriptions.flat();
@@ -126,7 +131,8 @@ async function resolveVocabulary(
       return { descriptions, threshold: openSet };
     }),
   });
-  return { source: path.resolve(vocab), names: file.names, descriptions: file.descriptions, bank };
+  const tags = file.names.map((name, i) => ({ name, descriptions: file.descriptions[i]! }));
+  return { source: path.resolve(vocab), tags, bank };
 }
 
 interface TagFlags extends EngineFlags {
@@ -138,7 +144,7 @@ interface TagFlags extends EngineFlags {
   explain?: boolean;
   format?: 'json' | 'table';
   recursive?: boolean;
-  resize: 'exact' | 'fast';
+  resize: ResizeMode;
   progress: boolean;
 }
 
@@ -173,7 +179,7 @@ async function tagImages(paths: string[], flags: TagFlags): Promise<void> {
     const done = results.filter(Boolean);
     const format = flags.format ?? (process.stdout.isTTY ? 'table' : 'json');
     if (format === 'json') {
-      const out = { pack: engine.info.packName, provider: engine.info.provider, vocabulary: { source: vocab.source, tags: vocab.names.length }, images: done };
+      const out = { pack: engine.info.packName, provider: engine.info.provider, vocabulary: { source: vocab.source, tags: vocab.tags.length }, images: done };
       process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     } else {
       process.stdout.write(renderTable(done));
@@ -188,25 +194,26 @@ async function tagOne(engine: InferenceEngine, file: string, vocab: ResolvedVoca
   try {
     const bytes = await readFile(file);
     const [scored] = await engine.scoreImages([bytes], [vocab.bank], { explain: flags.explain ?? false, signal });
-    const scores = scored!.scores[0]!;
-    const ranked: RankedTag[] = rankTags(scores, {
+    const results = tagResults(scored!.scores[0]!, vocab.tags, {
       passedOnly: flags.top === undefined && flags.minScore === undefined,
       topK: flags.top,
       minScore: flags.minScore,
+      explain: flags.explain,
     });
     return {
       file,
-      tags: ranked.map((t) => ({
-        name: vocab.names[t.index],
-        ...(vocab.namesZh?.[t.index] ? { nameZh: vocab.namesZh[t.index] } : {}),
+      tags: results.map((t) => ({
+        name: t.name,
+        ...(t.tag.names?.zh ? { nameZh: t.tag.names.zh } : {}),
         probability: round(t.probability),
         threshold: round(t.threshold),
         passed: t.passed,
         ...(flags.logits ? { logit: t.logit } : {}),
-        ...(flags.explain
+        ...(t.explanation
           ? {
-              descriptions: topDescriptions(scores, t.index, 3).map((d) => ({
-                ...(vocab.descriptions ? { text: vocab.descriptions[t.index]![d.description] } : { index: d.description }),
+              descriptions: t.explanation.map((d) => ({
+                // a vocabulary file has the texts; the built-in one has embeddings only
+                ...(t.tag.descriptions ? { text: d.description } : { index: d.index }),
                 weight: round(d.weight),
               })),
             }
@@ -264,7 +271,7 @@ async function embedTexts(texts: string[], flags: EngineFlags & { file?: string 
 async function selftest(flags: EngineFlags): Promise<void> {
   const engine = await openEngine(flags);
   try {
-    const report = await runPackSelftest(engine, engine.pack);
+    const report = await engine.selftest();
     if (!report) {
       process.stdout.write(`${engine.info.packName}: the pack has no self-test\n`);
       return;
@@ -285,12 +292,13 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-const program = new Command('tag').description('Tag images with an Omnitag model pack (RAM++)').showHelpAfterError();
+const program = new Command('omnitag').description('Tag images with an Omnitag model pack (RAM++)').showHelpAfterError();
 
 withEngineOptions(
   program
-    .command('images', { isDefault: true })
-    .description('tag image files and folders')
+    .command('tag', { isDefault: true })
+    .alias('images')
+    .description('tag image files and folders (the default command)')
     .argument('<paths...>', 'image files or folders')
     .option('--vocab <builtin|file.json>', 'vocabulary: the pack’s built-in tags, or a JSON file {tag: [descriptions]}', 'builtin')
     .option('--threshold <p>', 'threshold for every tag (default: per-tag for built-in, 0.5 for open-set)', probability)

@@ -1,11 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import { ErrorCode, badInput, isAppError } from '../core/errors.ts';
-import type { InferenceEngine } from '../inference/runtime/engine.ts';
-import { rankTags, topDescriptions, type RankedTag, type TagScores } from '../inference/scoring/scores.ts';
+import type { InferenceEngine, LabelBank } from '../inference/index.ts';
 import type { Logger } from '../core/log.ts';
-import type { LabelBank } from '../inference/scoring/label-bank.ts';
 import type { SnapshotTag, VocabularySnapshot } from '../vocab/index.ts';
 import { readImageInput, type ImageInputValue } from './image-input.ts';
+import { tagResults, type ResultOptions, type TagResult } from './results.ts';
 import type { UrlFetcher } from './url-fetcher.ts';
 import type { UsageRecorder } from './usage-recorder.ts';
 
@@ -60,8 +59,6 @@ export interface TaggingDeps {
   readonly log: Logger;
 }
 
-/** Descriptions shown per tag when a result is explained. */
-const EXPLAIN_TOP = 3;
 const LANGUAGE = /^[a-z]{2,3}(-[a-z0-9]{2,8})*$/;
 
 /**
@@ -135,50 +132,22 @@ export class TaggingService {
     started: number,
   ): Promise<TaggingResultView> {
     const bytes = await readImageInput(image, { maxBytes: this.deps.limits.maxImageBytes }, this.deps.urlFetcher, signal);
-    const pre = await this.deps.engine.preprocess(bytes);
-    const inferenceStart = performance.now();
-    const [scored] = await this.deps.engine.scoreImages([{ pixels: pre.pixels }], [vocab.bank], {
+    const [scored] = await this.deps.engine.scoreImages([bytes], [vocab.bank], {
       fairnessKey: tenantId,
       explain: !!options.explain,
       ...(signal ? { signal } : {}),
     });
-    const inferenceMs = performance.now() - inferenceStart;
-    const scores = scored!.scores[0]!;
-    const threshold = options.threshold ?? undefined;
+    const { scores, source, timings } = scored!;
+    const shared: ResultOptions = { threshold: options.threshold ?? undefined, language: options.language ?? undefined, explain: !!options.explain };
     return {
-      tags: this.views(vocab, scores, rankTags(scores, { threshold, passedOnly: true, minScore: options.minScore ?? undefined, topK: options.topK ?? undefined }), options),
-      scores: options.includeAll ? this.views(vocab, scores, rankTags(scores, { threshold }), options) : null,
+      tags: tagResults(scores[0]!, vocab.tags, { ...shared, passedOnly: true, minScore: options.minScore ?? undefined, topK: options.topK ?? undefined }).map(view),
+      scores: options.includeAll ? tagResults(scores[0]!, vocab.tags, shared).map(view) : null,
       vocabularyId: vocab.vocabularyId,
       revision: vocab.revision,
-      image: { format: pre.source.format, width: pre.source.width, height: pre.source.height },
-      timing: { totalMs: performance.now() - started, inferenceMs },
+      // bytes were given, so the engine says what they were
+      image: { format: source!.format, width: source!.width, height: source!.height },
+      timing: { totalMs: performance.now() - started, inferenceMs: timings.inferenceMs },
     };
-  }
-
-  /** Ranked tags (the engine's ranking and thresholds) with names, sources and explanations. */
-  private views(vocab: ScorableSnapshot, scores: TagScores, ranked: RankedTag[], options: TagImageOptions): TagScoreView[] {
-    const language = options.language?.toLowerCase();
-    const explain = options.explain && scores.descriptionWeights;
-    return ranked.map((r) => {
-      const tag = vocab.tags[r.index]!;
-      return {
-        tagId: tag.id,
-        name: nameIn(tag, language),
-        score: r.probability,
-        threshold: r.threshold,
-        passed: r.passed,
-        descriptionSource: tag.descriptionSource,
-        usedFallback: tag.usedFallback,
-        explanation:
-          explain && (r.passed || options.includeAll)
-            ? topDescriptions(scores, r.index, EXPLAIN_TOP).map((d) => ({
-                text: tag.descriptions[d.description]?.text ?? null,
-                source: tag.descriptions[d.description]?.source ?? tag.descriptionSource,
-                weight: d.weight,
-              }))
-            : null,
-      };
-    });
   }
 
   private record(tenantId: string, vocab: VocabularySnapshot, imageCount: number, failedCount: number, durationMs: number): void {
@@ -186,9 +155,23 @@ export class TaggingService {
   }
 }
 
-function nameIn(tag: SnapshotTag, language: string | undefined): string {
-  if (!language || language === 'en') return tag.name;
-  return tag.names[language] ?? tag.names[language.split('-')[0]!] ?? tag.name;
+/** A shaped result as the API shows it: with the tag's id and where its descriptions came from. */
+function view(r: TagResult<SnapshotTag>): TagScoreView {
+  return {
+    tagId: r.tag.id,
+    name: r.name,
+    score: r.probability,
+    threshold: r.threshold,
+    passed: r.passed,
+    descriptionSource: r.tag.descriptionSource,
+    usedFallback: r.tag.usedFallback,
+    explanation:
+      r.explanation?.map((d) => ({
+        text: d.description?.text ?? null,
+        source: d.description?.source ?? r.tag.descriptionSource,
+        weight: d.weight,
+      })) ?? null,
+  };
 }
 
 function checkOptions(o: TagImageOptions): void {

@@ -1,8 +1,7 @@
 import type pg from 'pg';
 import type { PrismaClient } from '../db/client.ts';
 import type { DescriptionSource, DescriptionState } from '../generated/prisma/client.ts';
-import type { BuiltinVocabulary } from '../inference/pack/builtin-vocabulary.ts';
-import type { InferenceEngine } from '../inference/runtime/engine.ts';
+import type { BuiltinVocabulary, InferenceEngine } from '../inference/index.ts';
 import type { Logger } from '../core/log.ts';
 import type { EmbeddingCache } from './banks/embedding-cache.ts';
 import type { DescriptionGenerator } from './generation/generators.ts';

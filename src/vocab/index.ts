@@ -6,8 +6,7 @@
  */
 import type pg from 'pg';
 import type { PrismaClient } from '../db/client.ts';
-import type { InferenceEngine } from '../inference/runtime/engine.ts';
-import type { ClipTokenizer } from '../inference/text/tokenizer.ts';
+import type { InferenceEngine } from '../inference/index.ts';
 import type { Logger } from '../core/log.ts';
 import type { VocabContext, VocabSettings } from './context.ts';
 import { DescriptionService } from './use-cases/descriptions.ts';
@@ -63,12 +62,6 @@ export interface VocabularyServicesOptions {
   engine: InferenceEngine;
   config: VocabularyConfig;
   log: Logger;
-  /**
-   * The pack's CLIP tokenizer (`ClipTokenizer.fromFile(<pack>/tokenizer.json)`): lets LLM
-   * answers be cut to the 77-token context exactly. Without it they are stored whole and the
-   * encoder truncates them as CLIP does.
-   */
-  tokenizer?: ClipTokenizer;
   /** Replaces the LLM generator (tests, other providers). */
   generator?: DescriptionGenerator;
 }
@@ -98,7 +91,6 @@ export function createVocabularyServices(options: VocabularyServicesOptions): Vo
     maxDescriptionsPerTag: config.maxDescriptionsPerTag ?? 256,
   };
   const embeddings = new EmbeddingCache({ pool, engine, maxBytes: config.cache.embeddingBytes, log });
-  const tokenizer = options.tokenizer;
   const llm =
     options.generator ??
     (config.llm.baseUrl
@@ -106,7 +98,8 @@ export function createVocabularyServices(options: VocabularyServicesOptions): Vo
           ...config.llm,
           baseUrl: config.llm.baseUrl,
           contextTokens: engine.info.textContext,
-          countTokens: tokenizer ? (text) => tokenizer.encode(text).length + 2 : undefined,
+          // the engine's own tokenizer: answers are cut to the encoder's context exactly
+          countTokens: (texts) => engine.countTokens(texts),
           log: log.child({ component: 'llm' }),
         })
       : undefined);

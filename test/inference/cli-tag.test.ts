@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { collectImageFiles } from '../../src/cli/image-files.ts';
 import { readVocabularyFile } from '../../src/cli/tag-vocabulary.ts';
 import { hasShared, repoRoot, sharedDir, testPackDir } from './helpers.ts';
 
@@ -33,6 +34,46 @@ describe('vocabulary files', () => {
     await expect(readVocabularyFile(write('bad2.json', '[{"a": 1}]'))).rejects.toThrow(/descriptions of "a"/);
     await expect(readVocabularyFile(write('bad3.json', '[{"a": ["x"]}, {"a": ["y"]}]'))).rejects.toThrow(/appears twice/);
     await expect(readVocabularyFile(write('bad4.json', '[]'))).rejects.toThrow(/no tags/);
+  });
+});
+
+describe('image files of folders', () => {
+  it('follows links to files and folders, reads a folder once however often it is reached, and skips broken links', async () => {
+    const root = path.join(tmp, 'walk');
+    const elsewhere = path.join(tmp, 'elsewhere');
+    mkdirSync(path.join(root, 'sub'), { recursive: true });
+    mkdirSync(elsewhere, { recursive: true });
+    for (const f of ['a.jpg', 'notes.txt', 'sub/b.png']) writeFileSync(path.join(root, f), 'x');
+    writeFileSync(path.join(elsewhere, 'c.webp'), 'x');
+    symlinkSync(path.join(elsewhere, 'c.webp'), path.join(root, 'link-to-file.webp'));
+    symlinkSync(elsewhere, path.join(root, 'link-to-folder'));
+    symlinkSync('..', path.join(root, 'sub', 'loop')); // back up the tree
+    symlinkSync(path.join(root, 'sub'), path.join(root, 'z-same-as-sub'));
+    symlinkSync(path.join(tmp, 'missing.jpg'), path.join(root, 'broken.jpg'));
+
+    const flat = await collectImageFiles([root], false);
+    expect(flat.map((f) => path.relative(root, f))).toEqual(['a.jpg', 'link-to-file.webp']);
+    const deep = await collectImageFiles([root], true);
+    expect(deep.map((f) => path.relative(root, f))).toEqual(['a.jpg', 'link-to-file.webp', path.join('link-to-folder', 'c.webp'), path.join('sub', 'b.png')]);
+    // a link given as an argument counts as what it points to
+    expect(await collectImageFiles([path.join(root, 'link-to-folder')], false)).toEqual([path.join(root, 'link-to-folder', 'c.webp')]);
+    await expect(collectImageFiles([path.join(root, 'broken.jpg')], false)).rejects.toThrow(/no such file or folder/);
+  });
+});
+
+describe('the omnitag command', () => {
+  it('is package.json\'s bin, an executable file', () => {
+    const pkg = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8'));
+    expect(pkg.bin).toEqual({ omnitag: 'bin/omnitag.js' });
+    expect(statSync(path.join(repoRoot, pkg.bin.omnitag)).mode & 0o755).toBe(0o755);
+  });
+
+  it('runs the TypeScript CLI through tsx: help names the commands', async () => {
+    const { stdout } = await run(path.join(repoRoot, 'bin', 'omnitag.js'), ['--help'], { cwd: repoRoot });
+    expect(stdout).toMatch(/Usage: omnitag/);
+    expect(stdout).toMatch(/tag\|images \[options\] <paths\.\.\.>/);
+    expect(stdout).toMatch(/embed/);
+    expect(stdout).toMatch(/selftest/);
   });
 });
 
@@ -74,6 +115,26 @@ describe.skipIf(!canRun)('tag CLI', () => {
     expect(out.vocabulary.source).toBe('builtin');
     expect(out.images[0].tags.length).toBe(out.vocabulary.tags); // --min-score 0 lists every tag
     expect(out.images[1].error.code).toBe('BAD_IMAGE');
+  });
+
+  it('tags with `omnitag tag` through the bin, the same as `images` and as no verb; links in folders are followed', async () => {
+    const folder = path.join(tmp, 'linked-images');
+    mkdirSync(folder, { recursive: true });
+    symlinkSync(path.join(images, 'demo4.jpg'), path.join(folder, 'demo4.jpg'));
+    symlinkSync(images, path.join(folder, 'more'));
+    // batches of one: the three runs then compute exactly the same numbers
+    const args = [folder, '--recursive', '--format', 'json', '--top', '3', '--batch-size', '1', '--pack', packDir!, '--threads', '1'];
+    const bin = await run(process.execPath, [path.join(repoRoot, 'bin', 'omnitag.js'), 'tag', ...args], { cwd: repoRoot, maxBuffer: 64 << 20 });
+    const out = JSON.parse(bin.stdout);
+    expect(out.images.map((i: { file: string }) => path.relative(folder, i.file))).toEqual([
+      'demo4.jpg',
+      ...['1641173_2291260800.jpg', 'demo2.jpg', 'demo4.jpg', 'openset_example.jpg'].map((f) => path.join('more', f)),
+    ]);
+    for (const image of out.images) expect(image.tags).toHaveLength(3);
+    const alias = await cli('images', ...args.slice(0, -4));
+    const noVerb = await cli(...args.slice(0, -4));
+    expect(JSON.parse(alias.stdout)).toEqual(out);
+    expect(JSON.parse(noVerb.stdout)).toEqual(out);
   });
 
   it('embeds texts to JSON', async () => {

@@ -1,4 +1,4 @@
-import { existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/core/errors.ts';
@@ -6,9 +6,10 @@ import type { ImageEmbeddings, ImagePixels } from '../../src/inference/runtime/e
 import { buildLabelBank, type LabelBank } from '../../src/inference/scoring/label-bank.ts';
 import { createLocalInferenceEngine, type LocalInferenceEngine } from '../../src/inference/runtime/local-engine.ts';
 import { ModelRunner } from '../../src/inference/runtime/model-runner.ts';
+import { preprocessImage } from '../../src/inference/image/preprocess.ts';
 import { openModelPack } from '../../src/inference/pack/pack.ts';
-import { runPackSelftest } from '../../src/inference/pack/selftest.ts';
-import { copyPack, maxAbsDiff, randomUnitRows, repoRoot, seededRandom, testPackDir } from './helpers.ts';
+import { ClipTokenizer } from '../../src/inference/text/tokenizer.ts';
+import { copyPack, hasShared, maxAbsDiff, randomUnitRows, repoRoot, seededRandom, sharedDir, testPackDir } from './helpers.ts';
 
 const packDir = testPackDir();
 if (!packDir) console.warn('engine tests skipped: no test pack');
@@ -57,11 +58,62 @@ describe.skipIf(!packDir)('local inference engine (worker threads, real onnxrunt
   });
   afterAll(() => engine?.dispose());
 
-  it('reports the pack and the provider once started', () => {
+  it('reports the pack and the provider once started', async () => {
+    const { manifest } = await openModelPack(packDir!);
     expect(engine.info.provider).toBe('cpu');
-    expect(engine.info.packName).toBe(engine.pack.manifest.name);
+    expect(engine.info.packName).toBe(manifest.name);
     expect(engine.info.textEncoderId).toMatch(/^[0-9a-f]{64}$/);
-    expect(engine.info.builtinTagCount).toBe(engine.pack.manifest.builtin.count);
+    expect(engine.info.builtinTagCount).toBe(manifest.builtin.count);
+  });
+
+  it.skipIf(!hasShared)('scores image bytes in one call: what they were, the scores, and where the time went', async () => {
+    const bytes = readFileSync(path.join(sharedDir, 'data', 'images', 'demo4.jpg'));
+    const [fromBytes] = await engine.scoreImages([bytes], [smallBank]);
+    expect(fromBytes!.source).toMatchObject({ format: 'jpeg', bytes: bytes.length });
+    expect(fromBytes!.source!.width).toBeGreaterThan(0);
+    expect(fromBytes!.timings.preprocessMs).toBeGreaterThan(0);
+    expect(fromBytes!.timings.inferenceMs).toBeGreaterThan(0);
+    // the same numbers as preprocessing apart and scoring the pixels
+    const { size, mean, std } = (await openModelPack(packDir!)).manifest.image;
+    const { pixels } = await preprocessImage(bytes, { size, mean, std });
+    const [fromPixels] = await engine.scoreImages([{ pixels }], [smallBank]);
+    expect(fromPixels!.source).toBeNull();
+    expect(fromPixels!.timings.preprocessMs).toBe(0);
+    expect(Array.from(fromPixels!.embeddings.data)).toEqual(Array.from(fromBytes!.embeddings.data));
+    expect(Array.from(fromPixels!.scores[0]!.logits)).toEqual(Array.from(fromBytes!.scores[0]!.logits));
+    // embeddings skip the encoder, and say nothing of a source
+    const runs = engine.stats().runs.imageEncoder;
+    const [again] = await engine.scoreImages([fromBytes!.embeddings], [smallBank]);
+    expect(engine.stats().runs.imageEncoder).toBe(runs);
+    expect(again!.source).toBeNull();
+    expect(Array.from(again!.scores[0]!.logits)).toEqual(Array.from(fromBytes!.scores[0]!.logits));
+    await expect(engine.scoreImages([new TextEncoder().encode('not an image')], [smallBank])).rejects.toMatchObject({ code: 'BAD_IMAGE' });
+  });
+
+  it("counts tokens in the workers as the pack's tokenizer does, start and end included and uncut", async () => {
+    const pack = await openModelPack(packDir!);
+    const tokenizer = await ClipTokenizer.fromFile(pack.file(pack.manifest.tokenizer.file));
+    const texts = ['', 'a photo of a cat.', 'Ünïcödé & <b>html</b> – 東京タワー', 'a very long description '.repeat(30)];
+    const counts = await engine.countTokens(texts);
+    expect(counts).toEqual(texts.map((t) => tokenizer.encode(t).length + 2));
+    expect(counts[0]).toBe(2);
+    expect(counts[3]).toBeGreaterThan(engine.info.textContext); // not cut to the context
+    expect(await engine.countTokens([])).toEqual([]);
+  });
+
+  it('counts tokens past a full queue: a count is not batched work', async () => {
+    const [embedding] = await engine.encodeImages([image()]);
+    const heavy = engine.scoreImages([embedding!], [heavyBank]);
+    await until(() => engine.stats().workers.busy === 1);
+    const admitted = Array.from({ length: 12 }, () => engine.encodeImages([image()]));
+    try {
+      await until(() => engine.stats().queued === 12);
+      await expect(engine.encodeImages([image()])).rejects.toMatchObject({ code: 'OVERLOADED' });
+      expect(await engine.countTokens(['a photo of a cat.'])).toHaveLength(1);
+    } finally {
+      await heavy;
+      await Promise.all(admitted);
+    }
   });
 
   it('scores like the model run in-process, and reuses embeddings across banks', async () => {
@@ -327,7 +379,7 @@ describe.skipIf(!packDir)('pack self-test through the engine', () => {
     const engine = await createLocalInferenceEngine({ packDir: packDir!, intraOpThreads: 1 });
     try {
       await engine.start();
-      const report = await runPackSelftest(engine, engine.pack);
+      const report = await engine.selftest();
       if (!report) {
         console.warn(`self-test skipped: ${packDir} has no selftest.json`);
         ctx.skip();

@@ -62,7 +62,6 @@ export async function setupVocabEnv(): Promise<VocabTestEnv> {
         pool: client.pool,
         engine,
         log: silentLog,
-        tokenizer: await tinyTokenizer(),
         config: { ...baseConfig, ...config, worker: { ...baseConfig.worker, ...config.worker } },
       });
       started.push(s);

@@ -1,11 +1,18 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GenerationError } from '../../src/vocab/generation/generators.ts';
+import type { TokenCounter } from '../../src/vocab/generation/clean.ts';
 import { LlmDescriptionGenerator, RAM_PROMPTS, SYSTEM_PROMPT, type LlmGeneratorOptions } from '../../src/vocab/generation/llm.ts';
 import { FakeLlmServer } from '../support/fake-llm-server.ts';
 import { silentLog, tinyTokenizer } from './helpers.ts';
 
 let server: FakeLlmServer;
+/** Token counts as the engine's workers give them (BPE ids + start and end). */
 let countTokens: (text: string) => number;
+let countCalls = 0;
+const countBatch: TokenCounter = async (texts) => {
+  countCalls++;
+  return texts.map(countTokens);
+};
 
 beforeAll(async () => {
   server = await FakeLlmServer.start();
@@ -31,7 +38,7 @@ function generator(options: Partial<LlmGeneratorOptions> = {}) {
     timeoutMs: 5_000,
     maxRetries: 2,
     retryBaseMs: 5,
-    countTokens,
+    countTokens: countBatch,
     log: silentLog,
     ...options,
   });
@@ -158,8 +165,11 @@ describe('LLM description generator', () => {
 
   it("cuts answers longer than CLIP's 77 tokens at a word boundary", async () => {
     server.behave = () => ({ kind: 'long' });
+    countCalls = 0;
     const out = await generator().generate('cathedral', 6);
     expect(out.cut).toBe(5);
+    // counted in batches: whole answers, then word prefixes, per prompt's answers (5 prompts × 1)
+    expect(countCalls).toBe(10);
     for (const d of out.descriptions.slice(1)) {
       expect(countTokens(d.text)).toBeLessThanOrEqual(77);
       expect(countTokens(d.text)).toBeGreaterThan(60);

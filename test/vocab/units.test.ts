@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { answerKey, cleanAnswer, cutToTokens } from '../../src/vocab/generation/clean.ts';
+import { answerKey, cleanAnswers, cutToTokens, type TokenCounter } from '../../src/vocab/generation/clean.ts';
 import { CircuitBreaker, retryAfterMs, Semaphore } from '../../src/vocab/generation/llm.ts';
 import { checkDescriptionText, checkLanguage, checkTagName, nameKey, normalizeText } from '../../src/vocab/use-cases/names.ts';
 import { IMAGENET_TEMPLATES, MAX_TEMPLATE_DESCRIPTIONS, templateDescriptions } from '../../src/vocab/generation/templates.ts';
@@ -48,31 +48,80 @@ describe('templates', () => {
 });
 
 describe('answer cleaning', () => {
-  it('drops refusals and empty answers, unwraps quotes, list markers and labels', () => {
+  /** Counts as the engine's workers do (BPE ids + start and end), and records each call's size. */
+  async function tinyCounter() {
+    const tok = await tinyTokenizer();
+    const count = (t: string) => tok.encode(t).length + 2;
+    const calls: number[] = [];
+    const counter: TokenCounter = async (texts) => {
+      calls.push(texts.length);
+      return texts.map(count);
+    };
+    return { count, counter, calls };
+  }
+
+  it('drops refusals and empty answers, unwraps quotes, list markers and labels', async () => {
     const opts = { maxTokens: 77 };
-    for (const r of ["I'm sorry, but I can't help with that.", 'I’m sorry…', 'As an AI language model, I cannot see images.', 'Unfortunately, I am unable to describe it.', 'Sure. However, I cannot assist with that.']) {
-      expect(cleanAnswer(r, opts), r).toEqual({ ok: false, reason: 'refusal' });
-    }
-    for (const e of ['', '   ', '\n\n', '""', '- ', null, undefined, 42]) expect(cleanAnswer(e, opts)).toEqual({ ok: false, reason: 'empty' });
-    expect(cleanAnswer('  "A small,\n\nround fruit."  ', opts)).toEqual({ ok: true, text: 'A small, round fruit.', cut: false });
-    expect(cleanAnswer('1. Description: “A striped horse.”', opts)).toEqual({ ok: true, text: 'A striped horse.', cut: false });
+    const refusals = ["I'm sorry, but I can't help with that.", 'I’m sorry…', 'As an AI language model, I cannot see images.', 'Unfortunately, I am unable to describe it.', 'Sure. However, I cannot assist with that.'];
+    expect(await cleanAnswers(refusals, opts)).toEqual(refusals.map(() => ({ ok: false, reason: 'refusal' })));
+    const empties = ['', '   ', '\n\n', '""', '- ', null, undefined, 42];
+    expect(await cleanAnswers(empties, opts)).toEqual(empties.map(() => ({ ok: false, reason: 'empty' })));
+    expect(await cleanAnswers(['  "A small,\n\nround fruit."  ', '1. Description: “A striped horse.”'], opts)).toEqual([
+      { ok: true, text: 'A small, round fruit.', cut: false },
+      { ok: true, text: 'A striped horse.', cut: false },
+    ]);
     expect(answerKey('A Striped  horse!')).toBe(answerKey('a striped horse'));
   });
 
   it("cuts to CLIP's context at a word boundary, preferring a sentence end", async () => {
-    const tok = await tinyTokenizer();
-    const count = (t: string) => tok.encode(t).length + 2;
+    const { count, counter } = await tinyCounter();
     const long = 'A zebra is a horse-like animal. ' + Array.from({ length: 40 }, (_, i) => `stripe${i} pattern`).join(' ') + '. It lives in Africa.';
     expect(count(long)).toBeGreaterThan(77);
-    const cut = cutToTokens(long, 77, count);
-    expect(count(cut)).toBeLessThanOrEqual(77);
-    expect(long.startsWith(cut)).toBe(true);
-    expect(count(cut)).toBeGreaterThan(50); // the sentence end is too early to prefer
+    const [cut] = await cutToTokens([long], 77, counter);
+    expect(count(cut!)).toBeLessThanOrEqual(77);
+    expect(long.startsWith(cut!)).toBe(true);
+    expect(count(cut!)).toBeGreaterThan(50); // the sentence end is too early to prefer
     const sentences = 'One two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen. ' + 'word '.repeat(100);
-    expect(cutToTokens(sentences, 24, count)).toBe('One two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen.');
+    expect(await cutToTokens([sentences], 24, counter)).toEqual(['One two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen.']);
     const oneWord = 'x'.repeat(400);
-    expect(count(cutToTokens(oneWord, 77, count))).toBeLessThanOrEqual(77);
-    expect(cutToTokens('short.', 77, count)).toBe('short.');
+    const [cutWord] = await cutToTokens([oneWord], 77, counter);
+    expect(count(cutWord!)).toBeLessThanOrEqual(77);
+    expect(count(cutWord! + 'x')).toBeGreaterThan(77); // the longest prefix that fits
+    expect(await cutToTokens(['short.'], 77, counter)).toEqual(['short.']);
+  });
+
+  it('cuts many answers with at most three counting calls, each as it would be cut alone', async () => {
+    const { count, counter, calls } = await tinyCounter();
+    const texts = [
+      'short.',
+      'A zebra is a horse-like animal. ' + 'with many stripes and a mane '.repeat(20),
+      'y'.repeat(300),
+      'fine as it is, a plain description of a thing.',
+      'Sentence one is here. ' + 'more words follow it '.repeat(30),
+      'z'.repeat(500) + ' tail words',
+    ];
+    const together = await cutToTokens(texts, 77, counter);
+    expect(calls).toHaveLength(3); // the whole texts, word prefixes, character prefixes
+    expect(calls[0]).toBe(texts.length);
+    for (const [i, text] of texts.entries()) {
+      expect(await cutToTokens([text], 77, counter), `text ${i}`).toEqual([together[i]]);
+      expect(count(together[i]!)).toBeLessThanOrEqual(77);
+      expect(text.startsWith(together[i]!)).toBe(true);
+    }
+    expect(together[0]).toBe('short.');
+    expect(together[3]).toBe(texts[3]);
+    // cleaning marks what was cut, and counts nothing when nothing needs cutting
+    calls.length = 0;
+    const cleaned = await cleanAnswers(['"' + texts[1] + '"', 'I cannot help with that.', texts[0]], { maxTokens: 77, countTokens: counter });
+    expect(cleaned).toEqual([
+      { ok: true, text: together[1], cut: true },
+      { ok: false, reason: 'refusal' },
+      { ok: true, text: 'short.', cut: false },
+    ]);
+    expect(calls).toEqual([2, expect.any(Number)]);
+    calls.length = 0;
+    await cleanAnswers(['short.', 'I am sorry.'], { maxTokens: 77, countTokens: counter });
+    expect(calls).toEqual([1]);
   });
 });
 

@@ -5,7 +5,7 @@
  */
 import type { BuiltinVocabulary } from '../pack/builtin-vocabulary.ts';
 import type { LabelBank } from '../scoring/label-bank.ts';
-import type { PreprocessedImage } from '../image/preprocess.ts';
+import type { ImageSource } from '../image/preprocess.ts';
 import type { TagScores } from '../scoring/scores.ts';
 import type { ExecutionProvider } from './sessions.ts';
 
@@ -28,13 +28,15 @@ export interface EngineInfo {
   workers: number;
 }
 
-/** An image already decoded and normalised to the pack's [3, S, S] layout (preprocess.ts makes these). */
+/** An image already decoded and normalised to the pack's [3, S, S] layout (fixed test inputs, self-tests). */
 export interface ImagePixels {
   pixels: Float32Array;
 }
 
 /** Encoded image bytes (JPEG, PNG, WebP, …) or pixels prepared by the caller. */
 export type ImageInput = Uint8Array | ImagePixels;
+
+export type { ImageSource };
 
 /** Output of the image encoder for one image: reusable across label banks. */
 export interface ImageEmbeddings {
@@ -59,10 +61,22 @@ export interface ScoreOptions extends RequestOptions {
   explain?: boolean;
 }
 
+/** Where the time of one scored image went, in milliseconds. */
+export interface ScoreTimings {
+  /** Decoding and normalising its bytes; 0 when pixels or embeddings were given. */
+  preprocessMs: number;
+  /** From its pixels (or embeddings) being ready to its scores being ready: queueing and model runs. */
+  inferenceMs: number;
+}
+
 export interface ScoredImage {
+  /** What the encoded bytes were (format, size, …); null when pixels or embeddings were given. */
+  source: ImageSource | null;
+  /** Pass these back to score the image against other banks without running the encoder again. */
   embeddings: ImageEmbeddings;
   /** One entry per bank, in the order the banks were given. */
   scores: TagScores[];
+  timings: ScoreTimings;
 }
 
 export interface TextEmbeddings {
@@ -91,20 +105,22 @@ export interface InferenceEngine {
   /** Starts the workers and loads the sessions; start-up errors (broken pack, no CUDA) surface here. */
   start(): Promise<EngineInfo>;
   /**
-   * Decodes and normalises image bytes for this pack (size, mean, std) within the configured
-   * limits; also says what the source was (format, size). Throws BAD_IMAGE, IMAGE_TOO_LARGE,
-   * UNSUPPORTED_FORMAT. Pass `{ pixels }` on to encodeImages/scoreImages.
-   */
-  preprocess(bytes: Uint8Array): Promise<PreprocessedImage>;
-  /** Runs the image encoder once per image. */
-  encodeImages(images: readonly ImageInput[], options?: RequestOptions): Promise<ImageEmbeddings[]>;
-  /**
-   * Scores each image against each bank. Images given as ImageEmbeddings skip the encoder,
-   * so scoring an image against several banks (now or later) encodes it once.
+   * The route from an image to its tag scores: bytes are decoded and normalised for this pack
+   * within the configured limits (BAD_IMAGE, IMAGE_TOO_LARGE, UNSUPPORTED_FORMAT), encoded and
+   * scored against each bank; the result also says what the bytes were and where the time
+   * went. Images given as ImageEmbeddings skip the encoder, so scoring an image against
+   * several banks (now or later) encodes it once.
    */
   scoreImages(images: readonly (ImageInput | ImageEmbeddings)[], banks: readonly LabelBank[], options?: ScoreOptions): Promise<ScoredImage[]>;
+  /** Runs the image encoder once per image (the self-test's fixed inputs). */
+  encodeImages(images: readonly ImageInput[], options?: RequestOptions): Promise<ImageEmbeddings[]>;
   /** Texts → L2-normalised embeddings with the pack's text encoder. */
   embedTexts(texts: readonly string[], options?: RequestOptions): Promise<TextEmbeddings>;
+  /**
+   * Tokens each text takes in the text encoder, start and end tokens included and not cut to
+   * the context (so a count above `info.textContext` means the encoder would truncate it).
+   */
+  countTokens(texts: readonly string[]): Promise<number[]>;
   /** The pack's built-in vocabulary (loaded on first call, then shared). */
   builtinVocabulary(): Promise<BuiltinVocabulary>;
   stats(): EngineStats;

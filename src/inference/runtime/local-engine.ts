@@ -17,7 +17,8 @@ import {
 import { asSharedBank, assertValidBank, type LabelBank } from '../scoring/label-bank.ts';
 import { openModelPack, type ModelPack } from '../pack/pack.ts';
 import { DEFAULT_IMAGE_LIMITS, type ImageLimits, validateImageLimits } from '../image/limits.ts';
-import { preprocessImage, type ImageSpec, type PreprocessedImage, type ResizeMode } from '../image/preprocess.ts';
+import { preprocessImage, type ImageSource, type ImageSpec, type PreprocessedImage, type ResizeMode } from '../image/preprocess.ts';
+import { runPackSelftest, type SelftestReport } from '../pack/selftest.ts';
 import { makeTagScores } from '../scoring/scores.ts';
 import { silentLogger, type Logger, type ProviderPreference } from './sessions.ts';
 import { shuttingDown, WorkerPool } from './worker-pool.ts';
@@ -73,6 +74,14 @@ type UnitResult =
   | { kind: 'decode'; logits: Float32Array; weights?: Float32Array }
   | { kind: 'text'; embedding: Float32Array; truncated: boolean };
 
+/** An image through the encoder, with what it came from and when its pixels were ready. */
+interface EncodedImage {
+  embeddings: ImageEmbeddings;
+  source: ImageSource | null;
+  preprocessMs: number;
+  readyAt: number;
+}
+
 const ENCODE_GROUP = 'encode';
 const TEXT_GROUP = 'text';
 const decodeGroup = (bankKey: string, explain: boolean) => `decode:${explain ? 1 : 0}:${bankKey}`;
@@ -97,7 +106,7 @@ export class LocalInferenceEngine implements InferenceEngine {
   private currentInfo: EngineInfo;
 
   constructor(
-    readonly pack: ModelPack,
+    private readonly pack: ModelPack,
     options: Omit<LocalEngineOptions, 'packDir'>,
   ) {
     const m = pack.manifest;
@@ -175,30 +184,8 @@ export class LocalInferenceEngine implements InferenceEngine {
     return this.started;
   }
 
-  preprocess(bytes: Uint8Array): Promise<PreprocessedImage> {
-    const { size, mean, std } = this.pack.manifest.image;
-    return this.preprocessor(bytes, { size, mean, std });
-  }
-
   async encodeImages(images: readonly ImageInput[], options: RequestOptions = {}): Promise<ImageEmbeddings[]> {
-    await this.start();
-    const window = this.maxBatch.encode;
-    // refuse before decoding any image when even the first window would not be admitted
-    const refused = this.batcher.admissionError(Math.min(images.length, window));
-    if (refused) throw refused;
-    const results = await this.inWindows(images, window, options, async (part, submitOptions) => {
-      const payloads = await Promise.all(part.map(async (image): Promise<Payload> => ({ kind: 'encode', pixels: await this.pixelsOf(image) })));
-      throwIfAborted(submitOptions.signal);
-      return this.batcher.submit(ENCODE_GROUP, payloads, submitOptions);
-    });
-    const { imageTokens: T, embedDim: E } = this.pack.manifest.dims;
-    return results.map((r) => ({
-      kind: 'image-embeddings',
-      packName: this.pack.manifest.name,
-      tokens: T,
-      dim: E,
-      data: (r as Extract<UnitResult, { kind: 'encode' }>).data,
-    }));
+    return (await this.encode(images, options)).map((e) => e.embeddings);
   }
 
   async scoreImages(
@@ -208,18 +195,21 @@ export class LocalInferenceEngine implements InferenceEngine {
   ): Promise<ScoredImage[]> {
     await this.start();
     const prepared = banks.map((b) => this.checkedBank(b));
-    const toEncode = images.map((img, i) => ({ img, i })).filter((x) => !isImageEmbeddings(x.img));
-    const embeddings: ImageEmbeddings[] = new Array(images.length);
+    const given = performance.now();
+    const encoded: EncodedImage[] = new Array(images.length);
+    const toEncode: { img: ImageInput; i: number }[] = [];
     images.forEach((img, i) => {
-      if (isImageEmbeddings(img)) embeddings[i] = this.checkedEmbeddings(img);
+      if (isImageEmbeddings(img)) encoded[i] = { embeddings: this.checkedEmbeddings(img), source: null, preprocessMs: 0, readyAt: given };
+      else toEncode.push({ img, i });
     });
     if (toEncode.length > 0) {
-      const encoded = await this.encodeImages(
-        toEncode.map((x) => x.img as ImageInput),
+      const fresh = await this.encode(
+        toEncode.map((x) => x.img),
         options,
       );
-      encoded.forEach((e, k) => (embeddings[toEncode[k]!.i] = e));
+      fresh.forEach((e, k) => (encoded[toEncode[k]!.i] = e));
     }
+    const embeddings = encoded.map((e) => e.embeddings);
     const explain = options.explain ?? false;
     const perBank = await Promise.all(
       prepared.map((bank) =>
@@ -232,12 +222,15 @@ export class LocalInferenceEngine implements InferenceEngine {
         ),
       ),
     );
-    return embeddings.map((e, i) => ({
-      embeddings: e,
+    const done = performance.now();
+    return encoded.map((e, i) => ({
+      source: e.source,
+      embeddings: e.embeddings,
       scores: prepared.map((bank, k) => {
         const r = perBank[k]![i] as Extract<UnitResult, { kind: 'decode' }>;
         return makeTagScores(bank, r.logits, r.weights);
       }),
+      timings: { preprocessMs: e.preprocessMs, inferenceMs: done - e.readyAt },
     }));
   }
 
@@ -258,6 +251,17 @@ export class LocalInferenceEngine implements InferenceEngine {
       return t.truncated;
     });
     return { textEncoderId: this.pack.manifest.textEncoderId, dim: E, embeddings, truncated };
+  }
+
+  async countTokens(texts: readonly string[]): Promise<number[]> {
+    if (texts.length === 0) return [];
+    await this.start();
+    // Tokenising is cheap and runs no model: straight to the next free worker, not batched.
+    const result = await this.pool.run({ kind: 'count-tokens', texts: [...texts] });
+    if (result.kind !== 'count-tokens') {
+      throw new AppError(ErrorCode.INTERNAL_SERVER_ERROR, `inference worker answered a count-tokens job with a ${result.kind} result`);
+    }
+    return result.counts;
   }
 
   builtinVocabulary(): Promise<BuiltinVocabulary> {
@@ -291,20 +295,57 @@ export class LocalInferenceEngine implements InferenceEngine {
     await this.pool.dispose();
   }
 
-  /** For tests and operations: the worker pool behind this engine. */
-  get workerPool(): WorkerPool {
-    return this.pool;
+  /** Replays the pack's `selftest.json` through this engine; null when the pack has none. */
+  selftest(): Promise<SelftestReport | null> {
+    return runPackSelftest(this, this.pack);
   }
 
-  private async pixelsOf(image: ImageInput): Promise<Float32Array> {
+  /** Encodes images in windows, keeping what each came from and when its pixels were ready. */
+  private async encode(images: readonly ImageInput[], options: RequestOptions): Promise<EncodedImage[]> {
+    await this.start();
+    const window = this.maxBatch.encode;
+    // refuse before decoding any image when even the first window would not be admitted
+    const refused = this.batcher.admissionError(Math.min(images.length, window));
+    if (refused) throw refused;
+    const facts: Omit<EncodedImage, 'embeddings'>[] = new Array(images.length);
+    const indexed = images.map((image, index) => ({ image, index }));
+    const results = await this.inWindows(indexed, window, options, async (part, submitOptions) => {
+      const payloads = await Promise.all(
+        part.map(async ({ image, index }): Promise<Payload> => {
+          const { pixels, ...rest } = await this.pixelsOf(image);
+          facts[index] = rest;
+          return { kind: 'encode', pixels };
+        }),
+      );
+      throwIfAborted(submitOptions.signal);
+      return this.batcher.submit(ENCODE_GROUP, payloads, submitOptions);
+    });
+    const { imageTokens: T, embedDim: E } = this.pack.manifest.dims;
+    return results.map((r, i) => ({
+      ...facts[i]!,
+      embeddings: {
+        kind: 'image-embeddings',
+        packName: this.pack.manifest.name,
+        tokens: T,
+        dim: E,
+        data: (r as Extract<UnitResult, { kind: 'encode' }>).data,
+      },
+    }));
+  }
+
+  private async pixelsOf(image: ImageInput): Promise<{ pixels: Float32Array } & Omit<EncodedImage, 'embeddings'>> {
     const S = this.pack.manifest.image.size;
     if (!(image instanceof Uint8Array)) {
       if (!(image.pixels instanceof Float32Array) || image.pixels.length !== 3 * S * S) {
         throw new AppError(ErrorCode.BAD_USER_INPUT, `preprocessed pixels must be a Float32Array of 3×${S}×${S}`);
       }
-      return image.pixels;
+      return { pixels: image.pixels, source: null, preprocessMs: 0, readyAt: performance.now() };
     }
-    return (await this.preprocess(image)).pixels;
+    const started = performance.now();
+    const { size, mean, std } = this.pack.manifest.image;
+    const { pixels, source } = await this.preprocessor(image, { size, mean, std });
+    const readyAt = performance.now();
+    return { pixels, source, preprocessMs: readyAt - started, readyAt };
   }
 
   private checkedBank(bank: LabelBank): LabelBank {

@@ -20,12 +20,15 @@ export interface BankMessage {
 export type Job =
   | { kind: 'encode'; pixels: Float32Array; count: number }
   | { kind: 'decode'; imageEmbeds: Float32Array; count: number; bank: BankMessage; chunkTags: number; explain: boolean }
-  | { kind: 'texts'; texts: string[] };
+  | { kind: 'texts'; texts: string[] }
+  /** Tokenising only: no model run, so it is posted to the pool directly, not batched. */
+  | { kind: 'count-tokens'; texts: string[] };
 
 export type JobResult =
   | { kind: 'encode'; imageEmbeds: Float32Array }
   | { kind: 'decode'; logits: Float32Array; weights?: Float32Array }
-  | { kind: 'texts'; embeddings: Float32Array; truncated: boolean[] };
+  | { kind: 'texts'; embeddings: Float32Array; truncated: boolean[] }
+  | { kind: 'count-tokens'; counts: number[] };
 
 export type ToWorker = { type: 'job'; id: number; job: Job } | { type: 'close' };
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import os from 'node:os';
 import { LRUCache } from 'lru-cache';
 import type pg from 'pg';
-import type { InferenceEngine } from '../../inference/runtime/engine.ts';
+import type { InferenceEngine } from '../../inference/index.ts';
 import type { Logger } from '../../core/log.ts';
 import { chunks } from '../repository/store.ts';
 

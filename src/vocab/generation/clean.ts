@@ -1,7 +1,10 @@
 import { normalizeText } from '../use-cases/names.ts';
 
-/** Tokens a text needs in CLIP's text encoder, start and end tokens included. */
-export type TokenCounter = (text: string) => number;
+/**
+ * Tokens each text needs in CLIP's text encoder, start and end tokens included, not cut to the
+ * context; one call counts many texts (the engine's `countTokens`, run in its workers).
+ */
+export type TokenCounter = (texts: readonly string[]) => Promise<number[]>;
 
 export type CleanedAnswer = { ok: true; text: string; cut: boolean } | { ok: false; reason: 'empty' | 'refusal' };
 
@@ -15,12 +18,27 @@ const LEADING_LABEL = /^(?:(?:[-*•]|\d{1,2}[.)])\s+|(?:answer|description|resp
 const WRAPPING_QUOTES = /^["'“”‘’«»](.*)["'“”‘’«»]$/s;
 
 /**
- * One LLM answer → a description, or the reason it is dropped. Trims and collapses white
- * space, removes list markers, labels and wrapping quotes, drops empty answers and refusals,
- * and cuts what is left to the text encoder's context at a word boundary (preferring a
- * sentence end) so the stored text is what the encoder sees.
+ * LLM answers → descriptions, or the reason each is dropped. Trims and collapses white space,
+ * removes list markers, labels and wrapping quotes, drops empty answers and refusals, and cuts
+ * what is left to the text encoder's context at a word boundary (preferring a sentence end)
+ * so the stored text is what the encoder sees. Tokens are counted in a few batched calls for
+ * all answers together, not one call per answer.
  */
-export function cleanAnswer(raw: unknown, options: { maxTokens: number; countTokens?: TokenCounter }): CleanedAnswer {
+export async function cleanAnswers(raws: readonly unknown[], options: { maxTokens: number; countTokens?: TokenCounter }): Promise<CleanedAnswer[]> {
+  const cleaned = raws.map(cleanText);
+  const { countTokens } = options;
+  if (!countTokens) return cleaned.map((c) => (c.ok ? { ...c, cut: false } : c));
+  const kept = cleaned.flatMap((c) => (c.ok ? [c.text] : []));
+  const cut = await cutToTokens(kept, options.maxTokens, countTokens);
+  let k = 0;
+  return cleaned.map((c) => {
+    if (!c.ok) return c;
+    const text = cut[k++]!;
+    return { ok: true, text, cut: text !== c.text };
+  });
+}
+
+function cleanText(raw: unknown): { ok: true; text: string } | { ok: false; reason: 'empty' | 'refusal' } {
   if (typeof raw !== 'string') return { ok: false, reason: 'empty' };
   let text = normalizeText(raw);
   for (let i = 0; i < 3; i++) {
@@ -33,40 +51,67 @@ export function cleanAnswer(raw: unknown, options: { maxTokens: number; countTok
   if (!/[\p{L}\p{N}]/u.test(text)) return { ok: false, reason: 'empty' };
   const lower = text.toLowerCase().replace(/[’‘]/g, "'");
   if (REFUSAL_START.test(lower) || REFUSAL_ANYWHERE.test(lower)) return { ok: false, reason: 'refusal' };
-  if (!options.countTokens) return { ok: true, text, cut: false };
-  const cut = cutToTokens(text, options.maxTokens, options.countTokens);
-  return { ok: true, text: cut, cut: cut !== text };
+  return { ok: true, text };
 }
 
 /**
- * The longest prefix of whole words within `maxTokens` (CLIP counts start and end tokens);
- * ends at the last sentence end inside it when that keeps at least 60% of the words.
+ * Each text's longest prefix of whole words within `maxTokens` (CLIP counts start and end
+ * tokens), ending at the last sentence end inside it when that keeps at least 60% of the
+ * words; a first word that is too long on its own is cut between characters. At most three
+ * counting calls in all: the whole texts, then every word prefix of those too long, then
+ * every character prefix of the too-long first words; the binary searches read those counts.
  */
-export function cutToTokens(text: string, maxTokens: number, countTokens: TokenCounter): string {
-  if (countTokens(text) <= maxTokens) return text;
-  const words = text.split(' ');
-  const fits = (k: number) => countTokens(words.slice(0, k).join(' ')) <= maxTokens;
+export async function cutToTokens(texts: readonly string[], maxTokens: number, countTokens: TokenCounter): Promise<string[]> {
+  const out = [...texts];
+  const whole = await countTokens(texts);
+  const long = texts.flatMap((text, i) => (whole[i]! > maxTokens ? [{ i, words: text.split(' ') }] : []));
+  if (long.length === 0) return out;
+
+  // prefixes of 1 … n−1 words: the whole text (n) is known not to fit
+  const wordCounts = await countsOfPrefixes(long.map((t) => t.words.slice(0, -1)), ' ', countTokens);
+  const oneWord: { i: number; chars: string[] }[] = [];
+  long.forEach(({ i, words }, j) => {
+    const fits = (k: number) => wordCounts[j]![k - 1]! <= maxTokens;
+    const lo = lastFitting(words.length - 1, fits);
+    if (lo === 0) oneWord.push({ i, chars: [...words[0]!] }); // one enormous "word": cut characters
+    else out[i] = atSentenceEnd(words, lo);
+  });
+  if (oneWord.length === 0) return out;
+
+  const charCounts = await countsOfPrefixes(oneWord.map((t) => t.chars), '', countTokens);
+  oneWord.forEach(({ i, chars }, j) => {
+    const a = lastFitting(chars.length, (k) => charCounts[j]![k - 1]! <= maxTokens);
+    out[i] = chars.slice(0, a).join('');
+  });
+  return out;
+}
+
+/** Token counts of every prefix (1 … all parts, joined by `separator`) of each list, in one call. */
+async function countsOfPrefixes(lists: readonly (readonly string[])[], separator: string, countTokens: TokenCounter): Promise<number[][]> {
+  const prefixes = lists.map((parts) => {
+    let prefix = '';
+    return parts.map((part, k) => (prefix = k === 0 ? part : prefix + separator + part));
+  });
+  const counts = await countTokens(prefixes.flat());
+  let offset = 0;
+  return prefixes.map((p) => counts.slice(offset, (offset += p.length)));
+}
+
+/** The largest k in 0 … hi with fits(k), by binary search (fits(0) is taken as true). */
+function lastFitting(hi: number, fits: (k: number) => boolean): number {
   let lo = 0;
-  let hi = words.length - 1; // the whole text does not fit
   while (lo < hi) {
     const mid = Math.ceil((lo + hi) / 2);
     if (fits(mid)) lo = mid;
     else hi = mid - 1;
   }
-  if (lo === 0) {
-    // one enormous "word": cut characters
-    const chars = [...words[0]!];
-    let a = 0;
-    let b = chars.length;
-    while (a < b) {
-      const mid = Math.ceil((a + b) / 2);
-      if (countTokens(chars.slice(0, mid).join('')) <= maxTokens) a = mid;
-      else b = mid - 1;
-    }
-    return chars.slice(0, a).join('');
-  }
-  let end = lo;
-  for (let j = lo - 1; j >= Math.ceil(lo * 0.6) - 1 && j >= 0; j--) {
+  return lo;
+}
+
+/** The first `count` words, ending at a sentence end when one keeps at least 60% of them. */
+function atSentenceEnd(words: readonly string[], count: number): string {
+  let end = count;
+  for (let j = count - 1; j >= Math.ceil(count * 0.6) - 1 && j >= 0; j--) {
     if (/[.!?]["')\]]?$/.test(words[j]!)) {
       end = j + 1;
       break;

@@ -7,7 +7,7 @@ import {
 } from 'openai';
 import { AppError, ErrorCode } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
-import { answerKey, cleanAnswer, type TokenCounter } from './clean.ts';
+import { answerKey, cleanAnswers, type TokenCounter } from './clean.ts';
 import {
   GenerationError,
   type DescriptionGenerator,
@@ -126,15 +126,15 @@ export class LlmDescriptionGenerator implements DescriptionGenerator {
     const prompts = RAM_PROMPTS.map((p) => p(quoted));
     const share = prompts.map((_, i) => Math.floor(wanted / prompts.length) + (i < wanted % prompts.length ? 1 : 0));
     const seen = new Set([answerKey(primary.text)]);
-    const clean = (raw: string) => {
-      const c = cleanAnswer(raw, { maxTokens: this.options.contextTokens, countTokens: this.options.countTokens });
-      if (!c.ok) {
-        dropped[c.reason]++;
-        return undefined;
-      }
-      if (c.cut) cut++;
-      return c.text;
-    };
+    const clean = async (raws: string[]) =>
+      (await cleanAnswers(raws, { maxTokens: this.options.contextTokens, countTokens: this.options.countTokens })).map((c) => {
+        if (!c.ok) {
+          dropped[c.reason]++;
+          return undefined;
+        }
+        if (c.cut) cut++;
+        return c.text;
+      });
 
     const settled = await Promise.allSettled(
       prompts.map(async (prompt, i) => {
@@ -142,9 +142,8 @@ export class LlmDescriptionGenerator implements DescriptionGenerator {
         if (k === 0) return [] as string[];
         const kept: string[] = [];
         const local = new Set<string>();
-        const take = (answers: string[]) => {
-          for (const raw of answers) {
-            const text = clean(raw);
+        const take = async (answers: string[]) => {
+          for (const text of await clean(answers)) {
             if (text === undefined) continue;
             const key = answerKey(text);
             if (local.has(key)) {
@@ -155,9 +154,9 @@ export class LlmDescriptionGenerator implements DescriptionGenerator {
             kept.push(text);
           }
         };
-        take(await this.complete(prompt, k, signal));
+        await take(await this.complete(prompt, k, signal));
         // one top-up round for answers that were refused, empty or repeated
-        if (kept.length < k) take(await this.complete(prompt, k - kept.length, signal));
+        if (kept.length < k) await take(await this.complete(prompt, k - kept.length, signal));
         return kept.slice(0, k);
       }),
     );

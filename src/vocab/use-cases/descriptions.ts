@@ -1,6 +1,6 @@
 import type { TagDescription } from '../../generated/prisma/client.ts';
 import { badInput, notFound } from '../../core/errors.ts';
-import type { BuiltinVocabulary } from '../../inference/pack/builtin-vocabulary.ts';
+import type { BuiltinVocabulary } from '../../inference/index.ts';
 import type { DescriptionView, ItemResult, VocabContext } from '../context.ts';
 import { sha256Hex } from '../banks/embedding-cache.ts';
 import { checkDescriptionText, isUuid } from './names.ts';

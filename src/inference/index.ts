@@ -1,0 +1,34 @@
+/**
+ * The face of src/inference: everything the rest of the application (API, tagging, vocab,
+ * CLI, benchmarks) may use. The sub-packages (pack, runtime, image, text, scoring) are
+ * internals; eslint refuses imports of them from outside src/inference.
+ */
+
+// The engine: the interface, its value types and the local implementation on worker threads.
+export {
+  isImageEmbeddings,
+  type EngineInfo,
+  type EngineStats,
+  type ImageEmbeddings,
+  type ImageInput,
+  type ImagePixels,
+  type ImageSource,
+  type InferenceEngine,
+  type RequestOptions,
+  type ScoreOptions,
+  type ScoreTimings,
+  type ScoredImage,
+  type TextEmbeddings,
+} from './runtime/engine.ts';
+export { createLocalInferenceEngine, type ImagePreprocessor, type LocalEngineOptions, type LocalInferenceEngine } from './runtime/local-engine.ts';
+export type { ExecutionProvider, Logger, ProviderPreference } from './runtime/sessions.ts';
+export type { ImageLimits } from './image/limits.ts';
+export type { ResizeMode } from './image/preprocess.ts';
+
+// Label banks (the caller's vocabulary, as the decoder reads it) and what scoring returns.
+export { buildLabelBank, LabelBankBuilder, type LabelBank, type LabelBankTag, type TagDescriptions } from './scoring/label-bank.ts';
+export { passedTags, rankTags, topDescriptions, type DescriptionWeight, type RankedTag, type RankOptions, type TagScores } from './scoring/scores.ts';
+
+// The pack's own vocabulary and its self-test report.
+export type { BuiltinTag, BuiltinVocabulary } from './pack/builtin-vocabulary.ts';
+export type { SelftestCheck, SelftestReport } from './pack/selftest.ts';
