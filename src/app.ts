@@ -117,12 +117,7 @@ export class App {
       prisma: db.prisma,
       pool: db.pool,
       engine,
-      config: {
-        llm: config.llm,
-        cache: config.cache,
-        maxTagsPerRequest: config.limits.maxTagsPerRequest,
-        worker: { enabled: config.descriptionWorker },
-      },
+      config,
       log: log.child({ component: 'vocab' }),
       // Lets LLM answers be cut to CLIP's context exactly.
       tokenizer: await ClipTokenizer.fromFile(engine.pack.file(engine.pack.manifest.tokenizer.file)),

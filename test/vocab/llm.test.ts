@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GenerationError } from '../../src/vocab/generation/generators.ts';
 import { LlmDescriptionGenerator, RAM_PROMPTS, SYSTEM_PROMPT, type LlmGeneratorOptions } from '../../src/vocab/generation/llm.ts';
 import { FakeLlmServer } from '../support/fake-llm-server.ts';
-import { silentLog, tinyTokenizer } from './helpers.ts';
+import { baseConfig, silentLog, tinyTokenizer } from './helpers.ts';
 
 let server: FakeLlmServer;
 let countTokens: (text: string) => number;
@@ -23,7 +23,9 @@ afterEach(() => {
 
 function generator(options: Partial<LlmGeneratorOptions> = {}) {
   return new LlmDescriptionGenerator({
+    ...baseConfig.llm,
     baseUrl: server.url,
+    contextTokens: 77,
     apiKey: 'sk-test',
     model: 'fake-4o',
     temperature: 0.99,
