@@ -136,7 +136,7 @@ export interface Config {
   readonly cache: { readonly embeddingBytes: number; readonly labelBankBytes: number };
   /** Vocabularies: internal values, not read from the environment. */
   readonly vocab: {
-    /** Descriptions per tag made by the template generator and asked of the LLM (RAM++: 51). */
+    /** Descriptions per tag made by the template generator and asked of the LLM (RAM++: 51, "a photo of a {tag}." + 5 prompts × 10 answers). */
     readonly descriptionsPerTag: number;
     /** Stored descriptions per tag. */
     readonly maxDescriptionsPerTag: number;
