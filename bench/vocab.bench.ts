@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import pg from 'pg';
 import { pino } from 'pino';
+import { loadConfig } from '../src/config.ts';
 import { openDatabase } from '../src/db/client.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { applyMigrations } from '../src/db/migrate.ts';
@@ -30,6 +31,15 @@ const BANK_BUDGET = Number(process.env.BENCH_BANK_BUDGET ?? 256 * 1024 * 1024);
 
 const ms = (t: number) => `${t.toFixed(1)} ms`;
 const now = () => performance.now();
+/** The defaults with the LLM off, the worker off and the given cache sizes. */
+const defaults = loadConfig({});
+const vocabConfig = (cache: { embeddingBytes: number; labelBankBytes: number }) => ({
+  llm: { ...defaults.llm, baseUrl: undefined, model: 'none' },
+  cache,
+  vocab: defaults.vocab,
+  limits: defaults.limits,
+  descriptionWorker: false,
+});
 
 async function scratchDatabase(): Promise<{ url: string; drop: () => Promise<void>; pool: number }> {
   if (!serverUrl) {
@@ -67,11 +77,7 @@ const services = createVocabularyServices({
   pool: db.pool,
   engine,
   log,
-  config: {
-    llm: { baseUrl: undefined, model: 'none', temperature: 0.99, concurrency: 4, timeoutMs: 30_000, maxRetries: 3 },
-    cache: { embeddingBytes: 256 * 1024 * 1024, labelBankBytes: 2 * 1024 * 1024 * 1024 },
-    worker: { enabled: false },
-  },
+  config: vocabConfig({ embeddingBytes: 256 * 1024 * 1024, labelBankBytes: 2 * 1024 * 1024 * 1024 }),
 });
 const tenant = await db.prisma.tenant.create({ data: { name: 'bench', slug: `bench-${Date.now()}` } });
 const T = tenant.id;
@@ -152,12 +158,7 @@ const banks = createVocabularyServices({
   pool: db.pool,
   engine,
   log,
-  config: {
-    llm: { baseUrl: undefined, model: 'none', temperature: 0.99, concurrency: 4, timeoutMs: 30_000, maxRetries: 3 },
-    cache: { embeddingBytes: 64 * 1024 * 1024, labelBankBytes: BANK_BUDGET },
-    descriptionsPerTag: 51,
-    worker: { enabled: false },
-  },
+  config: vocabConfig({ embeddingBytes: 64 * 1024 * 1024, labelBankBytes: BANK_BUDGET }),
 });
 const names = Array.from({ length: 30 }, (_, i) => ({ name: `common object ${i}` }));
 const ids: string[] = [];

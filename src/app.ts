@@ -158,12 +158,7 @@ export class App {
       prisma: db.prisma,
       pool: db.pool,
       engine,
-      config: {
-        llm: config.llm,
-        cache: config.cache,
-        maxTagsPerRequest: config.limits.maxTagsPerRequest,
-        worker: { enabled: config.descriptionWorker },
-      },
+      config,
       log: log.child({ component: 'vocab' }),
     });
     const usage = (acquired.usage = new UsageRecorder(db.prisma, log.child({ component: 'usage' })));

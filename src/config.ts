@@ -115,13 +115,50 @@ export interface Config {
     readonly apiKey: string | undefined;
     readonly model: string;
     readonly temperature: number;
+    /** Requests in flight at once, across all tags and jobs of this process. */
     readonly concurrency: number;
     readonly timeoutMs: number;
+    /** Retries of one request on 429, 5xx, timeouts, connection errors and malformed answers. */
     readonly maxRetries: number;
+    /** Completion length limit (RAM++: 77). */
+    readonly maxTokens: number;
+    /** Consecutive failed requests that open the circuit breaker. */
+    readonly breakerThreshold: number;
+    /** How long an open breaker refuses calls before one trial. */
+    readonly breakerCooldownMs: number;
+    /** First back-off delay of a request (doubled per retry, with jitter). */
+    readonly retryBaseMs: number;
+    /** Longest wait before a retry; a longer Retry-After ends the attempts. */
+    readonly retryMaxMs: number;
   };
   /** Whether this process runs description jobs (API-only replicas can leave them to others). */
   readonly descriptionWorker: boolean;
   readonly cache: { readonly embeddingBytes: number; readonly labelBankBytes: number };
+  /** Vocabularies: internal values, not read from the environment. */
+  readonly vocab: {
+    /** Descriptions per tag made by the template generator and asked of the LLM (RAM++: 51, "a photo of a {tag}." + 5 prompts × 10 answers). */
+    readonly descriptionsPerTag: number;
+    /** Stored descriptions per tag. */
+    readonly maxDescriptionsPerTag: number;
+    /** Threshold of tags that are not built-in and have no override (RAM++'s open-set value). */
+    readonly defaultThreshold: number;
+    readonly worker: {
+      /** Items processed at once by this process. */
+      readonly concurrency: number;
+      /** How often an idle worker looks for work (other replicas' jobs, retries that came due). */
+      readonly pollIntervalMs: number;
+      /** A claim lasts this long unless renewed; a dead worker's items are claimable after it. */
+      readonly leaseMs: number;
+      /** How often a running item's lease is renewed (well under `leaseMs`). */
+      readonly renewEveryMs: number;
+      /** Attempts per item before it fails for good (retryable errors only). */
+      readonly maxAttempts: number;
+      /** First retry delay of an item (doubled per attempt) when the error gives none. */
+      readonly retryBaseMs: number;
+      /** Longest retry delay of an item. */
+      readonly retryMaxMs: number;
+    };
+  };
 }
 
 export class ConfigError extends Error {
@@ -187,8 +224,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       concurrency: e.OMNITAG_LLM_CONCURRENCY,
       timeoutMs: e.OMNITAG_LLM_TIMEOUT_MS,
       maxRetries: e.OMNITAG_LLM_MAX_RETRIES,
+      maxTokens: 77,
+      breakerThreshold: 5,
+      breakerCooldownMs: 30_000,
+      retryBaseMs: 500,
+      retryMaxMs: 30_000,
     },
     descriptionWorker: e.OMNITAG_DESCRIPTION_WORKER,
     cache: { embeddingBytes: e.OMNITAG_EMBEDDING_CACHE_BYTES, labelBankBytes: e.OMNITAG_LABEL_BANK_CACHE_BYTES },
+    vocab: {
+      descriptionsPerTag: 51,
+      maxDescriptionsPerTag: 256,
+      defaultThreshold: 0.5,
+      worker: {
+        concurrency: 2,
+        pollIntervalMs: 1_000,
+        leaseMs: 60_000,
+        renewEveryMs: 20_000,
+        maxAttempts: 5,
+        retryBaseMs: 5_000,
+        retryMaxMs: 600_000,
+      },
+    },
   });
 }

@@ -13,8 +13,8 @@ export type { PrismaClient };
 export interface Database {
   readonly prisma: PrismaClient;
   /**
-   * The pg pool under Prisma, for libraries that speak SQL themselves (the job queue). Sharing
-   * it keeps the embedded database's single connection the only one.
+   * The pg pool under Prisma, for the few hot paths that bypass Prisma (vocabulary snapshots and
+   * text embeddings). Sharing it keeps the embedded database's single connection the only one.
    */
   readonly pool: pg.Pool;
   /** True when the database answers within `timeoutMs`. */

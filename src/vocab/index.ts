@@ -5,55 +5,38 @@
  * (the description worker) and `stop()`.
  */
 import type pg from 'pg';
+import type { Config } from '../config.ts';
 import type { PrismaClient } from '../db/client.ts';
 import type { InferenceEngine } from '../inference/index.ts';
 import type { Logger } from '../core/log.ts';
-import type { VocabContext, VocabSettings } from './context.ts';
+import type { VocabContext } from './context.ts';
 import { DescriptionService } from './use-cases/descriptions.ts';
 import { EmbeddingCache } from './banks/embedding-cache.ts';
-import { DEFAULT_DESCRIPTIONS_PER_TAG, TemplateGenerator, type DescriptionGenerator } from './generation/generators.ts';
-import { DescriptionJobService, DescriptionWorker, type DescriptionWorkerOptions } from './generation/jobs.ts';
+import { TemplateGenerator, type DescriptionGenerator } from './generation/generators.ts';
+import { DescriptionJobService } from './generation/job-service.ts';
+import { DescriptionWorker } from './generation/worker.ts';
 import { LabelBankService } from './banks/label-banks.ts';
 import { LlmDescriptionGenerator } from './generation/llm.ts';
+import { EmbeddingTable } from './repository/embeddings.ts';
+import { SnapshotReader } from './repository/snapshots.ts';
+import { VocabStore } from './repository/store.ts';
 import { TagService } from './use-cases/tags.ts';
 import { VocabularyService } from './use-cases/vocabularies.ts';
 
-export type { DescriptionView, ItemResult, TagView } from './context.ts';
+export type { DescriptionView, ItemResult, TagView } from './views.ts';
 export type { AddTagResult, AddTagsResult, TagInput, TagListOptions, UpdateTagInput } from './use-cases/tags.ts';
-export type { CreateJobResult, DescriptionJobItemView, DescriptionJobView, DescriptionWorkerOptions } from './generation/jobs.ts';
-export type { LabelBankStats, SnapshotDescription, SnapshotTag, VocabularySnapshot } from './banks/label-banks.ts';
+export type { CreateJobResult, DescriptionJobItemView, DescriptionJobView } from './generation/job-service.ts';
+export type { LabelBankStats } from './banks/label-banks.ts';
+export type { SnapshotDescription, SnapshotTag, VocabularySnapshot } from './banks/snapshot.ts';
 export type { Vocabulary, VocabularyStats } from './use-cases/vocabularies.ts';
 export type { DescriptionGenerator, GeneratedDescription, GenerationResult } from './generation/generators.ts';
 export { DescriptionService, DescriptionJobService, DescriptionWorker, EmbeddingCache, LabelBankService, TagService, VocabularyService };
 export { LlmDescriptionGenerator, TemplateGenerator };
 
-export interface VocabularyConfig {
-  /** Config.llm: no `baseUrl` → descriptions come from the template generator. */
-  readonly llm: {
-    readonly baseUrl: string | undefined;
-    readonly apiKey?: string | undefined;
-    readonly model: string;
-    readonly temperature: number;
-    readonly concurrency: number;
-    readonly timeoutMs: number;
-    readonly maxRetries: number;
-    readonly breakerThreshold?: number;
-    readonly breakerCooldownMs?: number;
-    readonly retryBaseMs?: number;
-    readonly retryMaxMs?: number;
-  };
-  /** Config.cache: bytes of the in-memory embedding LRU and of compiled label banks. */
-  readonly cache: { readonly embeddingBytes: number; readonly labelBankBytes: number };
-  /** Config.limits.maxTagsPerRequest (default 1000). */
-  readonly maxTagsPerRequest?: number;
-  /** Default 51 (RAM++). */
-  readonly descriptionsPerTag?: number;
-  /** Default 256. */
-  readonly maxDescriptionsPerTag?: number;
-  /** Threshold of open-set tags without an override (default 0.5, RAM++'s open-set value). */
-  readonly defaultThreshold?: number;
-  readonly worker?: DescriptionWorkerOptions & { readonly enabled?: boolean };
-}
+/** The parts of the configuration vocabularies read. */
+export type VocabularyConfig = Pick<Config, 'llm' | 'cache' | 'vocab' | 'descriptionWorker'> & {
+  readonly limits: Pick<Config['limits'], 'maxTagsPerRequest'>;
+};
 
 export interface VocabularyServicesOptions {
   prisma: PrismaClient;
@@ -76,7 +59,7 @@ export interface VocabularyServices {
   readonly worker: DescriptionWorker;
   /** `llm:<model>` or `template`: where new descriptions come from. */
   readonly descriptionGenerator: string;
-  /** Starts the description worker (unless `config.worker.enabled` is false). */
+  /** Starts the description worker (unless `config.descriptionWorker` is false). */
   start(): void;
   /** Stops the worker (handing its claimed items back) and finishes writing new embeddings. */
   stop(): Promise<void>;
@@ -84,13 +67,9 @@ export interface VocabularyServices {
 
 export function createVocabularyServices(options: VocabularyServicesOptions): VocabularyServices {
   const { prisma, pool, engine, config, log } = options;
-  const settings: VocabSettings = {
-    descriptionsPerTag: config.descriptionsPerTag ?? DEFAULT_DESCRIPTIONS_PER_TAG,
-    defaultThreshold: config.defaultThreshold ?? 0.5,
-    maxTagsPerRequest: config.maxTagsPerRequest ?? 1000,
-    maxDescriptionsPerTag: config.maxDescriptionsPerTag ?? 256,
-  };
-  const embeddings = new EmbeddingCache({ pool, engine, maxBytes: config.cache.embeddingBytes, log });
+  const { worker: workerConfig, ...vocab } = config.vocab;
+  const store = new VocabStore(prisma);
+  const embeddings = new EmbeddingCache({ table: new EmbeddingTable(pool), engine, maxBytes: config.cache.embeddingBytes, log });
   const llm =
     options.generator ??
     (config.llm.baseUrl
@@ -103,30 +82,27 @@ export function createVocabularyServices(options: VocabularyServicesOptions): Vo
           log: log.child({ component: 'llm' }),
         })
       : undefined);
-  const wake = { worker: undefined as DescriptionWorker | undefined };
+  const template = new TemplateGenerator();
+  const worker = new DescriptionWorker({ store, embeddings, llm, template, log }, workerConfig);
   const ctx: VocabContext = {
-    prisma,
-    pool,
+    store,
     engine,
     log,
-    settings,
-    embeddings,
+    settings: { ...vocab, maxTagsPerRequest: config.limits.maxTagsPerRequest },
     llm,
-    template: new TemplateGenerator(),
-    nudgeWorker: () => wake.worker?.nudge(),
+    template,
+    nudgeWorker: () => worker.nudge(),
   };
   const labelBanks = new LabelBankService({
-    pool,
+    snapshots: new SnapshotReader(pool),
     engine,
     embeddings,
     maxBytes: config.cache.labelBankBytes,
-    defaultThreshold: settings.defaultThreshold,
+    defaultThreshold: vocab.defaultThreshold,
     log,
   });
   // Revisions make stale banks harmless; a deleted vocabulary's bank is dropped at once.
   const vocabularies = new VocabularyService(ctx, (id) => labelBanks.evict(id));
-  const worker = (wake.worker = new DescriptionWorker(ctx, config.worker));
-  const enabled = config.worker?.enabled ?? true;
   return {
     vocabularies,
     tags: new TagService(ctx),
@@ -135,9 +111,9 @@ export function createVocabularyServices(options: VocabularyServicesOptions): Vo
     labelBanks,
     embeddings,
     worker,
-    descriptionGenerator: (llm ?? ctx.template).name,
+    descriptionGenerator: (llm ?? template).name,
     start: () => {
-      if (enabled) worker.start();
+      if (config.descriptionWorker) worker.start();
     },
     stop: async () => {
       await worker.stop();

@@ -1,11 +1,13 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
+import { loadConfig } from '../../src/config.ts';
 import { openDatabase, type Database } from '../../src/db/client.ts';
 import type { InferenceEngine } from '../../src/inference/runtime/engine.ts';
 import { createLocalInferenceEngine } from '../../src/inference/runtime/local-engine.ts';
 import { ClipTokenizer } from '../../src/inference/text/tokenizer.ts';
-import { createVocabularyServices, type VocabularyConfig, type VocabularyServices } from '../../src/vocab/index.ts';
+import { createVocabularyServices, type DescriptionView, type TagView, type VocabularyConfig, type VocabularyServices } from '../../src/vocab/index.ts';
+import { nameKey, normalizeText } from '../../src/vocab/use-cases/names.ts';
 import { createMigratedDatabase, databaseMode, type TestDatabase } from '../support/database.ts';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -13,11 +15,33 @@ export const tinyPack = path.join(repoRoot, 'packs', 'tiny');
 export const silentLog = pino({ level: 'silent' });
 export { databaseMode };
 
-export const baseConfig: VocabularyConfig = {
-  llm: { baseUrl: undefined, model: 'fake-model', temperature: 0.99, concurrency: 4, timeoutMs: 5_000, maxRetries: 2, retryBaseMs: 10, retryMaxMs: 2_000 },
-  cache: { embeddingBytes: 64 * 1024 * 1024, labelBankBytes: 512 * 1024 * 1024 },
-  worker: { enabled: true, pollIntervalMs: 50, leaseMs: 10_000, retryBaseMs: 20, concurrency: 2 },
-};
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
+export type ConfigOverrides = DeepPartial<VocabularyConfig>;
+
+/** Plain objects are merged key by key; anything else (values, arrays) replaces. */
+function merge<T>(base: T, over: DeepPartial<T> | undefined): T {
+  const plain = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (over === undefined) return base;
+  if (!plain(base) || !plain(over)) return over as T;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) if (v !== undefined) out[k] = merge(base[k], v as DeepPartial<unknown>);
+  return out as T;
+}
+
+const defaults = loadConfig({});
+
+/** The configuration's defaults with the LLM, caches and worker sized for tests (fast retries and polls, short leases). */
+export const baseConfig: VocabularyConfig = merge<VocabularyConfig>(
+  { llm: defaults.llm, cache: defaults.cache, vocab: defaults.vocab, descriptionWorker: true, limits: { maxTagsPerRequest: defaults.limits.maxTagsPerRequest } },
+  {
+    llm: { model: 'fake-model', timeoutMs: 5_000, maxRetries: 2, retryBaseMs: 10, retryMaxMs: 2_000 },
+    cache: { embeddingBytes: 64 * 1024 * 1024, labelBankBytes: 512 * 1024 * 1024 },
+    vocab: { worker: { pollIntervalMs: 50, leaseMs: 10_000, renewEveryMs: 3_000, retryBaseMs: 20, concurrency: 2 } },
+  },
+);
+
+/** `baseConfig` with some values changed. */
+export const testConfig = (overrides: ConfigOverrides = {}): VocabularyConfig => merge(baseConfig, overrides);
 
 let tokenizer: Promise<ClipTokenizer> | undefined;
 export const tinyTokenizer = () => (tokenizer ??= ClipTokenizer.fromFile(path.join(tinyPack, 'tokenizer.json')));
@@ -29,7 +53,7 @@ export interface VocabTestEnv {
   tenantA: string;
   tenantB: string;
   /** Services over the shared database client (each call: a new "replica" with its own caches). */
-  services(config?: Partial<VocabularyConfig>, client?: Database): Promise<VocabularyServices>;
+  services(config?: ConfigOverrides, client?: Database): Promise<VocabularyServices>;
   /** A second client on the real PostgreSQL (embedded mode has one connection: the same client). */
   openClient(): Database;
   /** Stops every services instance made so far (their workers hand their items back). */
@@ -62,7 +86,7 @@ export async function setupVocabEnv(): Promise<VocabTestEnv> {
         pool: client.pool,
         engine,
         log: silentLog,
-        config: { ...baseConfig, ...config, worker: { ...baseConfig.worker, ...config.worker } },
+        config: testConfig(config),
       });
       started.push(s);
       return s;
@@ -96,4 +120,21 @@ export async function eventually<T>(check: () => Promise<T | undefined>, what: s
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/** A tag by id through the DataLoader path (undefined for another tenant's or a missing one). */
+export async function tagById(s: VocabularyServices, tenantId: string, id: string): Promise<TagView | undefined> {
+  return (await s.tags.getMany(tenantId, [id])).get(id);
+}
+
+/** A tag's descriptions through the DataLoader path (empty for another tenant's tag). */
+export async function descriptionsOf(s: VocabularyServices, tenantId: string, tagId: string): Promise<DescriptionView[]> {
+  return (await s.descriptions.listForTags(tenantId, [tagId])).get(tagId) ?? [];
+}
+
+/** The tag with exactly this name (normalised, case-insensitive), found through the listing's search. */
+export async function tagNamed(s: VocabularyServices, tenantId: string, vocabularyId: string, name: string): Promise<TagView | undefined> {
+  const key = nameKey(normalizeText(name));
+  const page = await s.tags.list(tenantId, vocabularyId, { first: 10_000, search: key });
+  return page.nodes.find((t) => t.key === key);
 }

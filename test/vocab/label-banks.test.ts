@@ -1,16 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InferenceEngine } from '../../src/inference/runtime/engine.ts';
-import { sha256Hex } from '../../src/vocab/banks/embedding-cache.ts';
+import { sha256Hex } from '../../src/vocab/text-hash.ts';
 import type { VocabularyServices } from '../../src/vocab/index.ts';
 import { templateDescriptions } from '../../src/vocab/generation/templates.ts';
-import { setupVocabEnv, type VocabTestEnv } from './helpers.ts';
+import { descriptionsOf, setupVocabEnv, tagNamed, testConfig, type VocabTestEnv } from './helpers.ts';
 
 let env: VocabTestEnv;
 let s: VocabularyServices;
 
 beforeAll(async () => {
   env = await setupVocabEnv();
-  s = await env.services({ descriptionsPerTag: 8 });
+  s = await env.services({ vocab: { descriptionsPerTag: 8 } });
 });
 afterAll(() => env?.close());
 
@@ -93,8 +93,8 @@ describe('label banks', () => {
     const bD = builtin.bank.maxDescriptions;
     expect(Array.from(snap.bank!.embeds.subarray(c * 51 * E, c * 51 * E + n * E))).toEqual(Array.from(builtin.bank.embeds.subarray(i * bD * E, i * bD * E + n * E)));
 
-    // a revision that changes no tag rebuilds nothing and embeds nothing
-    await s.vocabularies.touch(env.tenantA, v.id);
+    // a revision that changes no tag (a rename of the vocabulary) rebuilds nothing and embeds nothing
+    await s.vocabularies.rename(env.tenantA, v.id, 'incremental, renamed');
     const touched = await s.labelBanks.forVocabulary(env.tenantA, v.id);
     expect(touched.revision).toBe(snap.revision + 1);
     expect(s.labelBanks.stats().tagsRebuilt).toBe(after.banks.tagsRebuilt);
@@ -111,7 +111,7 @@ describe('label banks', () => {
     await s.embeddings.flush(); // new vectors are written behind the caller's back
 
     // tenant B on another replica (its own in-memory caches)
-    const replica = await env.services({ descriptionsPerTag: 8 });
+    const replica = await env.services({ vocab: { descriptionsPerTag: 8 } });
     const vb = await replica.vocabularies.create(env.tenantB, { name: 'shared B' });
     await replica.tags.add(env.tenantB, vb.id, [{ name: 'okapi' }, { name: 'tapir' }]);
     const snapB = await replica.labelBanks.forVocabulary(env.tenantB, vb.id);
@@ -127,9 +127,9 @@ describe('label banks', () => {
     expect(columns.rows.map((r) => r.column_name)).toEqual(['created_at', 'dim', 'encoder_id', 'text_hash', 'vector']);
 
     // neither tenant can reach the other's vocabulary, tags or descriptions
-    const tagA = (await s.tags.resolve(env.tenantA, va.id, 'okapi'))!;
+    const tagA = (await tagNamed(s, env.tenantA, va.id, 'okapi'))!;
     await expect(replica.labelBanks.forVocabulary(env.tenantB, va.id)).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    await expect(replica.descriptions.list(env.tenantB, tagA.id)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(await descriptionsOf(replica, env.tenantB, tagA.id)).toEqual([]);
     expect((await replica.descriptions.listForTags(env.tenantB, [tagA.id])).size).toBe(0);
     expect((await replica.tags.getMany(env.tenantB, [tagA.id])).size).toBe(0);
   });
@@ -156,8 +156,8 @@ describe('label banks', () => {
     const mine = await s.labelBanks.forVocabulary(env.tenantA, v.id);
 
     const { createVocabularyServices } = await import('../../src/vocab/index.ts');
-    const { baseConfig, silentLog } = await import('./helpers.ts');
-    const switched = createVocabularyServices({ prisma: env.db.prisma, pool: env.db.pool, engine: other, log: silentLog, config: { ...baseConfig, descriptionsPerTag: 8 } });
+    const { silentLog } = await import('./helpers.ts');
+    const switched = createVocabularyServices({ prisma: env.db.prisma, pool: env.db.pool, engine: other, log: silentLog, config: testConfig({ vocab: { descriptionsPerTag: 8 } }) });
     const theirs = await switched.labelBanks.forVocabulary(env.tenantA, v.id);
     expect(switched.embeddings.stats()).toMatchObject({ computed: 8, databaseHits: 0 });
     expect(theirs.bank!.embeds[0]).toBeCloseTo(-mine.bank!.embeds[0]!, 6);
@@ -166,7 +166,7 @@ describe('label banks', () => {
 
   it('keeps compiled banks under the memory budget', async () => {
     const budget = 400_000;
-    const small = await env.services({ descriptionsPerTag: 8, cache: { embeddingBytes: 8 << 20, labelBankBytes: budget } });
+    const small = await env.services({ vocab: { descriptionsPerTag: 8 }, cache: { embeddingBytes: 8 << 20, labelBankBytes: budget } });
     const ids: string[] = [];
     for (let k = 0; k < 6; k++) {
       const v = await small.vocabularies.create(env.tenantB, { name: `budget ${k}` });

@@ -3,7 +3,7 @@ import { GenerationError } from '../../src/vocab/generation/generators.ts';
 import type { TokenCounter } from '../../src/vocab/generation/clean.ts';
 import { LlmDescriptionGenerator, RAM_PROMPTS, SYSTEM_PROMPT, type LlmGeneratorOptions } from '../../src/vocab/generation/llm.ts';
 import { FakeLlmServer } from '../support/fake-llm-server.ts';
-import { silentLog, tinyTokenizer } from './helpers.ts';
+import { baseConfig, silentLog, tinyTokenizer } from './helpers.ts';
 
 let server: FakeLlmServer;
 /** Token counts as the engine's workers give them (BPE ids + start and end). */
@@ -30,7 +30,9 @@ afterEach(() => {
 
 function generator(options: Partial<LlmGeneratorOptions> = {}) {
   return new LlmDescriptionGenerator({
+    ...baseConfig.llm,
     baseUrl: server.url,
+    contextTokens: 77,
     apiKey: 'sk-test',
     model: 'fake-4o',
     temperature: 0.99,

@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VocabularyServices } from '../../src/vocab/index.ts';
 import { templateDescriptions } from '../../src/vocab/generation/templates.ts';
-import { setupVocabEnv, type VocabTestEnv } from './helpers.ts';
+import { descriptionsOf, setupVocabEnv, tagById, tagNamed, type VocabTestEnv } from './helpers.ts';
 
 let env: VocabTestEnv;
 let s: VocabularyServices;
 
 beforeAll(async () => {
   env = await setupVocabEnv();
-  s = await env.services({ descriptionsPerTag: 8 });
+  s = await env.services({ vocab: { descriptionsPerTag: 8 } });
 });
 afterAll(() => env?.close());
 
@@ -47,10 +47,10 @@ describe('tags', () => {
     expect(results[10]!.tag!.name).toBe('Ünïcödé 東京 3D');
 
     // template descriptions at once (descriptionsPerTag = 8 here), manual ones as given
-    const d = await s.descriptions.list(env.tenantA, cafe.id);
+    const d = await descriptionsOf(s, env.tenantA, cafe.id);
     expect(d.map((x) => x.text)).toEqual(templateDescriptions('Café au lait', 8));
     expect(new Set(d.map((x) => x.source))).toEqual(new Set(['TEMPLATE']));
-    const manual = await s.descriptions.list(env.tenantA, results[12]!.tag!.id);
+    const manual = await descriptionsOf(s, env.tenantA, results[12]!.tag!.id);
     expect(manual.map((x) => [x.text, x.source])).toEqual([['a hand-written description.', 'MANUAL']]);
 
     // a request where nothing is stored makes no revision
@@ -59,10 +59,6 @@ describe('tags', () => {
     expect(none.results.map((r) => r.error?.code)).toEqual(['CONFLICT', 'CONFLICT']);
     const aliasClash = await s.tags.add(env.tenantA, v.id, [{ name: 'milky coffee', aliases: ['Coffee with Milk'] }]);
     expect(aliasClash.results[0]!.error!.message).toBe('"coffee with milk" is already an alias of the tag "Café au lait"');
-
-    // resolution by name or alias, case-insensitively
-    expect((await s.tags.resolve(env.tenantA, v.id, 'COFFEE   with milk'))!.id).toBe(cafe.id);
-    expect(await s.tags.resolve(env.tenantB, v.id, 'coffee with milk')).toBeNull();
 
     // listing by name with search over names and aliases
     const found = await s.tags.list(env.tenantA, v.id, { first: 10, search: 'MILK' });
@@ -90,7 +86,7 @@ describe('tags', () => {
     const renamed = await s.tags.update(env.tenantA, cat.id, { name: 'Kitty' }); // its own alias becomes its name
     expect(renamed).toMatchObject({ name: 'Kitty', aliases: [], revision: 3 });
     // template descriptions follow the name
-    expect((await s.descriptions.list(env.tenantA, cat.id))[0]!.text).toBe('a photo of a Kitty.');
+    expect((await descriptionsOf(s, env.tenantA, cat.id))[0]!.text).toBe('a photo of a Kitty.');
 
     await expect(s.tags.update(env.tenantA, dog.id, { name: 'KITTY' })).rejects.toMatchObject({ code: 'CONFLICT' });
     await expect(s.tags.update(env.tenantA, dog.id, { aliases: ['kitty'] })).rejects.toMatchObject({ code: 'CONFLICT' });
@@ -103,63 +99,54 @@ describe('tags', () => {
     const cleared = await s.tags.update(env.tenantA, dog.id, { threshold: null, enabled: false });
     expect(cleared).toMatchObject({ threshold: 0.5, thresholdOverride: null, enabled: false, revision: 5 });
 
-    const bulk = await s.tags.setEnabled(env.tenantA, [dog.id, cat.id, 'nope'], true);
-    expect(bulk.map((r) => r.ok)).toEqual([true, true, false]);
-    expect((await s.vocabularies.get(env.tenantA, v.id)).revision).toBe(6);
+    expect((await s.tags.update(env.tenantA, dog.id, { enabled: true })).revision).toBe(6);
 
     // another tenant cannot touch them
     await expect(s.tags.update(env.tenantB, dog.id, { name: 'mine' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    await expect(s.tags.get(env.tenantB, dog.id)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(await tagById(s, env.tenantB, dog.id)).toBeUndefined();
     const removedByB = await s.tags.remove(env.tenantB, [dog.id]);
     expect(removedByB).toEqual([{ id: dog.id, ok: false, error: { code: 'NOT_FOUND', message: 'tag not found' } }]);
 
     const removed = await s.tags.remove(env.tenantA, [dog.id, '00000000-0000-4000-8000-000000000000']);
     expect(removed.map((r) => r.ok)).toEqual([true, false]);
-    await expect(s.tags.get(env.tenantA, dog.id)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(await tagById(s, env.tenantA, dog.id)).toBeUndefined();
     expect((await s.vocabularies.get(env.tenantA, v.id)).revision).toBe(7);
   });
 
-  it('lists, adds, edits, replaces and deletes descriptions', async () => {
+  it('replaces descriptions with hand-written ones', async () => {
     const v = await s.vocabularies.create(env.tenantA, { name: 'descriptions' });
     const tag = (await s.tags.add(env.tenantA, v.id, [{ name: 'lamp' }])).results[0]!.tag!;
-    const added = await s.descriptions.add(env.tenantA, tag.id, ['A lamp gives light.', 'It has a shade.']);
-    expect(added.map((d) => [d.source, d.position])).toEqual([['MANUAL', 8], ['MANUAL', 9]]);
-    const edited = await s.descriptions.update(env.tenantA, (await s.descriptions.list(env.tenantA, tag.id))[0]!.id, 'a photo of a desk lamp.');
-    expect(edited).toMatchObject({ source: 'MANUAL', text: 'a photo of a desk lamp.' });
-    await expect(s.descriptions.update(env.tenantB, edited.id, 'stolen')).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    await expect(s.descriptions.list(env.tenantB, tag.id)).rejects.toMatchObject({ code: 'NOT_FOUND' });
-
-    const replaced = await s.descriptions.replace(env.tenantA, tag.id, ['only this one.', 'and this one.']);
-    expect(replaced.map((d) => d.text)).toEqual(['only this one.', 'and this one.']);
-    const del = await s.descriptions.remove(env.tenantA, replaced.map((d) => d.id));
-    // the last one stays: a tag keeps at least one description
-    expect(del.map((r) => r.ok)).toEqual([true, false]);
-    expect(del[1]!.error!.code).toBe('BAD_USER_INPUT');
-    expect((await s.descriptions.list(env.tenantA, tag.id)).map((d) => d.text)).toEqual(['and this one.']);
-    expect((await s.descriptions.remove(env.tenantB, [replaced[1]!.id]))[0]!.error!.code).toBe('NOT_FOUND');
-    await expect(s.descriptions.add(env.tenantA, tag.id, ['  '])).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+    const replaced = await s.descriptions.replace(env.tenantA, tag.id, ['  only this   one. ', 'and this one.']);
+    expect(replaced.map((d) => [d.source, d.text, d.position])).toEqual([
+      ['MANUAL', 'only this one.', 0],
+      ['MANUAL', 'and this one.', 1],
+    ]);
+    expect((await descriptionsOf(s, env.tenantA, tag.id)).map((d) => d.text)).toEqual(['only this one.', 'and this one.']);
+    expect((await tagById(s, env.tenantA, tag.id))!.revision).toBe(3);
+    await expect(s.descriptions.replace(env.tenantA, tag.id, ['  '])).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+    await expect(s.descriptions.replace(env.tenantA, tag.id, [])).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+    // another tenant sees and changes nothing
+    await expect(s.descriptions.replace(env.tenantB, tag.id, ['stolen'])).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect((await s.descriptions.listForTags(env.tenantB, [tag.id])).size).toBe(0);
   });
 
-  it('keeps built-in tags described by the pack, lets admins add to or replace them, and restores them', async () => {
+  it('keeps built-in tags described by the pack until their descriptions are replaced', async () => {
     const v = await s.vocabularies.create(env.tenantA, { name: 'builtin edits', fromBuiltin: true });
     const builtin = await env.engine.builtinVocabulary();
-    const tag = (await s.tags.resolve(env.tenantA, v.id, builtin.tags[3]!.name))!;
+    const tag = (await tagNamed(s, env.tenantA, v.id, builtin.tags[3]!.name))!;
     const n = builtin.tags[3]!.descriptionCount;
-    await s.descriptions.add(env.tenantA, tag.id, ['a shell with a pearly inside.']);
-    let list = await s.descriptions.list(env.tenantA, tag.id);
-    expect(list.map((d) => d.source)).toEqual([...Array(n).fill('BUILTIN'), 'MANUAL']);
+    let list = await descriptionsOf(s, env.tenantA, tag.id);
+    expect(list.map((d) => d.source)).toEqual(Array(n).fill('BUILTIN'));
+    expect(list[0]).toMatchObject({ id: `builtin:${tag.id}:0`, text: null, position: -n });
     const snap = await s.labelBanks.forVocabulary(env.tenantA, v.id);
     const row = snap.tags.findIndex((t) => t.id === tag.id);
-    expect(snap.tags[row]!.descriptions.map((d) => d.source)).toEqual([...Array(n).fill('BUILTIN'), 'MANUAL']);
+    expect(snap.tags[row]!.descriptions.map((d) => d.source)).toEqual(Array(n).fill('BUILTIN'));
 
     await s.descriptions.replace(env.tenantA, tag.id, ['replaced.']);
-    list = await s.descriptions.list(env.tenantA, tag.id);
+    list = await descriptionsOf(s, env.tenantA, tag.id);
     expect(list.map((d) => d.source)).toEqual(['MANUAL']);
-    expect((await s.tags.get(env.tenantA, tag.id)).usesBuiltinDescriptions).toBe(false);
-
-    await s.descriptions.restoreBuiltin(env.tenantA, tag.id);
-    list = await s.descriptions.list(env.tenantA, tag.id);
-    expect(list.map((d) => d.source)).toEqual([...Array(n).fill('BUILTIN'), 'MANUAL']);
-    await expect(s.descriptions.update(env.tenantA, list[0]!.id, 'text')).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+    expect((await tagById(s, env.tenantA, tag.id))!.usesBuiltinDescriptions).toBe(false);
+    const after = await s.labelBanks.forVocabulary(env.tenantA, v.id);
+    expect(after.tags.find((t) => t.id === tag.id)).toMatchObject({ descriptionSource: 'MANUAL', descriptions: [{ source: 'MANUAL', text: 'replaced.' }] });
   });
 });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VocabularyServices } from '../../src/vocab/index.ts';
-import { setupVocabEnv, type VocabTestEnv } from './helpers.ts';
+import { descriptionsOf, setupVocabEnv, tagNamed, type VocabTestEnv } from './helpers.ts';
 
 let env: VocabTestEnv;
 let s: VocabularyServices;
@@ -67,10 +67,10 @@ describe('vocabularies', () => {
     // spot checks: first, last and one in the middle keep name, Chinese name and threshold
     for (const i of [0, 2291, 4584]) {
       const b = builtin.tags[i]!;
-      const tag = await s.tags.resolve(env.tenantA, v.id, b.name.toUpperCase());
+      const tag = await tagNamed(s, env.tenantA, v.id, b.name.toUpperCase());
       expect(tag).toMatchObject({ name: b.name, builtin: true, builtinIndex: i, threshold: b.threshold, thresholdOverride: null, usesBuiltinDescriptions: true });
       expect(tag!.names).toEqual(b.nameZh ? [{ language: 'zh', name: b.nameZh }] : []);
-      const descriptions = await s.descriptions.list(env.tenantA, tag!.id);
+      const descriptions = await descriptionsOf(s, env.tenantA, tag!.id);
       expect(descriptions).toHaveLength(b.descriptionCount);
       expect(descriptions.every((d) => d.source === 'BUILTIN' && d.text === null)).toBe(true);
     }

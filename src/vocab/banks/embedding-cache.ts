@@ -1,13 +1,9 @@
-import { createHash } from 'node:crypto';
-import os from 'node:os';
 import { LRUCache } from 'lru-cache';
-import type pg from 'pg';
-import type { InferenceEngine } from '../../inference/index.ts';
+import { chunks } from '../../core/chunks.ts';
 import type { Logger } from '../../core/log.ts';
-import { chunks } from '../repository/store.ts';
-
-/** SHA-256 (hex) of a text's UTF-8 bytes: the text half of the cache key. */
-export const sha256Hex = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
+import type { InferenceEngine } from '../../inference/index.ts';
+import type { EmbeddingTable } from '../repository/embeddings.ts';
+import { sha256Hex } from '../text-hash.ts';
 
 export interface HashedText {
   readonly hash: string;
@@ -37,18 +33,11 @@ export interface EmbeddingCacheStats {
 }
 
 export interface EmbeddingCacheOptions {
-  pool: pg.Pool;
+  table: EmbeddingTable;
   engine: InferenceEngine;
   /** Memory for vectors held in process (the LRU in front of the database). */
   maxBytes: number;
   log: Logger;
-  /** Texts per pipeline step (database lookup, encoder call, write). Default 256. */
-  chunkSize?: number;
-  /**
-   * New vectors are written to the table behind the callers' backs; beyond this many rows
-   * waiting to be written, callers wait for the writes (back-pressure). Default 65,536.
-   */
-  maxPendingRows?: number;
 }
 
 interface Loaded {
@@ -58,7 +47,13 @@ interface Loaded {
 
 /** Rough bytes of one LRU entry besides the vector: its key string and the map's bookkeeping. */
 const ENTRY_OVERHEAD = 320;
-const LITTLE_ENDIAN = os.endianness() === 'LE';
+/** Texts per pipeline step (database lookup, encoder call, write). */
+const CHUNK = 256;
+/**
+ * New vectors are written to the table behind the callers' backs; beyond this many rows
+ * waiting to be written, callers wait for the writes (back-pressure).
+ */
+const MAX_PENDING_ROWS = 65_536;
 
 /**
  * Content-addressed CLIP text embeddings: key = (text-encoder id, SHA-256 of the text).
@@ -70,22 +65,18 @@ const LITTLE_ENDIAN = os.endianness() === 'LE';
 export class EmbeddingCache {
   private readonly lru: LRUCache<string, Float32Array>;
   private readonly inflight = new Map<string, Promise<Loaded>>();
-  private readonly pool: pg.Pool;
+  private readonly table: EmbeddingTable;
   private readonly engine: InferenceEngine;
   private readonly log: Logger;
-  private readonly chunkSize: number;
   private readonly counters = { memoryHits: 0, databaseHits: 0, computed: 0, writeErrors: 0 };
   /** Writes of new vectors still running (write-behind), and the rows they hold. */
   private readonly writes = new Set<Promise<void>>();
   private pendingRows = 0;
-  private readonly maxPendingRows: number;
 
   constructor(options: EmbeddingCacheOptions) {
-    this.pool = options.pool;
+    this.table = options.table;
     this.engine = options.engine;
     this.log = options.log;
-    this.chunkSize = options.chunkSize ?? 256;
-    this.maxPendingRows = options.maxPendingRows ?? 65_536;
     this.lru = new LRUCache<string, Float32Array>({
       maxSize: Math.max(1, options.maxBytes),
       sizeCalculation: (v) => v.byteLength + ENTRY_OVERHEAD,
@@ -93,7 +84,7 @@ export class EmbeddingCache {
   }
 
   /** The text encoder whose vectors this cache serves. */
-  get encoderId(): string {
+  private get encoderId(): string {
     return this.engine.info.textEncoderId;
   }
 
@@ -186,7 +177,7 @@ export class EmbeddingCache {
     // are encoded (two chunks in the encoder at once). New vectors are written behind the
     // caller's back (write-behind): they are served from memory at once, and a lost write only
     // costs a recomputation.
-    const parts = chunks([...missing.entries()], this.chunkSize);
+    const parts = chunks([...missing.entries()], CHUNK);
     const lookups: Promise<Set<string>>[] = [];
     const lookup = (i: number) => (lookups[i] ??= this.lookup(encoderId, dim, parts[i]!, settle));
     const encoding: Promise<void>[] = [];
@@ -217,7 +208,7 @@ export class EmbeddingCache {
       if (misses.length === 0) continue;
       computed += misses.length;
       if (encoding.length >= 2) await encoding.shift();
-      while (this.pendingRows > this.maxPendingRows && this.writes.size > 0) await Promise.race(this.writes);
+      while (this.pendingRows > MAX_PENDING_ROWS && this.writes.size > 0) await Promise.race(this.writes);
       const step = encodeChunk(misses);
       step.catch(() => {}); // awaited below; a failure must not also surface as unhandled
       encoding.push(step);
@@ -229,19 +220,16 @@ export class EmbeddingCache {
 
   /** Vectors of a chunk found in the table (resolved at once); returns their hashes. */
   private async lookup(encoderId: string, dim: number, chunk: [string, string][], settle: Map<string, { resolve: (l: Loaded) => void }>): Promise<Set<string>> {
-    const found = new Set<string>();
-    const { rows } = await this.pool.query<{ text_hash: string; vector: Buffer; dim: number }>(
-      'SELECT text_hash, vector, dim FROM text_embeddings WHERE encoder_id = $1 AND text_hash = ANY($2::text[])',
-      [encoderId, chunk.map(([hash]) => hash)],
+    const rows = await this.table.find(
+      encoderId,
+      dim,
+      chunk.map(([hash]) => hash),
     );
-    for (const row of rows) {
-      if (row.dim !== dim || row.vector.byteLength !== dim * 4) continue; // a damaged row: recompute it
-      const vector = vectorFromBytes(row.vector);
-      this.lru.set(`${encoderId}:${row.text_hash}`, vector);
-      settle.get(row.text_hash)!.resolve({ vector });
-      found.add(row.text_hash);
+    for (const [hash, vector] of rows) {
+      this.lru.set(`${encoderId}:${hash}`, vector);
+      settle.get(hash)!.resolve({ vector });
     }
-    return found;
+    return new Set(rows.keys());
   }
 
   private writeBehind(encoderId: string, dim: number, hashes: string[], vectors: Float32Array[]): void {
@@ -256,29 +244,10 @@ export class EmbeddingCache {
   /** Persists vectors; a failure only costs a recomputation later, so it is logged, not thrown. */
   private async store(encoderId: string, dim: number, hashes: string[], vectors: Float32Array[]): Promise<void> {
     try {
-      await this.pool.query(
-        `INSERT INTO text_embeddings (encoder_id, text_hash, dim, vector)
-         SELECT $1, h, $2, v FROM unnest($3::text[], $4::bytea[]) AS x(h, v)
-         ON CONFLICT DO NOTHING`,
-        [encoderId, dim, hashes, vectors.map(vectorToBytes)],
-      );
+      await this.table.store(encoderId, dim, hashes, vectors);
     } catch (err) {
       this.counters.writeErrors++;
       this.log.warn({ err, count: hashes.length }, 'could not store text embeddings');
     }
   }
-}
-
-/** Little-endian float32 bytes, as stored in `text_embeddings.vector`. */
-export function vectorToBytes(v: Float32Array): Buffer {
-  const bytes = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-  return LITTLE_ENDIAN ? bytes : Buffer.from(bytes).swap32();
-}
-
-export function vectorFromBytes(bytes: Uint8Array): Float32Array {
-  const out = new Float32Array(bytes.byteLength / 4); // an aligned copy of its own
-  const view = new Uint8Array(out.buffer);
-  view.set(bytes);
-  if (!LITTLE_ENDIAN) Buffer.from(out.buffer).swap32();
-  return out;
 }

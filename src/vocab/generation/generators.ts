@@ -1,8 +1,5 @@
 import { MAX_TEMPLATE_DESCRIPTIONS, templateDescriptions } from './templates.ts';
 
-/** RAM++'s number of descriptions per tag: "a photo of a {tag}." plus 5 prompts × 10 answers. */
-export const DEFAULT_DESCRIPTIONS_PER_TAG = 51;
-
 export type GeneratedSource = 'LLM' | 'TEMPLATE';
 
 export interface GeneratedDescription {

@@ -87,8 +87,6 @@ export function checkThreshold(raw: unknown): Checked<{ threshold: number }> {
   return { ok: true, threshold: raw };
 }
 
-export { isUuid } from '../../core/ids.ts';
-
 function bad(message: string): { ok: false; problem: ItemProblem } {
   return { ok: false, problem: { code: 'BAD_USER_INPUT', message } };
 }

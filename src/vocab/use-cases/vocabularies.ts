@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import type { Vocabulary } from '../../generated/prisma/client.ts';
 import { badInput, notFound } from '../../core/errors.ts';
-import { pageById, type Page } from '../../core/paging.ts';
+import { isUuid } from '../../core/ids.ts';
+import type { Page } from '../../core/paging.ts';
+import type { BuiltinVocabulary } from '../../inference/index.ts';
 import type { VocabContext } from '../context.ts';
-import { checkVocabularyName, isUuid, nameKey, normalizeText } from './names.ts';
-import { checkTenant, inTransaction, lockVocabulary, run, setRevision } from '../repository/store.ts';
+import type { SeedTag, Vocabulary } from '../repository/vocabularies.ts';
+import { checkVocabularyName, nameKey, normalizeText } from './names.ts';
+import { checkTenant } from './scope.ts';
 
 export type { Vocabulary };
 
@@ -15,8 +17,6 @@ export interface VocabularyStats {
   pendingTags: number;
   failedTags: number;
 }
-
-const SEED_CHUNK = 5000;
 
 /** A tenant's vocabularies. Every method is scoped by the tenant id it is given. */
 export class VocabularyService {
@@ -36,58 +36,17 @@ export class VocabularyService {
     const checked = checkVocabularyName(input.name);
     if (!checked.ok) throw badInput(checked.problem.message, { field: 'name' });
     const builtin = input.fromBuiltin ? await this.ctx.engine.builtinVocabulary() : undefined;
-    const { prisma } = this.ctx;
-    try {
-      return await inTransaction(prisma, async (tx) => {
-        const vocabulary = await tx.vocabulary.create({ data: { tenantId, name: checked.name, fromBuiltin: !!builtin } });
-        if (!builtin) return vocabulary;
-        const seen = new Set<string>();
-        const tags = { id: [] as string[], name: [] as string[], key: [] as string[], index: [] as number[] };
-        const zh = { tagId: [] as string[], name: [] as string[] };
-        builtin.tags.forEach((t, i) => {
-          const name = normalizeText(t.name);
-          const key = nameKey(name);
-          if (!name || seen.has(key)) return; // the pack's list is trusted; a repeated name keeps its first row
-          seen.add(key);
-          const id = randomUUID();
-          tags.id.push(id);
-          tags.name.push(name);
-          tags.key.push(key);
-          tags.index.push(i);
-          const nameZh = t.nameZh && normalizeText(t.nameZh);
-          if (nameZh) {
-            zh.tagId.push(id);
-            zh.name.push(nameZh);
-          }
-        });
-        // one statement per table: 4,585 rows through unnest() instead of row-by-row parameters
-        for (let start = 0; start < tags.id.length; start += SEED_CHUNK) {
-          const end = start + SEED_CHUNK;
-          await tx.$executeRaw`
-            INSERT INTO tags (id, tenant_id, vocabulary_id, name, key, builtin_index, revision, created_at, updated_at)
-            SELECT u.id, ${tenantId}::uuid, ${vocabulary.id}::uuid, u.name, u.key, u.idx, 1, now(), now()
-              FROM unnest(${tags.id.slice(start, end)}::uuid[], ${tags.name.slice(start, end)}::text[], ${tags.key.slice(start, end)}::text[], ${tags.index.slice(start, end)}::int[])
-                AS u(id, name, key, idx)`;
-        }
-        for (let start = 0; start < zh.tagId.length; start += SEED_CHUNK) {
-          const end = start + SEED_CHUNK;
-          await tx.$executeRaw`
-            INSERT INTO tag_names (id, tenant_id, tag_id, language, name)
-            SELECT gen_random_uuid(), ${tenantId}::uuid, u.tag_id, 'zh', u.name
-              FROM unnest(${zh.tagId.slice(start, end)}::uuid[], ${zh.name.slice(start, end)}::text[]) AS u(tag_id, name)`;
-        }
-        return vocabulary;
-      });
-    } catch (e) {
-      if ((e as { code?: string }).code === 'P2003' || /foreign key/i.test(String((e as Error).message))) throw notFound('tenant');
-      throw e;
-    }
+    return this.ctx.store.transaction(async (tx) => {
+      const vocabulary = await tx.vocabularies.create(tenantId, checked.name, !!builtin);
+      if (builtin) await tx.vocabularies.insertSeed(tenantId, vocabulary.id, seedTags(builtin));
+      return vocabulary;
+    });
   }
 
   async get(tenantId: string, id: string): Promise<Vocabulary> {
     checkTenant(tenantId);
     if (!isUuid(id)) throw notFound('vocabulary');
-    const v = await run(this.ctx.prisma.vocabulary.findFirst({ where: { id, tenantId } }));
+    const v = await this.ctx.store.run((db) => db.vocabularies.byId(tenantId, id));
     if (!v) throw notFound('vocabulary');
     return v;
   }
@@ -96,69 +55,60 @@ export class VocabularyService {
   async getMany(tenantId: string, ids: readonly string[]): Promise<Map<string, Vocabulary>> {
     checkTenant(tenantId);
     const valid = ids.filter(isUuid);
-    const rows = valid.length ? await run(this.ctx.prisma.vocabulary.findMany({ where: { tenantId, id: { in: valid } } })) : [];
+    const rows = valid.length ? await this.ctx.store.run((db) => db.vocabularies.byIds(tenantId, valid)) : [];
     return new Map(rows.map((r) => [r.id, r]));
   }
 
   /** By name, then id. */
   async list(tenantId: string, page: { first: number; after?: string | null }): Promise<Page<Vocabulary>> {
     checkTenant(tenantId);
-    const { prisma } = this.ctx;
-    return run(
-      pageById(page, {
-        exists: (id) => prisma.vocabulary.findFirst({ where: { id, tenantId }, select: { id: true } }),
-        rows: (window) => prisma.vocabulary.findMany({ where: { tenantId }, orderBy: [{ name: 'asc' }, { id: 'asc' }], ...window }),
-        count: () => prisma.vocabulary.count({ where: { tenantId } }),
-      }),
-    );
+    return this.ctx.store.run((db) => db.vocabularies.page(tenantId, page));
   }
 
   async rename(tenantId: string, id: string, name: string): Promise<Vocabulary> {
     checkTenant(tenantId);
     const checked = checkVocabularyName(name);
     if (!checked.ok) throw badInput(checked.problem.message, { field: 'name' });
-    const v = await inTransaction(this.ctx.prisma, async (tx) => {
-      const revision = await lockVocabulary(tx, tenantId, id);
-      const current = await tx.vocabulary.findUniqueOrThrow({ where: { id } });
+    return this.ctx.store.edit(tenantId, id, async (tx, revision) => {
+      const current = (await tx.vocabularies.byId(tenantId, id))!; // locked: it exists
       if (current.name === checked.name) return current;
-      return tx.vocabulary.update({ where: { id }, data: { name: checked.name, revision: revision + 1 } });
+      return tx.vocabularies.rename(tenantId, id, checked.name, revision + 1);
     });
-    return v;
   }
 
   /** Deletes the vocabulary with its tags, descriptions and jobs; returns its id. */
   async delete(tenantId: string, id: string): Promise<string> {
     checkTenant(tenantId);
     if (!isUuid(id)) throw notFound('vocabulary');
-    const { count } = await run(this.ctx.prisma.vocabulary.deleteMany({ where: { id, tenantId } }));
-    if (count === 0) throw notFound('vocabulary');
+    if (!(await this.ctx.store.run((db) => db.vocabularies.delete(tenantId, id)))) throw notFound('vocabulary');
     this.onDelete(id);
     return id;
   }
 
   async stats(tenantId: string, id: string): Promise<VocabularyStats> {
     await this.get(tenantId, id);
-    const groups = await run(
-      this.ctx.prisma.tag.groupBy({ by: ['enabled', 'descriptionState'], where: { tenantId, vocabularyId: id }, _count: { _all: true } }),
-    );
+    const groups = await this.ctx.store.run((db) => db.vocabularies.tagCounts(tenantId, id));
     const stats: VocabularyStats = { tags: 0, enabledTags: 0, pendingTags: 0, failedTags: 0 };
     for (const g of groups) {
-      const n = g._count._all;
-      stats.tags += n;
-      if (g.enabled) stats.enabledTags += n;
-      if (g.descriptionState === 'PENDING' || g.descriptionState === 'GENERATING') stats.pendingTags += n;
-      if (g.descriptionState === 'FAILED') stats.failedTags += n;
+      stats.tags += g.count;
+      if (g.enabled) stats.enabledTags += g.count;
+      if (g.state === 'PENDING' || g.state === 'GENERATING') stats.pendingTags += g.count;
+      if (g.state === 'FAILED') stats.failedTags += g.count;
     }
     return stats;
   }
-
-  /** Bumps the revision without other changes (tests, cache invalidation by operators). */
-  async touch(tenantId: string, id: string): Promise<number> {
-    return inTransaction(this.ctx.prisma, async (tx) => {
-      const revision = (await lockVocabulary(tx, tenantId, id)) + 1;
-      await setRevision(tx, id, revision);
-      return revision;
-    });
-  }
 }
 
+/** The pack's tags as seed rows; the pack's list is trusted, and a repeated name keeps its first row. */
+function seedTags(builtin: BuiltinVocabulary): SeedTag[] {
+  const seen = new Set<string>();
+  const tags: SeedTag[] = [];
+  builtin.tags.forEach((t, i) => {
+    const name = normalizeText(t.name);
+    const key = nameKey(name);
+    if (!name || seen.has(key)) return;
+    seen.add(key);
+    tags.push({ id: randomUUID(), name, key, builtinIndex: i, nameZh: (t.nameZh && normalizeText(t.nameZh)) || undefined });
+  });
+  return tags;
+}

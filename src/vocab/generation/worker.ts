@@ -1,0 +1,266 @@
+import type { Config } from '../../config.ts';
+import { ErrorCode, isAppError } from '../../core/errors.ts';
+import type { Logger } from '../../core/log.ts';
+import type { EmbeddingCache } from '../banks/embedding-cache.ts';
+import type { Claim } from '../repository/job-claims.ts';
+import type { VocabStore } from '../repository/store.ts';
+import { GenerationError, type DescriptionGenerator, type GeneratedDescription } from './generators.ts';
+
+export type DescriptionWorkerOptions = Config['vocab']['worker'];
+
+export interface DescriptionWorkerDeps {
+  store: VocabStore;
+  embeddings: EmbeddingCache;
+  /** The LLM generator when one is configured. */
+  llm: DescriptionGenerator | undefined;
+  template: DescriptionGenerator;
+  log: Logger;
+}
+
+/** The claim no longer holds: another worker took the item, or it was cancelled or removed. */
+class LostClaim extends Error {}
+
+/**
+ * Runs description jobs. Items are claimed with one `UPDATE … FOR UPDATE SKIP LOCKED` on
+ * `description_job_items`, so any number of replicas share the work without a broker. A claim
+ * is a lease (renewed every `renewEveryMs` while the item runs) plus a token; an item whose
+ * lease ran out (its worker died or stalled) is claimed again, and every write of a result
+ * must present the current token, so a late worker can never write twice. Results are written
+ * in one transaction that replaces the tag's generated descriptions, which makes re-running an
+ * item harmless.
+ */
+export class DescriptionWorker {
+  private running = false;
+  private loopDone: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private readonly active = new Map<string, { claim: Claim; abort: AbortController; done: Promise<void> }>();
+  private readonly counters = { claimed: 0, succeeded: 0, failed: 0, retried: 0, lost: 0 };
+
+  constructor(
+    private readonly deps: DescriptionWorkerDeps,
+    private readonly options: DescriptionWorkerOptions,
+  ) {}
+
+  stats() {
+    return { ...this.counters, active: this.active.size, running: this.running };
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loopDone = this.loop();
+  }
+
+  /** New work was queued: look now instead of at the next poll. */
+  nudge(): void {
+    this.wake?.();
+  }
+
+  /**
+   * Stops claiming, cancels the items in flight and hands them back (PENDING, attempt not
+   * counted) so another worker takes them at once. Waits for that to finish.
+   */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    for (const a of this.active.values()) a.abort.abort();
+    await this.loopDone;
+    await Promise.allSettled([...this.active.values()].map((a) => a.done));
+  }
+
+  private async loop(): Promise<void> {
+    while (this.running) {
+      const free = this.options.concurrency - this.active.size;
+      let claimedAll = false;
+      if (free > 0) {
+        try {
+          const claims = await this.claim(free);
+          claims.forEach((c) => void this.track(c));
+          claimedAll = claims.length === free && claims.length > 0;
+        } catch (err) {
+          this.deps.log.warn({ err }, 'description worker could not claim work');
+        }
+      }
+      if (!this.running) break;
+      if (claimedAll && this.active.size < this.options.concurrency) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, this.options.pollIntervalMs);
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.wake = done;
+      });
+      this.wake = undefined;
+    }
+  }
+
+  private async claim(limit: number): Promise<Claim[]> {
+    const claims = await this.deps.store.run((db) => db.claims.claim(limit, this.options.leaseMs));
+    this.counters.claimed += claims.length;
+    return claims;
+  }
+
+  private track(claim: Claim): Promise<void> {
+    const abort = new AbortController();
+    const done = this.process(claim, abort.signal)
+      .catch((err) => this.deps.log.error({ err, item: claim.id }, 'description item failed unexpectedly'))
+      .finally(() => {
+        this.active.delete(claim.id);
+        this.wake?.(); // a slot is free
+      });
+    this.active.set(claim.id, { claim, abort, done });
+    return done;
+  }
+
+  private async process(claim: Claim, signal: AbortSignal): Promise<void> {
+    const { store, log } = this.deps;
+    const lost = new AbortController();
+    const both = AbortSignal.any([signal, lost.signal]);
+    const heartbeat = setInterval(() => {
+      store.run((db) => db.claims.renew(claim, this.options.leaseMs)).then(
+        (held) => {
+          if (!held) lost.abort();
+        },
+        (err) => log.warn({ err, item: claim.id }, 'could not renew a description lease'),
+      );
+    }, Math.max(50, this.options.renewEveryMs));
+    try {
+      const work = await store.run((db) => db.claims.work(claim));
+      if (!work) throw new LostClaim();
+      const generator = work.generator === 'llm' ? this.deps.llm : this.deps.template;
+      if (!generator) throw new GenerationError('the job asked for an LLM but none is configured now');
+      const generated = await generator.generate(work.tagName, work.descriptionsPerTag, { signal: both });
+      // Embed now (through the cache) so the next compile of the vocabulary finds them ready.
+      await this.deps.embeddings.embed(
+        generated.descriptions.map((d) => d.text),
+        { signal: both },
+      );
+      await this.complete(claim, work.vocabularyId, work.tagName, generated.descriptions);
+    } catch (e) {
+      await this.failed(claim, e);
+    } finally {
+      clearInterval(heartbeat);
+    }
+  }
+
+  /** Writes a tag's new descriptions, if the claim still holds. */
+  private async complete(claim: Claim, vocabularyId: string, nameUsed: string, descriptions: GeneratedDescription[]): Promise<void> {
+    const { tenantId, tagId } = claim;
+    const outcome = await this.deps.store
+      .edit(tenantId, vocabularyId, async (tx, revision) => {
+        const next = revision + 1;
+        if (!(await tx.claims.finish(claim, 'READY'))) throw new LostClaim();
+        const tag = await tx.tags.ref(tenantId, tagId);
+        if (!tag) throw new LostClaim();
+        if (tag.name !== nameUsed) {
+          // renamed while generating: describe the new name instead
+          await tx.claims.requeue(claim);
+          await tx.tags.setState(tenantId, tagId, 'PENDING');
+          return 'renamed' as const;
+        }
+        await tx.descriptions.deleteOfTag(tenantId, tagId, ['LLM', 'TEMPLATE']);
+        await tx.descriptions.insertMany(
+          descriptions.map((d, position) => ({
+            tenantId,
+            tagId,
+            text: d.text,
+            source: d.source,
+            position,
+            generatorModel: d.model ?? null,
+            generatorPrompt: d.prompt ?? null,
+          })),
+        );
+        await tx.tags.stamp(
+          tenantId,
+          tagId,
+          { descriptionState: 'READY', descriptionError: null, ...(tag.builtinIndex !== null ? { useBuiltinDescriptions: false } : {}) },
+          next,
+        );
+        await tx.jobs.countItem(tenantId, claim.jobId, 'succeeded');
+        await tx.jobs.finishIfDone(tenantId, [claim.jobId]);
+        await tx.vocabularies.setRevision(tenantId, vocabularyId, next);
+        return 'done' as const;
+      })
+      .catch((e) => {
+        if (isLost(e)) return 'lost' as const;
+        throw e;
+      });
+    if (outcome === 'lost') this.counters.lost++;
+    if (outcome === 'done') this.counters.succeeded++;
+  }
+
+  /** Retries later (retryable errors, attempts left), hands back (stopping), or fails the item. */
+  private async failed(claim: Claim, e: unknown): Promise<void> {
+    const { store, log } = this.deps;
+    if (e instanceof LostClaim) {
+      this.counters.lost++;
+      return;
+    }
+    const stopping = !this.running && isCancel(e);
+    const message = e instanceof Error ? e.message : String(e);
+    const retryable = stopping || isRetryable(e);
+    if (retryable && (stopping || claim.attempts < this.options.maxAttempts)) {
+      const hinted = isAppError(e) ? (e.details.retryAfterMs as number | undefined) : undefined;
+      const delay = stopping ? 0 : Math.min(this.options.retryMaxMs, hinted ?? this.options.retryBaseMs * 2 ** (claim.attempts - 1));
+      const handedBack = await store
+        .run((db) => db.claims.release(claim, { error: stopping ? null : message, refundAttempt: stopping, delayMs: delay }))
+        .catch((err) => {
+          log.warn({ err, item: claim.id }, 'could not hand a description item back');
+          return true; // its lease runs out and another worker takes it
+        });
+      if (!handedBack) {
+        this.counters.lost++; // claimed again by another worker, cancelled or removed meanwhile
+        return;
+      }
+      if (!stopping) {
+        this.counters.retried++;
+        log.info({ item: claim.id, attempt: claim.attempts, delay, reason: message }, 'description item will be retried');
+      }
+      return;
+    }
+    log.warn({ item: claim.id, tag: claim.tagId, reason: message }, 'description generation failed');
+    const { tenantId, tagId } = claim;
+    const recorded = await store
+      .transaction(async (tx) => {
+        const vocabularyId = await tx.tags.vocabularyOf(tenantId, tagId);
+        if (!vocabularyId) throw new LostClaim();
+        const revision = await tx.vocabularies.lock(tenantId, vocabularyId);
+        if (!(await tx.claims.finish(claim, 'FAILED', message))) throw new LostClaim();
+        await tx.tags.stamp(tenantId, tagId, { descriptionState: 'FAILED', descriptionError: message }, revision + 1);
+        await tx.jobs.countItem(tenantId, claim.jobId, 'failed');
+        await tx.jobs.finishIfDone(tenantId, [claim.jobId]);
+        await tx.vocabularies.setRevision(tenantId, vocabularyId, revision + 1);
+        return true;
+      })
+      .catch((err) => {
+        if (!isLost(err)) log.warn({ err, item: claim.id }, 'could not record a failed description item');
+        return false;
+      });
+    if (recorded) this.counters.failed++;
+  }
+}
+
+const isLost = (e: unknown) => e instanceof LostClaim || (isAppError(e) && e.code === ErrorCode.NOT_FOUND);
+
+function isCancel(e: unknown): boolean {
+  return (isAppError(e) && e.code === ErrorCode.CANCELLED) || (e instanceof Error && e.name === 'AbortError');
+}
+
+/** LLM outages and rate limits, busy engines and databases pass; refusals and rejections do not. */
+function isRetryable(e: unknown): boolean {
+  if (e instanceof GenerationError) return false;
+  if (!isAppError(e)) return true;
+  switch (e.code) {
+    case ErrorCode.LLM_RATE_LIMITED:
+    case ErrorCode.OVERLOADED:
+    case ErrorCode.MODEL_UNAVAILABLE:
+    case ErrorCode.DATABASE_UNAVAILABLE:
+    case ErrorCode.CANCELLED:
+      return true;
+    case ErrorCode.LLM_UNAVAILABLE:
+      return e.details.retryable !== false;
+    default:
+      return false;
+  }
+}
