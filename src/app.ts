@@ -5,7 +5,7 @@ import { openDatabase, type Database } from './db/client.ts';
 import { applyMigrations, pendingMigrations } from './db/migrate.ts';
 import { openDatabaseServer, type DatabaseServer } from './db/server.ts';
 import { createHttpServer, type HttpServer } from './api/server.ts';
-import { createLocalInferenceEngine, type LocalInferenceEngine } from './inference/index.ts';
+import { createLocalInferenceEngine, ENGINE_DEFAULTS, type LocalInferenceEngine } from './inference/index.ts';
 import { TaggingService } from './tagging/tagging-service.ts';
 import { UrlFetcher } from './tagging/url-fetcher.ts';
 import { UsageRecorder } from './tagging/usage-recorder.ts';
@@ -139,7 +139,7 @@ export class App {
       maxWaitMs: model.maxBatchWaitMs,
       maxQueue: model.maxQueue,
       // Texts are batched too, two batches in flight; both must fit the queue that feeds them.
-      textBatchSize: Math.max(1, Math.min(64, Math.floor(model.maxQueue / 2))),
+      textBatchSize: Math.max(1, Math.min(ENGINE_DEFAULTS.textBatchSize, Math.floor(model.maxQueue / 2))),
       imageLimits: { maxBytes: limits.maxImageBytes, maxPixels: limits.maxImagePixels },
       logger: this.log.child({ component: 'inference' }),
     });

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { ENGINE_DEFAULTS } from './inference/index.ts';
 
 /**
  * All configuration, read from the environment once at start-up and validated as a whole:
@@ -40,13 +41,13 @@ const EnvSchema = z.object({
   OMNITAG_EXECUTION_PROVIDER: z.enum(['cpu', 'cuda', 'cuda-or-cpu']).default('cpu'),
   OMNITAG_CUDA_DEVICE: int(0, 64).default(0),
   OMNITAG_INTRA_OP_THREADS: int(0, 256).default(0),
-  OMNITAG_INFERENCE_WORKERS: int(1, 64).default(1),
-  OMNITAG_MAX_BATCH: int(1, 256).default(8),
-  OMNITAG_MAX_BATCH_WAIT_MS: int(0, 10_000).default(5),
-  OMNITAG_MAX_QUEUE: int(1, 100_000).default(256),
+  OMNITAG_INFERENCE_WORKERS: int(1, 64).default(ENGINE_DEFAULTS.workers),
+  OMNITAG_MAX_BATCH: int(1, 256).default(ENGINE_DEFAULTS.maxBatchSize),
+  OMNITAG_MAX_BATCH_WAIT_MS: int(0, 10_000).default(ENGINE_DEFAULTS.maxWaitMs),
+  OMNITAG_MAX_QUEUE: int(1, 100_000).default(ENGINE_DEFAULTS.maxQueue),
 
-  OMNITAG_MAX_IMAGE_BYTES: bytes.default(20 * 1024 * 1024),
-  OMNITAG_MAX_IMAGE_PIXELS: int(1, 2 ** 31).default(50_000_000),
+  OMNITAG_MAX_IMAGE_BYTES: bytes.default(ENGINE_DEFAULTS.imageLimits.maxBytes),
+  OMNITAG_MAX_IMAGE_PIXELS: int(1, 2 ** 31).default(ENGINE_DEFAULTS.imageLimits.maxPixels),
   OMNITAG_MAX_REQUEST_BYTES: bytes.default(64 * 1024 * 1024),
   OMNITAG_MAX_IMAGES_PER_REQUEST: int(1, 1000).default(16),
   OMNITAG_MAX_TAGS_PER_REQUEST: int(1, 100_000).default(1000),

@@ -16,6 +16,7 @@ import pino from 'pino';
 import {
   buildLabelBank,
   createLocalInferenceEngine,
+  ENGINE_DEFAULTS,
   type InferenceEngine,
   type LabelBank,
   type LocalInferenceEngine,
@@ -54,8 +55,8 @@ function withEngineOptions(cmd: Command): Command {
     .option('--pack <dir>', 'model pack folder', DEFAULT_PACK)
     .addOption(new Option('--provider <name>', 'execution provider').choices(['cpu', 'cuda', 'cuda-or-cpu']).default('cpu'))
     .option('--threads <n>', 'onnxruntime threads per worker (default: all cores)', positiveInt)
-    .option('--workers <n>', 'inference worker threads', positiveInt, 1)
-    .option('--batch-size <n>', 'images per model run', positiveInt, 8)
+    .option('--workers <n>', 'inference worker threads', positiveInt, ENGINE_DEFAULTS.workers)
+    .option('--batch-size <n>', 'images per model run', positiveInt, ENGINE_DEFAULTS.maxBatchSize)
     .option('-v, --verbose', 'log the engine’s progress to stderr');
 }
 

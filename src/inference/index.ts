@@ -21,6 +21,7 @@ export {
   type TextEmbeddings,
 } from './runtime/engine.ts';
 export { createLocalInferenceEngine, type ImagePreprocessor, type LocalEngineOptions, type LocalInferenceEngine } from './runtime/local-engine.ts';
+export { ENGINE_DEFAULTS } from './runtime/engine-options.ts';
 export type { ExecutionProvider, Logger, ProviderPreference } from './runtime/sessions.ts';
 export type { ImageLimits } from './image/limits.ts';
 export type { ResizeMode } from './image/preprocess.ts';

@@ -1,4 +1,3 @@
-import os from 'node:os';
 import { AppError, ErrorCode } from '../../core/errors.ts';
 import { MicroBatcher, cancelledError, type SubmitOptions } from './batcher.ts';
 import { loadBuiltinVocabulary, type BuiltinVocabulary } from '../pack/builtin-vocabulary.ts';
@@ -16,53 +15,13 @@ import {
 } from './engine.ts';
 import { asSharedBank, assertValidBank, type LabelBank } from '../scoring/label-bank.ts';
 import { openModelPack, type ModelPack } from '../pack/pack.ts';
-import { DEFAULT_IMAGE_LIMITS, type ImageLimits, validateImageLimits } from '../image/limits.ts';
-import { preprocessImage, type ImageSource, type ImageSpec, type PreprocessedImage, type ResizeMode } from '../image/preprocess.ts';
+import { preprocessImage, type ImageSource } from '../image/preprocess.ts';
+import { resolveEngineOptions, type ImagePreprocessor, type LocalEngineOptions } from './engine-options.ts';
 import { runPackSelftest, type SelftestReport } from '../pack/selftest.ts';
 import { makeTagScores } from '../scoring/scores.ts';
-import { silentLogger, type Logger, type ProviderPreference } from './sessions.ts';
+import type { Logger } from './sessions.ts';
 import { shuttingDown, WorkerPool } from './worker-pool.ts';
 import type { JobResult } from './worker-protocol.ts';
-
-/** Encoded image bytes → normalised CHW pixels [3, S, S] and what the source was; throws BAD_IMAGE-like AppErrors. */
-export type ImagePreprocessor = (bytes: Uint8Array, spec: ImageSpec) => Promise<PreprocessedImage>;
-
-/** Settings of the local engine; the composition root maps configuration onto these. */
-export interface LocalEngineOptions {
-  /** Model pack directory. */
-  packDir: string;
-  /** Hash every pack file at start-up (about 1 s per GB). Default false. */
-  verifyChecksums?: boolean;
-  /** Default 'cpu'. */
-  provider?: ProviderPreference;
-  cudaDeviceId?: number;
-  /** Worker threads, each with its own sessions (memory × workers). Default 1. */
-  workers?: number;
-  /** onnxruntime intra-op threads per worker; 0 or absent: the machine's cores / workers. */
-  intraOpThreads?: number;
-  /** Images per image-encoder run. Default 8. */
-  maxBatchSize?: number;
-  /** Images per decoder run (one bank). Default: maxBatchSize. */
-  maxDecodeBatchSize?: number;
-  /** Texts per text-encoder run. Default 64. */
-  textBatchSize?: number;
-  /** Longest wait for a batch to fill. Default 5 ms. */
-  maxWaitMs?: number;
-  /** Units (images, texts, image × bank) allowed to wait; beyond it OVERLOADED. Default 256. */
-  maxQueue?: number;
-  /** Tags per decoder run: bounds peak memory on large banks. Default 1024. */
-  decoderChunkTags?: number;
-  /** Limits on image bytes and pixels (checked before decoding). Default DEFAULT_IMAGE_LIMITS. */
-  imageLimits?: ImageLimits;
-  /** 'exact' (Pillow-identical, default) or 'fast' (libvips shrink-on-load). */
-  resize?: ResizeMode;
-  /** Replaces the default preprocessing (preprocess.ts with the options above). */
-  preprocess?: ImagePreprocessor;
-  logger?: Logger;
-  /** Worker entry override (tests). */
-  workerUrl?: URL;
-  shutdownTimeoutMs?: number;
-}
 
 type Payload =
   | { kind: 'encode'; pixels: Float32Array }
@@ -85,6 +44,8 @@ interface EncodedImage {
 const ENCODE_GROUP = 'encode';
 const TEXT_GROUP = 'text';
 const decodeGroup = (bankKey: string, explain: boolean) => `decode:${explain ? 1 : 0}:${bankKey}`;
+
+export type { ImagePreprocessor, LocalEngineOptions };
 
 /** Opens and validates the pack; workers start on `start()` or the first request. */
 export async function createLocalInferenceEngine(options: LocalEngineOptions): Promise<LocalInferenceEngine> {
@@ -110,41 +71,26 @@ export class LocalInferenceEngine implements InferenceEngine {
     options: Omit<LocalEngineOptions, 'packDir'>,
   ) {
     const m = pack.manifest;
-    const workers = options.workers ?? 1;
-    this.logger = options.logger ?? silentLogger;
-    const maxBatchSize = positive('maxBatchSize', options.maxBatchSize ?? 8);
-    this.maxBatch = {
-      encode: maxBatchSize,
-      decode: positive('maxDecodeBatchSize', options.maxDecodeBatchSize ?? maxBatchSize),
-      text: positive('textBatchSize', options.textBatchSize ?? 64),
-    };
-    this.chunkTags = positive('decoderChunkTags', options.decoderChunkTags ?? 1024);
-    const maxQueue = positive('maxQueue', options.maxQueue ?? 256);
-    if (maxQueue < Math.max(this.maxBatch.encode, this.maxBatch.decode, this.maxBatch.text)) {
-      throw new RangeError('maxQueue must hold at least one full batch');
-    }
-    const limits = options.imageLimits ?? DEFAULT_IMAGE_LIMITS;
-    validateImageLimits(limits); // at construction, not at the first upload
-    const resize = options.resize ?? 'exact';
-    this.preprocessor = options.preprocess ?? ((bytes, spec) => preprocessImage(bytes, spec, limits, { resize }));
+    const o = resolveEngineOptions(options);
+    const workers = o.workers;
+    this.logger = o.logger;
+    this.maxBatch = o.maxBatch;
+    this.chunkTags = o.decoderChunkTags;
+    const { imageLimits, resize } = o;
+    this.preprocessor = o.preprocess ?? ((bytes, spec) => preprocessImage(bytes, spec, imageLimits, { resize }));
     this.pool = new WorkerPool({
-      size: positive('workers', workers),
+      size: workers,
       init: {
         packDir: pack.dir,
-        settings: {
-          provider: options.provider ?? 'cpu',
-          cudaDeviceId: options.cudaDeviceId ?? 0,
-          // 0 or absent: share the machine's cores between the workers
-          intraOpThreads: options.intraOpThreads ? positive('intraOpThreads', options.intraOpThreads) : Math.max(1, Math.floor(os.availableParallelism() / workers)),
-        },
+        settings: { provider: o.provider, cudaDeviceId: o.cudaDeviceId, intraOpThreads: o.intraOpThreads },
       },
-      workerUrl: options.workerUrl,
+      workerUrl: o.workerUrl,
       logger: this.logger,
-      shutdownTimeoutMs: options.shutdownTimeoutMs,
+      shutdownTimeoutMs: o.shutdownTimeoutMs,
     });
     this.batcher = new MicroBatcher<Payload, UnitResult>({
-      maxQueue,
-      maxWaitMs: options.maxWaitMs ?? 5,
+      maxQueue: o.maxQueue,
+      maxWaitMs: o.maxWaitMs,
       maxBatch: (group) => (group === ENCODE_GROUP ? this.maxBatch.encode : group === TEXT_GROUP ? this.maxBatch.text : this.maxBatch.decode),
       freeSlots: () => this.pool.idleCount(),
       execute: (group, payloads) => this.execute(group, payloads),
@@ -460,11 +406,6 @@ export class LocalInferenceEngine implements InferenceEngine {
     }
     throw new AppError(ErrorCode.INTERNAL_SERVER_ERROR, `inference worker answered a ${group} job with a ${result.kind} result`);
   }
-}
-
-function positive(name: string, value: number): number {
-  if (!(Number.isInteger(value) && value > 0)) throw new RangeError(`${name} must be a positive integer, got ${value}`);
-  return value;
 }
 
 function throwIfAborted(signal: AbortSignal | undefined): void {

@@ -1,0 +1,117 @@
+/**
+ * The local engine's settings and their defaults. The defaults are defined here once: the
+ * configuration (src/config.ts) and the command line take theirs from ENGINE_DEFAULTS.
+ */
+import os from 'node:os';
+import { DEFAULT_IMAGE_LIMITS, type ImageLimits, validateImageLimits } from '../image/limits.ts';
+import type { ImageSpec, PreprocessedImage, ResizeMode } from '../image/preprocess.ts';
+import { silentLogger, type Logger, type ProviderPreference } from './sessions.ts';
+
+export const ENGINE_DEFAULTS = Object.freeze({
+  workers: 1,
+  maxBatchSize: 8,
+  textBatchSize: 64,
+  maxWaitMs: 5,
+  maxQueue: 256,
+  /** Tags per decoder run: 1,024 × 51 × 512 floats (107 MB) bound a run's peak memory. */
+  decoderChunkTags: 1024,
+  imageLimits: DEFAULT_IMAGE_LIMITS,
+});
+
+/** Encoded image bytes → normalised CHW pixels [3, S, S] and what the source was; throws BAD_IMAGE-like AppErrors. */
+export type ImagePreprocessor = (bytes: Uint8Array, spec: ImageSpec) => Promise<PreprocessedImage>;
+
+/** Settings of the local engine; the composition root maps configuration onto these. */
+export interface LocalEngineOptions {
+  /** Model pack directory. */
+  packDir: string;
+  /** Hash every pack file at start-up (about 1 s per GB). Default false. */
+  verifyChecksums?: boolean;
+  /** Default 'cpu'. */
+  provider?: ProviderPreference;
+  cudaDeviceId?: number;
+  /** Worker threads, each with its own sessions (memory × workers). Default ENGINE_DEFAULTS.workers. */
+  workers?: number;
+  /** onnxruntime intra-op threads per worker; 0 or absent: the machine's cores / workers. */
+  intraOpThreads?: number;
+  /** Images per image-encoder run. Default ENGINE_DEFAULTS.maxBatchSize. */
+  maxBatchSize?: number;
+  /** Images per decoder run (one bank). Default: maxBatchSize. */
+  maxDecodeBatchSize?: number;
+  /** Texts per text-encoder run. Default ENGINE_DEFAULTS.textBatchSize. */
+  textBatchSize?: number;
+  /** Longest wait for a batch to fill. Default ENGINE_DEFAULTS.maxWaitMs. */
+  maxWaitMs?: number;
+  /** Units (images, texts, image × bank) allowed to wait; beyond it OVERLOADED. Default ENGINE_DEFAULTS.maxQueue. */
+  maxQueue?: number;
+  /** Tags per decoder run: bounds peak memory on large banks. Default ENGINE_DEFAULTS.decoderChunkTags. */
+  decoderChunkTags?: number;
+  /** Limits on image bytes and pixels (checked before decoding). Default DEFAULT_IMAGE_LIMITS. */
+  imageLimits?: ImageLimits;
+  /** 'exact' (Pillow-identical, default) or 'fast' (libvips shrink-on-load). */
+  resize?: ResizeMode;
+  /** Replaces the default preprocessing (preprocess.ts with the options above). */
+  preprocess?: ImagePreprocessor;
+  logger?: Logger;
+  /** Worker entry override (tests). */
+  workerUrl?: URL;
+  shutdownTimeoutMs?: number;
+}
+
+
+/** Options with every default applied and every number checked. */
+export interface ResolvedEngineOptions {
+  readonly workers: number;
+  readonly maxBatch: { readonly encode: number; readonly decode: number; readonly text: number };
+  readonly maxWaitMs: number;
+  readonly maxQueue: number;
+  readonly decoderChunkTags: number;
+  readonly imageLimits: ImageLimits;
+  readonly resize: ResizeMode;
+  readonly preprocess: ImagePreprocessor | undefined;
+  readonly provider: ProviderPreference;
+  readonly cudaDeviceId: number;
+  readonly intraOpThreads: number;
+  readonly logger: Logger;
+  readonly workerUrl: URL | undefined;
+  readonly shutdownTimeoutMs: number | undefined;
+}
+
+/** Applies the defaults and refuses impossible settings at construction, not at the first request. */
+export function resolveEngineOptions(options: Omit<LocalEngineOptions, 'packDir'>): ResolvedEngineOptions {
+  const workers = positive('workers', options.workers ?? ENGINE_DEFAULTS.workers);
+  const encode = positive('maxBatchSize', options.maxBatchSize ?? ENGINE_DEFAULTS.maxBatchSize);
+  const maxBatch = {
+    encode,
+    decode: positive('maxDecodeBatchSize', options.maxDecodeBatchSize ?? encode),
+    text: positive('textBatchSize', options.textBatchSize ?? ENGINE_DEFAULTS.textBatchSize),
+  };
+  const maxQueue = positive('maxQueue', options.maxQueue ?? ENGINE_DEFAULTS.maxQueue);
+  if (maxQueue < Math.max(maxBatch.encode, maxBatch.decode, maxBatch.text)) {
+    throw new RangeError('maxQueue must hold at least one full batch');
+  }
+  const imageLimits = options.imageLimits ?? ENGINE_DEFAULTS.imageLimits;
+  validateImageLimits(imageLimits);
+  return {
+    workers,
+    maxBatch,
+    maxWaitMs: options.maxWaitMs ?? ENGINE_DEFAULTS.maxWaitMs,
+    maxQueue,
+    decoderChunkTags: positive('decoderChunkTags', options.decoderChunkTags ?? ENGINE_DEFAULTS.decoderChunkTags),
+    imageLimits,
+    resize: options.resize ?? 'exact',
+    preprocess: options.preprocess,
+    provider: options.provider ?? 'cpu',
+    cudaDeviceId: options.cudaDeviceId ?? 0,
+    // 0 or absent: share the machine's cores between the workers
+    intraOpThreads: options.intraOpThreads ? positive('intraOpThreads', options.intraOpThreads) : Math.max(1, Math.floor(os.availableParallelism() / workers)),
+    logger: options.logger ?? silentLogger,
+    workerUrl: options.workerUrl,
+    shutdownTimeoutMs: options.shutdownTimeoutMs,
+  };
+}
+
+function positive(name: string, value: number): number {
+  if (!(Number.isInteger(value) && value > 0)) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  return value;
+}
