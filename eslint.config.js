@@ -2,20 +2,32 @@ import js from '@eslint/js';
 import importX, { createNodeResolver } from 'eslint-plugin-import-x';
 import tseslint from 'typescript-eslint';
 
-/** Folders that must not know the transports (GraphQL, Apollo, Express, uploads) or src/api. */
-const TRANSPORT_FREE = ['src/core/**/*.ts', 'src/inference/**/*.ts', 'src/vocab/**/*.ts', 'src/tagging/**/*.ts', 'src/tenancy/**/*.ts', 'src/db/**/*.ts'];
-const TRANSPORT_PATTERNS = [
-  { group: ['graphql', 'graphql/*', '@apollo/*', 'express', 'express/*'], message: 'GraphQL and HTTP belong to src/api: throw an AppError and let src/api/errors.ts translate it' },
-  { group: ['graphql-upload-minimal'], message: 'uploads are parsed in src/api' },
-  { group: ['**/api', '**/api/**'], message: 'src/api depends on the domain, never the reverse' },
-];
-// Flat config replaces a rule's options per block rather than merging them, so each block
-// that sets no-restricted-imports lists every pattern that applies to its files.
-const noTestCode = { group: ['**/test/**', '../test/*', '../../test/*'], message: 'src must not import test code' };
-const inferenceFace = {
-  group: ['**/inference/*/**'],
-  message: 'outside src/inference, import src/inference/index.ts (its sub-packages are internals)',
+// Import boundaries, one table: what each layer of src/ must not import (src/README.md draws the
+// layers). Flat config replaces a rule's options per block instead of merging them, so each
+// folder gets one block listing all of its patterns.
+const forbid = (group, message) => ({ group, message });
+const noTests = forbid(['**/test/**', '../test/*', '../../test/*'], 'src never depends on its tests');
+const noTransports = forbid(['graphql', 'graphql/*', '@apollo/*', 'express', 'express/*', 'graphql-upload-minimal', '**/api', '**/api/**'], 'GraphQL and HTTP belong to src/api: throw an AppError and let src/api/errors.ts translate it');
+const inferenceFace = forbid(['**/inference/*/**'], 'outside src/inference, import src/inference/index.ts (its sub-packages are internals)');
+const vocabFace = forbid(['**/vocab/*', '**/vocab/*/**', '!**/vocab/index.ts'], 'outside src/vocab, import src/vocab/index.ts (its sub-packages are internals)');
+const noDatabase = forbid(['**/db/**', '@prisma/*', 'pg', '**/generated/prisma/**'], 'this layer does not talk to the database');
+const noApp = forbid(['**/app.ts', '**/main.ts', '**/cli/**'], 'nothing depends on the composition root or the command line');
+const layer = (...names) => forbid(names.flatMap((n) => [`**/${n}`, `**/${n}/**`]), `this layer must not import ${names.join(', ')}`);
+
+const BOUNDARIES = {
+  // Shared building blocks: nothing of src outside src/core.
+  'src/core': [noTests, noTransports, forbid(['../*', '!../core/*'], 'src/core imports nothing else of src')],
+  'src/db': [noTests, noTransports, noApp, layer('inference', 'vocab', 'tagging', 'tenancy')],
+  // The engine: images and texts in, scores out; no database, no vocabularies, no config.
+  'src/inference': [noTests, noTransports, noApp, noDatabase, forbid(['onnxruntime-web'], 'onnxruntime-node only'), layer('vocab', 'tagging', 'tenancy', 'generated', 'config.ts')],
+  'src/vocab': [noTests, noTransports, noApp, inferenceFace, forbid(['onnxruntime-node', 'onnxruntime-common', 'sharp'], 'src/vocab talks to the engine through its interface only'), layer('tagging', 'tenancy')],
+  'src/tagging': [noTests, noTransports, noApp, inferenceFace, vocabFace, layer('tenancy')],
+  'src/tenancy': [noTests, noTransports, noApp, layer('inference', 'vocab', 'tagging')],
+  // The edge: resolvers reach services, never the database handle.
+  'src/api': [noTests, noApp, inferenceFace, vocabFace, forbid(['**/db/**', '@prisma/*', 'pg'], 'src/api reaches data through the services only')],
+  'src/cli': [noTests, inferenceFace, vocabFace, forbid(['**/api', '**/api/**'], 'the command line does not go through GraphQL')],
 };
+const restrict = (patterns) => ({ '@typescript-eslint/no-restricted-imports': ['error', { patterns }] });
 
 export default tseslint.config(
   { ignores: ['node_modules/', 'src/generated/', 'packs/', '.data/', 'scratch/', 'tools/**/*.py'] },
@@ -33,59 +45,19 @@ export default tseslint.config(
       '@typescript-eslint/no-non-null-assertion': 'off',
     },
   },
-  {
-    // The server never depends on its tests, and reaches inference only through its face.
-    files: ['src/**/*.ts'],
-    rules: {
-      'no-restricted-imports': ['error', { patterns: [noTestCode, inferenceFace] }],
-    },
-  },
-  {
-    // The same face for the rest (scripts, the bin shim); tests and benchmarks may reach internals.
-    files: ['**/*.ts', '**/*.mjs', '**/*.js'],
-    ignores: ['src/**', 'test/**', 'bench/**'],
-    rules: {
-      'no-restricted-imports': ['error', { patterns: [inferenceFace] }],
-    },
-  },
-  // --- Boundary: transports stay in src/api -------------------------------------------------
-  // The domain and its infrastructure know nothing of GraphQL or HTTP: they throw AppErrors and
-  // src/api translates them. This uses the typescript-eslint copy of the rule so that it adds to
-  // the `no-restricted-imports` blocks around it instead of replacing their options.
-  {
-    files: TRANSPORT_FREE,
-    rules: {
-      '@typescript-eslint/no-restricted-imports': ['error', { patterns: TRANSPORT_PATTERNS }],
-    },
-  },
+  // The composition root, config and entry point may wire anything, through the faces.
+  { files: ['src/*.ts'], rules: restrict([noTests, inferenceFace, vocabFace]) },
+  ...Object.entries(BOUNDARIES).map(([dir, patterns]) => ({ files: [`${dir}/**/*.ts`], rules: restrict(patterns) })),
   {
     // Until tagging has an upload type of its own, its image reader may name the library's
     // (a type only: nothing of the library runs there).
     files: ['src/tagging/image-input.ts'],
-    rules: {
-      '@typescript-eslint/no-restricted-imports': ['error', { patterns: TRANSPORT_PATTERNS.map((p) => (p.group.includes('graphql-upload-minimal') ? { ...p, allowTypeImports: true } : p)) }],
-    },
-  },
-  // --- End of boundary: transports stay in src/api --------------------------------------------
-  {
-    // The inference engine knows nothing of GraphQL or the database.
-    files: ['src/inference/**/*.ts'],
-    rules: {
-      'no-restricted-imports': ['error', { patterns: [
-        noTestCode,
-        { group: ['graphql', '@apollo/*', '@prisma/*', '**/generated/**', '**/api/**', '**/db/**', '**/vocab/**'], message: 'src/inference is independent of the API and the database' },
-      ] }],
-    },
+    rules: restrict(BOUNDARIES['src/tagging'].map((p) => (p === noTransports ? { ...p, allowTypeImports: true } : p))),
   },
   {
-    // Vocabularies know nothing of ONNX internals or of GraphQL.
-    files: ['src/vocab/**/*.ts'],
-    rules: {
-      'no-restricted-imports': ['error', { patterns: [
-        noTestCode,
-        inferenceFace,
-        { group: ['onnxruntime-node', 'onnxruntime-common', '@apollo/*', '**/api/**'], message: 'src/vocab talks to the engine through its interface only' },
-      ] }],
-    },
+    // Scripts and the bin shim use the faces too; tests and benchmarks may reach internals.
+    files: ['**/*.ts', '**/*.mjs', '**/*.js'],
+    ignores: ['src/**', 'test/**', 'bench/**'],
+    rules: restrict([inferenceFace]),
   },
 );
