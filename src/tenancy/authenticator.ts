@@ -6,13 +6,15 @@ import { ANONYMOUS, type Principal, type TenantPrincipal, unauthenticated } from
 
 /** Writing last-used on every request would turn every read into a write. */
 const LAST_USED_RESOLUTION_MS = 60_000;
+/** Keys remembered at once; each entry is a few hundred bytes. */
+const VERIFIED_KEYS_CACHED = 10_000;
 
 export interface AuthenticatorOptions {
   /**
    * How long a verified key is trusted without asking the database again. Revoking through
    * this process takes effect at once; a revocation made by another replica within this time.
    */
-  cacheTtlMs?: number;
+  cacheTtlMs: number;
 }
 
 export class Authenticator {
@@ -22,10 +24,10 @@ export class Authenticator {
   constructor(
     private readonly prisma: PrismaClient,
     private readonly platformAdminKey: string | undefined,
-    options: AuthenticatorOptions = {},
+    options: AuthenticatorOptions,
   ) {
-    const ttl = options.cacheTtlMs ?? 5_000;
-    this.verified = ttl > 0 ? new LRUCache({ max: 10_000, ttl }) : undefined;
+    const ttl = options.cacheTtlMs;
+    this.verified = ttl > 0 ? new LRUCache({ max: VERIFIED_KEYS_CACHED, ttl }) : undefined;
   }
 
   /** Drops a key from the cache (called when it is revoked here). */

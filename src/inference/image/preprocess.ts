@@ -90,40 +90,6 @@ export async function preprocessInto(
   return rgb.source;
 }
 
-export type BatchItemResult = { ok: true; source: ImageSource } | { ok: false; error: AppError };
-
-/**
- * Several images into one [B,3,S,S] buffer, decoding up to `concurrency` at a time
- * (sharp runs each decode on one libuv thread). A failed image leaves zeros in its slot
- * and an error in its result; the others are unaffected.
- */
-export async function preprocessBatch(
-  images: readonly Uint8Array[],
-  spec: ImageSpec,
-  limits: ImageLimits = DEFAULT_IMAGE_LIMITS,
-  opts: PreprocessOptions & { concurrency?: number; out?: Float32Array } = {},
-): Promise<{ pixels: Float32Array; results: BatchItemResult[] }> {
-  const size = 3 * spec.size * spec.size * images.length;
-  const pixels = opts.out ?? new Float32Array(size);
-  if (pixels.length < size) throw new RangeError(`output holds ${pixels.length} floats, ${size} needed`);
-  const results: BatchItemResult[] = new Array(images.length);
-  let next = 0;
-  const worker = async () => {
-    for (let i = next++; i < images.length; i = next++) {
-      try {
-        results[i] = { ok: true, source: await preprocessInto(images[i]!, spec, limits, pixels, i, opts) };
-      } catch (e) {
-        pixels.fill(0, i * 3 * spec.size * spec.size, (i + 1) * 3 * spec.size * spec.size);
-        if (e instanceof RangeError) throw e; // a caller's mistake, not the image's
-        results[i] = { ok: false, error: e instanceof AppError ? e : badImage('image could not be processed', e) };
-      }
-    }
-  };
-  const concurrency = Math.max(1, Math.min(opts.concurrency ?? 4, images.length));
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  return { pixels, results };
-}
-
 /** (v/255 − mean)/std per channel as float32 arithmetic (like torchvision), written CHW. */
 export function writeNormalizedChw(rgb: Uint8Array, spec: ImageSpec, out: Float32Array, offset = 0): void {
   const plane = spec.size * spec.size;
