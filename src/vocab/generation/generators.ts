@@ -13,8 +13,8 @@ export interface GeneratedDescription {
 
 export interface GenerationResult {
   descriptions: GeneratedDescription[];
-  /** Answers thrown away, by reason (LLM only). */
-  dropped: { empty: number; refusal: number; duplicate: number };
+  /** Answers thrown away, by reason (LLM only); `markup`: HTML that would not come off. */
+  dropped: { empty: number; refusal: number; markup: number; duplicate: number };
   /** Answers cut to the text encoder's context. */
   cut: number;
 }
@@ -51,7 +51,7 @@ export class TemplateGenerator implements DescriptionGenerator {
     const n = Math.min(MAX_TEMPLATE_DESCRIPTIONS, Math.max(1, count));
     return {
       descriptions: templateDescriptions(tagName, n).map((text) => ({ text, source: 'TEMPLATE' })),
-      dropped: { empty: 0, refusal: 0, duplicate: 0 },
+      dropped: { empty: 0, refusal: 0, markup: 0, duplicate: 0 },
       cut: 0,
     };
   }

@@ -94,7 +94,7 @@ export class LlmDescriptionGenerator implements DescriptionGenerator {
     const { signal } = options;
     const total = Math.max(1, Math.floor(count));
     const primary: GeneratedDescription = { text: fillTemplate(PRIMARY_TEMPLATE, tagName), source: 'TEMPLATE' };
-    const dropped = { empty: 0, refusal: 0, duplicate: 0 };
+    const dropped = { empty: 0, refusal: 0, markup: 0, duplicate: 0 };
     let cut = 0;
     const wanted = total - 1;
     if (wanted === 0) return { descriptions: [primary], dropped, cut };
@@ -153,8 +153,9 @@ export class LlmDescriptionGenerator implements DescriptionGenerator {
       }
     });
     if (descriptions.length === 1) {
+      const markup = dropped.markup > 0 ? `, ${dropped.markup} with markup that would not come off` : '';
       throw new GenerationError(
-        `the LLM gave no usable description (${dropped.refusal} refused, ${dropped.empty} empty, ${dropped.duplicate} repeated)`,
+        `the LLM gave no usable description (${dropped.refusal} refused, ${dropped.empty} empty, ${dropped.duplicate} repeated${markup})`,
       );
     }
     return { descriptions, dropped, cut };
