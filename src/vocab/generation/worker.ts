@@ -198,11 +198,14 @@ export class DescriptionWorker {
       return;
     }
     const stopping = !this.running && isCancel(e);
-    const message = e instanceof Error ? e.message : String(e);
+    const message = failureText(e);
+    if (!isCancel(e) && !isAppError(e) && !(e instanceof GenerationError)) log.error({ err: e, item: claim.id }, 'description item met an unexpected error');
     const retryable = stopping || isRetryable(e);
     if (retryable && (stopping || claim.attempts < this.options.maxAttempts)) {
-      const hinted = isAppError(e) ? (e.details.retryAfterMs as number | undefined) : undefined;
-      const delay = stopping ? 0 : Math.min(this.options.retryMaxMs, hinted ?? this.options.retryBaseMs * 2 ** (claim.attempts - 1));
+      // Every retry waits: at least the back-off, longer when the server asked for longer.
+      const hinted = isAppError(e) && typeof e.details.retryAfterMs === 'number' ? e.details.retryAfterMs : 0;
+      const backoff = this.options.retryBaseMs * 2 ** Math.max(0, claim.attempts - 1);
+      const delay = stopping ? 0 : Math.min(this.options.retryMaxMs, Math.max(hinted, backoff));
       const handedBack = await store
         .run((db) => db.claims.release(claim, { error: stopping ? null : message, refundAttempt: stopping, delayMs: delay }))
         .catch((err) => {
@@ -239,6 +242,17 @@ export class DescriptionWorker {
       });
     if (recorded) this.counters.failed++;
   }
+}
+
+/**
+ * What an item (and its tag, when it fails for good) records of a failure: an AppError as its
+ * code and message ("LLM_RATE_LIMITED: …", as the API promises), a generation that found no
+ * usable answer by its reason, anything else only as an internal error (logged in full).
+ */
+function failureText(e: unknown): string {
+  if (isAppError(e)) return `${e.code}: ${e.message}`;
+  if (e instanceof GenerationError) return e.message;
+  return `${ErrorCode.INTERNAL_SERVER_ERROR}: an unexpected error (see the server log)`;
 }
 
 const isLost = (e: unknown) => e instanceof LostClaim || (isAppError(e) && e.code === ErrorCode.NOT_FOUND);
