@@ -29,6 +29,13 @@ export interface DescriptionGenerator {
 }
 
 /**
+ * The model a generator asks, as a job records it (`llm:<model>` → `<model>`); null for the
+ * templates. A job made here runs only on a replica whose generator has the same model.
+ */
+export const modelOf = (generator: DescriptionGenerator | undefined): string | null =>
+  generator?.kind === 'llm' ? generator.name.slice('llm:'.length) : null;
+
+/**
  * A generation that will not succeed by retrying (every answer refused or empty); the job
  * marks the tag FAILED with this message.
  */
