@@ -49,6 +49,10 @@ const EnvSchema = z.object({
   OMNITAG_MAX_IMAGE_BYTES: bytes.default(ENGINE_DEFAULTS.imageLimits.maxBytes),
   OMNITAG_MAX_IMAGE_PIXELS: int(1, 2 ** 31).default(ENGINE_DEFAULTS.imageLimits.maxPixels),
   OMNITAG_MAX_REQUEST_BYTES: bytes.default(64 * 1024 * 1024),
+  OMNITAG_REQUEST_HEADERS_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  OMNITAG_REQUEST_BODY_TIMEOUT_MS: int(100, 3_600_000).default(60_000),
+  OMNITAG_MAX_OPEN_UPLOADS: int(1, 100_000).default(64),
+  OMNITAG_MAX_OPEN_UPLOADS_PER_KEY: int(1, 100_000).default(8),
   OMNITAG_MAX_IMAGES_PER_REQUEST: int(1, 1000).default(16),
   OMNITAG_MAX_TAGS_PER_REQUEST: int(1, 100_000).default(1000),
   OMNITAG_MAX_PAGE_SIZE: int(1, 10_000).default(500),
@@ -103,6 +107,13 @@ export interface Config {
     readonly maxImageBytes: number;
     readonly maxImagePixels: number;
     readonly maxRequestBytes: number;
+    /** How long a request's headers may take to arrive (Node's `headersTimeout`). */
+    readonly requestHeadersTimeoutMs: number;
+    /** How long a request's body may take to arrive, from its headers to its last byte. */
+    readonly requestBodyTimeoutMs: number;
+    /** Multipart requests (uploads) open at once, in all and per API key. */
+    readonly maxOpenUploads: number;
+    readonly maxOpenUploadsPerKey: number;
     readonly maxImagesPerRequest: number;
     readonly maxTagsPerRequest: number;
     readonly maxPageSize: number;
@@ -206,6 +217,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       maxImageBytes: e.OMNITAG_MAX_IMAGE_BYTES,
       maxImagePixels: e.OMNITAG_MAX_IMAGE_PIXELS,
       maxRequestBytes: e.OMNITAG_MAX_REQUEST_BYTES,
+      requestHeadersTimeoutMs: e.OMNITAG_REQUEST_HEADERS_TIMEOUT_MS,
+      requestBodyTimeoutMs: e.OMNITAG_REQUEST_BODY_TIMEOUT_MS,
+      maxOpenUploads: e.OMNITAG_MAX_OPEN_UPLOADS,
+      maxOpenUploadsPerKey: e.OMNITAG_MAX_OPEN_UPLOADS_PER_KEY,
       maxImagesPerRequest: e.OMNITAG_MAX_IMAGES_PER_REQUEST,
       maxTagsPerRequest: e.OMNITAG_MAX_TAGS_PER_REQUEST,
       maxPageSize: e.OMNITAG_MAX_PAGE_SIZE,

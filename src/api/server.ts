@@ -8,8 +8,10 @@ import { ApolloArmor } from '@escape.tech/graphql-armor';
 import express from 'express';
 import type { Config } from '../config.ts';
 import type { Logger } from '../core/log.ts';
+import type { Principal } from '../tenancy/principal.ts';
 import { createContext, type RequestContext } from './context.ts';
 import { formatErrorFor, httpErrorHandler } from './errors.ts';
+import { bodyDeadline } from './plugins/body-deadline.ts';
 import { errorStatus } from './plugins/error-status.ts';
 import { multipart } from './plugins/multipart.ts';
 import { trackOperations } from './plugins/operations.ts';
@@ -24,7 +26,18 @@ const SCHEMA_FILE = path.resolve(import.meta.dirname, '..', '..', 'schema.graphq
 export interface HttpServerOptions {
   services: Services;
   log: Logger;
-  limits: Pick<Config['limits'], 'maxQueryDepth' | 'maxQueryCost' | 'maxRequestBytes' | 'maxImageBytes' | 'maxImagesPerRequest'>;
+  limits: Pick<
+    Config['limits'],
+    | 'maxQueryDepth'
+    | 'maxQueryCost'
+    | 'maxRequestBytes'
+    | 'maxImageBytes'
+    | 'maxImagesPerRequest'
+    | 'requestHeadersTimeoutMs'
+    | 'requestBodyTimeoutMs'
+    | 'maxOpenUploads'
+    | 'maxOpenUploadsPerKey'
+  >;
   /** How long a stop lets in-flight requests finish (config.http.shutdownTimeoutMs). */
   shutdownTimeoutMs: number;
 }
@@ -37,12 +50,26 @@ export interface HttpServer {
   close(timeoutMs: number): Promise<void>;
 }
 
+/** What uploads are counted against: the API key, the platform admin, or nobody. */
+const callerKey = (p: Principal): string => (p.kind === 'tenant' ? `key:${p.keyId}` : p.kind);
+
 /** The HTTP server: wiring only; each concern lives in a module of its own. */
 export async function createHttpServer({ services, log, limits, shutdownTimeoutMs }: HttpServerOptions): Promise<HttpServer> {
   const app = express();
   app.disable('x-powered-by');
-  const server = http.createServer(app);
-  server.requestTimeout = 120_000;
+  const server = http.createServer(
+    {
+      headersTimeout: limits.requestHeadersTimeoutMs,
+      // Node's limit on a whole request, behind `bodyDeadline` (which answers a late body first
+      // and with our error): it also ends a request the server itself reads too slowly for long.
+      requestTimeout: limits.requestHeadersTimeoutMs + 2 * limits.requestBodyTimeoutMs,
+      // How often Node looks for requests over those limits (its default, 30 s, would let a
+      // short limit run far over).
+      connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(limits.requestHeadersTimeoutMs / 4))),
+    },
+    app,
+  );
+  const deadline = bodyDeadline({ timeoutMs: limits.requestBodyTimeoutMs });
 
   const armor = new ApolloArmor({
     maxDepth: { n: limits.maxQueryDepth },
@@ -75,6 +102,7 @@ export async function createHttpServer({ services, log, limits, shutdownTimeoutM
   });
 
   app.use(requestId());
+  app.use(deadline.handler);
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -91,9 +119,17 @@ export async function createHttpServer({ services, log, limits, shutdownTimeoutM
     express.json({ limit: limits.maxRequestBytes }),
     // Files are read straight from the request; one byte over the image limit lets the reader
     // tell "too large" from a complete file. Apollo's CSRF check asks multipart clients for a header.
-    multipart({ maxFileSize: limits.maxImageBytes + 1, maxFiles: limits.maxImagesPerRequest, maxFieldSize: limits.maxRequestBytes }),
+    multipart({
+      maxFileSize: limits.maxImageBytes + 1,
+      maxFiles: limits.maxImagesPerRequest,
+      maxFieldSize: limits.maxRequestBytes,
+      maxOpen: limits.maxOpenUploads,
+      maxOpenPerCaller: limits.maxOpenUploadsPerKey,
+      callerOf: async (authorization) => callerKey(await services.auth.authenticate(authorization)),
+    }),
     operations.handler,
   );
+  app.use(deadline.afterCutOff);
   app.use(httpErrorHandler({ log, maxRequestBytes: limits.maxRequestBytes }));
 
   return {

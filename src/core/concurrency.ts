@@ -63,7 +63,9 @@ export class CircuitOpenError extends Error {
 
 /**
  * Opens after `threshold` consecutive failures: calls then fail at once with CircuitOpenError
- * for `cooldownMs`, after which one trial call decides whether it closes again.
+ * for `cooldownMs`, after which one trial call decides whether it closes again. Every call let
+ * through must end in `success`, `failure` or `abandon`, or a trial would hold the breaker
+ * half-open for good.
  */
 export class CircuitBreaker {
   private failures = 0;
@@ -95,6 +97,14 @@ export class CircuitBreaker {
     this.failures = 0;
     this.state = 'closed';
     this.trialInFlight = false;
+  }
+
+  /**
+   * A call that ended without telling whether the guarded thing works (cancelled, or told to
+   * wait): the failure count stays, and an open breaker's trial slot is free for the next call.
+   */
+  abandon(): void {
+    if (this.state === 'half-open') this.trialInFlight = false;
   }
 
   failure(): void {

@@ -30,6 +30,10 @@ export type { ResizeMode } from './image/preprocess.ts';
 export { buildLabelBank, LabelBankBuilder, type LabelBank, type LabelBankTag, type TagDescriptions } from './scoring/label-bank.ts';
 export { passedTags, rankTags, topDescriptions, type DescriptionWeight, type RankedTag, type RankOptions, type TagScores } from './scoring/scores.ts';
 
+// Text clean-up the tokenizer applies, for callers that store texts: HTML character references
+// decoded as Python's html.unescape does (named, numeric, legacy names without ';').
+export { pyHtmlUnescape as decodeHtmlEntities } from './text/clean.ts';
+
 // The pack's own vocabulary and its self-test report.
 export type { BuiltinTag, BuiltinVocabulary } from './pack/builtin-vocabulary.ts';
 export type { SelftestCheck, SelftestReport } from './pack/selftest.ts';

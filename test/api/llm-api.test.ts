@@ -59,13 +59,43 @@ describe('LLM descriptions through the API', () => {
     expect(llm.requests.some((r) => r.tag === 'snowboard')).toBe(true);
   });
 
+  it('stores answers without their markup', async () => {
+    llm.behave = () => ({
+      kind: 'answer',
+      contents: Array.from({ length: 10 }, (_, i) => `<p>A <b>carved</b> mask ${i}<script>fetch("//evil")</script> &amp; feathers <img src=x onerror=alert(1)>.</p>`),
+    });
+    try {
+      const done = await finished((await generate(['mask'])).id);
+      expect(done).toMatchObject({ state: 'SUCCEEDED', succeeded: 1 });
+      const texts = done.items.edges[0].node.tag.descriptions.filter((d: any) => d.source === 'LLM').map((d: any) => d.text);
+      expect(texts.length).toBeGreaterThan(0);
+      for (const text of texts) expect(text).toMatch(/^A carved mask \d+ & feathers\.$/);
+    } finally {
+      llm.behave = undefined;
+    }
+  });
+
+  it('names the code of an LLM error on the job item', async () => {
+    llm.behave = () => ({ kind: 'error', status: 429, headers: { 'retry-after': '3600' } });
+    try {
+      const job = await generate(['drum']);
+      const item = async () => (await gql(t.url, JOB, { id: job.id }, tenant.clientKey)).data!.descriptionJob.items.edges[0].node;
+      await expect.poll(async () => (await item()).error, { timeout: 30_000, interval: 250 }).toMatch(/^LLM_RATE_LIMITED: /);
+      expect((await item()).state).toBe('PENDING');
+      const cancelled = await gql(t.url, 'mutation($id: ID!) { cancelDescriptionJob(id: $id) { state } }', { id: job.id }, tenant.adminKey);
+      expect(cancelled.data!.cancelDescriptionJob.state).toBe('CANCELLED');
+    } finally {
+      llm.behave = undefined;
+    }
+  });
+
   it('records a failing LLM on the job items and keeps the tag scorable with templates', async () => {
     llm.behave = () => ({ kind: 'error', status: 500, message: 'upstream exploded' });
     try {
       const job = await generate(['toboggan']);
       // The item is retried later with back-off; its first failure is visible at once.
       const item = async () => (await gql(t.url, JOB, { id: job.id }, tenant.clientKey)).data!.descriptionJob.items.edges[0].node;
-      await expect.poll(async () => (await item()).error, { timeout: 30_000, interval: 250 }).toMatch(/LLM_UNAVAILABLE|unavailable/i);
+      await expect.poll(async () => (await item()).error, { timeout: 30_000, interval: 250 }).toMatch(/^LLM_UNAVAILABLE: /);
       const failed = await item();
       expect(failed.attempts).toBeGreaterThanOrEqual(1);
       // Not given up yet: the item waits for its retry, and the tag is not marked failed meanwhile.

@@ -2,8 +2,9 @@
  * A local OpenAI-compatible Chat Completions server for tests (node:http on 127.0.0.1, port 0).
  * It answers like the real API (same JSON shapes, error bodies and headers) and can be told to
  * misbehave the ways real servers do: `n` unsupported (400) or ignored (one choice), 429 with
- * Retry-After, 5xx, never answering, malformed JSON, refusals, empty answers and answers longer
- * than CLIP's 77 tokens. Every request is recorded.
+ * Retry-After, 5xx, never answering, malformed JSON, no choices, refusals, empty answers and
+ * answers longer than CLIP's 77 tokens (any text, HTML included, through `contents`). Every
+ * request is recorded.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,6 +18,8 @@ export type Behaviour =
   | { kind: 'hang' }
   /** 200 with a body that is not valid JSON. */
   | { kind: 'malformed' }
+  /** 200 with a well-formed completion whose `choices` is empty. */
+  | { kind: 'no-choices' }
   /** Every choice declines ("I'm sorry, I can't…"). */
   | { kind: 'refuse' }
   /** Every choice is empty or white space. */
@@ -171,6 +174,15 @@ export class FakeLlmServer {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end('{"id":"chatcmpl-broken","choices":[{"index":0,"message":{"role":"assistant","content":"A half');
         return;
+      case 'no-choices':
+        return send(res, 200, {
+          id: `chatcmpl-fake${record.index}`,
+          object: 'chat.completion',
+          created: Math.floor(Date.now() / 1000),
+          model: record.model,
+          choices: [],
+          usage: { prompt_tokens: 40, completion_tokens: 0, total_tokens: 40 },
+        });
       default: {
         const contents = Array.from({ length: choices }, (_, i) => this.content(behaviour, record, i));
         return send(res, 200, {

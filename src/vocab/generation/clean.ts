@@ -1,3 +1,4 @@
+import { decodeHtmlEntities } from '../../inference/index.ts';
 import { normalizeText } from '../use-cases/names.ts';
 
 /**
@@ -6,7 +7,10 @@ import { normalizeText } from '../use-cases/names.ts';
  */
 export type TokenCounter = (texts: readonly string[]) => Promise<number[]>;
 
-export type CleanedAnswer = { ok: true; text: string; cut: boolean } | { ok: false; reason: 'empty' | 'refusal' };
+/** Why an answer is not kept: nothing left, a refusal, or markup that would not come off. */
+export type DropReason = 'empty' | 'refusal' | 'markup';
+
+export type CleanedAnswer = { ok: true; text: string; cut: boolean } | { ok: false; reason: DropReason };
 
 /** Answers that decline instead of describing ("I'm sorry, I can't…", "As an AI…"). */
 const REFUSAL_START =
@@ -18,11 +22,53 @@ const LEADING_LABEL = /^(?:(?:[-*•]|\d{1,2}[.)])\s+|(?:answer|description|resp
 const WRAPPING_QUOTES = /^["'“”‘’«»](.*)["'“”‘’«»]$/s;
 
 /**
- * LLM answers → descriptions, or the reason each is dropped. Trims and collapses white space,
- * removes list markers, labels and wrapping quotes, drops empty answers and refusals, and cuts
- * what is left to the text encoder's context at a word boundary (preferring a sentence end)
- * so the stored text is what the encoder sees. Tokens are counted in a few batched calls for
- * all answers together, not one call per answer.
+ * Longest answer looked at, in characters: CLIP reads 77 tokens (a few hundred characters) and
+ * the request asks for 77; a server that sends more has the rest cut off before cleaning.
+ */
+export const MAX_ANSWER_CHARS = 8_192;
+
+/** Elements whose content is never visible text: dropped with it (to the end when unclosed). */
+const HIDDEN_ELEMENT =
+  /<(script|style|iframe|object|embed|noscript|template|textarea|title|head|svg|math|xmp|noembed|noframes)\b[^>]*>[\s\S]*?(?:<\/\1\s*>|$)/gi;
+/** Comments, CDATA sections, declarations and processing instructions (to the end when unclosed). */
+const COMMENT = /<!--[\s\S]*?(?:-->|$)|<!\[CDATA\[[\s\S]*?(?:\]\]>|$)|<[!?][^>]*(?:>|$)/g;
+/** A start or end tag, attributes included; one cut off at the end of the answer too. */
+const TAG = /<\/?[a-z][^<>]*(?:>|$)/gi;
+/**
+ * Anything that still looks like a tag, comment or declaration after the clean-up rounds, space
+ * after the `<` included (`< /script>`, what is left of `<<script>script>`): refused.
+ */
+const TAG_LEFT = /<\s*\/?\s*[a-z!?]/i;
+/** Control characters (white space aside) and bidirectional overrides: never part of a description. */
+const CONTROLS = /(?![\t\n\r])[\p{Cc}\u202a-\u202e\u2066-\u2069]/gu;
+const ROUNDS = 3;
+
+/**
+ * An answer without HTML: hidden elements with their content, comments and tags removed,
+ * character references decoded, and again (an entity can hide a tag: `&lt;script&gt;`), for
+ * at most three rounds. Undefined when markup is still left after them, a tag or a reference
+ * that would decode once more: the answer is refused, not stored half cleaned.
+ */
+export function stripMarkup(raw: string): { text: string; changed: boolean } | undefined {
+  let text = raw.replace(CONTROLS, ' ');
+  let changed = text !== raw;
+  for (let round = 0; round < ROUNDS; round++) {
+    const before = text;
+    text = decodeHtmlEntities(text.replace(HIDDEN_ELEMENT, ' ').replace(COMMENT, ' ').replace(TAG, ' ')).replace(CONTROLS, ' ');
+    if (text === before) break;
+    changed = true;
+  }
+  if (TAG_LEFT.test(text) || decodeHtmlEntities(text) !== text) return undefined;
+  return { text, changed };
+}
+
+/**
+ * LLM answers → descriptions, or the reason each is dropped. Removes markup (HTML elements,
+ * comments, character references; an answer whose markup will not come off is refused), trims
+ * and collapses white space, removes list markers, labels and wrapping quotes, drops empty
+ * answers and refusals, and cuts what is left to the text encoder's context at a word boundary
+ * (preferring a sentence end) so the stored text is what the encoder sees. Tokens are counted
+ * in a few batched calls for all answers together, not one call per answer.
  */
 export async function cleanAnswers(raws: readonly unknown[], options: { maxTokens: number; countTokens?: TokenCounter }): Promise<CleanedAnswer[]> {
   const cleaned = raws.map(cleanText);
@@ -38,9 +84,13 @@ export async function cleanAnswers(raws: readonly unknown[], options: { maxToken
   });
 }
 
-function cleanText(raw: unknown): { ok: true; text: string } | { ok: false; reason: 'empty' | 'refusal' } {
+function cleanText(raw: unknown): { ok: true; text: string } | { ok: false; reason: DropReason } {
   if (typeof raw !== 'string') return { ok: false, reason: 'empty' };
-  let text = normalizeText(raw);
+  const stripped = stripMarkup(raw.slice(0, MAX_ANSWER_CHARS));
+  if (!stripped) return { ok: false, reason: 'markup' };
+  let text = normalizeText(stripped.text);
+  // "a <b>red</b> fox </p>." leaves "a red fox ." behind
+  if (stripped.changed) text = text.replace(/ +([.,;:!?])/g, '$1');
   for (let i = 0; i < 3; i++) {
     const before = text;
     text = text.replace(LEADING_LABEL, '').trim();

@@ -13,8 +13,8 @@ export interface GeneratedDescription {
 
 export interface GenerationResult {
   descriptions: GeneratedDescription[];
-  /** Answers thrown away, by reason (LLM only). */
-  dropped: { empty: number; refusal: number; duplicate: number };
+  /** Answers thrown away, by reason (LLM only); `markup`: HTML that would not come off. */
+  dropped: { empty: number; refusal: number; markup: number; duplicate: number };
   /** Answers cut to the text encoder's context. */
   cut: number;
 }
@@ -27,6 +27,13 @@ export interface DescriptionGenerator {
   /** Up to `count` descriptions of the tag (fewer when the generator has no more to give). */
   generate(tagName: string, count: number, options?: { signal?: AbortSignal }): Promise<GenerationResult>;
 }
+
+/**
+ * The model a generator asks, as a job records it (`llm:<model>` → `<model>`); null for the
+ * templates. A job made here runs only on a replica whose generator has the same model.
+ */
+export const modelOf = (generator: DescriptionGenerator | undefined): string | null =>
+  generator?.kind === 'llm' ? generator.name.slice('llm:'.length) : null;
 
 /**
  * A generation that will not succeed by retrying (every answer refused or empty); the job
@@ -51,7 +58,7 @@ export class TemplateGenerator implements DescriptionGenerator {
     const n = Math.min(MAX_TEMPLATE_DESCRIPTIONS, Math.max(1, count));
     return {
       descriptions: templateDescriptions(tagName, n).map((text) => ({ text, source: 'TEMPLATE' })),
-      dropped: { empty: 0, refusal: 0, duplicate: 0 },
+      dropped: { empty: 0, refusal: 0, markup: 0, duplicate: 0 },
       cut: 0,
     };
   }

@@ -5,7 +5,7 @@ import type { Page } from '../../core/paging.ts';
 import type { VocabContext } from '../context.ts';
 import type { DescriptionJob, JobItemRow } from '../repository/jobs.ts';
 import { checkTenant } from '../use-cases/scope.ts';
-import type { DescriptionGenerator } from './generators.ts';
+import { modelOf, type DescriptionGenerator } from './generators.ts';
 import { MAX_TEMPLATE_DESCRIPTIONS } from './templates.ts';
 
 export interface DescriptionJobView {
@@ -90,7 +90,8 @@ export class DescriptionJobService {
         tenantId,
         vocabularyId,
         generator: generator.kind,
-        model: generator.kind === 'llm' ? generator.name.slice('llm:'.length) : null,
+        // the replicas that may claim its items: those with this model (job-claims.ts)
+        model: modelOf(generator),
         descriptionsPerTag: count,
         tagIds: targets,
       });

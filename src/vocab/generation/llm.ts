@@ -94,7 +94,7 @@ export class LlmDescriptionGenerator implements DescriptionGenerator {
     const { signal } = options;
     const total = Math.max(1, Math.floor(count));
     const primary: GeneratedDescription = { text: fillTemplate(PRIMARY_TEMPLATE, tagName), source: 'TEMPLATE' };
-    const dropped = { empty: 0, refusal: 0, duplicate: 0 };
+    const dropped = { empty: 0, refusal: 0, markup: 0, duplicate: 0 };
     let cut = 0;
     const wanted = total - 1;
     if (wanted === 0) return { descriptions: [primary], dropped, cut };
@@ -153,8 +153,9 @@ export class LlmDescriptionGenerator implements DescriptionGenerator {
       }
     });
     if (descriptions.length === 1) {
+      const markup = dropped.markup > 0 ? `, ${dropped.markup} with markup that would not come off` : '';
       throw new GenerationError(
-        `the LLM gave no usable description (${dropped.refusal} refused, ${dropped.empty} empty, ${dropped.duplicate} repeated)`,
+        `the LLM gave no usable description (${dropped.refusal} refused, ${dropped.empty} empty, ${dropped.duplicate} repeated${markup})`,
       );
     }
     return { descriptions, dropped, cut };
@@ -200,6 +201,7 @@ export class LlmDescriptionGenerator implements DescriptionGenerator {
     for (let attempt = 0; ; attempt++) {
       this.checkBreaker();
       let release: (() => void) | undefined = await this.semaphore.acquire(signal).catch(() => {
+        this.breaker.abandon();
         throw cancelled();
       });
       let failure: Failure;
@@ -219,24 +221,39 @@ export class LlmDescriptionGenerator implements DescriptionGenerator {
           { signal, timeout: timeoutMs, maxRetries: 0 },
         );
         const choices = (completion as { choices?: unknown } | null)?.choices;
-        if (!Array.isArray(choices)) throw new MalformedAnswer('the answer has no choices');
+        // No choices at all is a broken answer, not an empty one: it is retried after a pause
+        // and counts against the breaker, like any other failed request.
+        if (!Array.isArray(choices) || choices.length === 0) throw new MalformedAnswer(Array.isArray(choices) ? 'the answer has no choices' : 'the answer has no choices list');
         this.breaker.success();
         return choices.map((c) => {
           const content = (c as { message?: { content?: unknown } } | null)?.message?.content;
           return typeof content === 'string' ? content : '';
         });
       } catch (e) {
-        failure = classify(e, signal);
+        failure = classify(e, n, signal);
       } finally {
         release?.();
         release = undefined;
       }
-      if (failure.kind === 'cancelled') throw cancelled();
-      if (failure.kind === 'n-unsupported') throw new NUnsupported(failure.message);
-      if (failure.kind === 'unavailable') this.breaker.failure();
+      // Every request let through ends the breaker's verdict one way or the other.
+      switch (failure.kind) {
+        case 'cancelled':
+          this.breaker.abandon();
+          throw cancelled();
+        case 'n-unsupported':
+          this.breaker.success(); // the server answered, and told what it does not do
+          throw new NUnsupported(failure.message);
+        case 'rate-limited':
+          this.breaker.abandon(); // alive, asking us to wait: the wait below is the back-off
+          break;
+        default:
+          this.breaker.failure(); // down, broken or refusing every request: all count
+      }
       const retryable = failure.kind === 'rate-limited' || failure.kind === 'unavailable';
       const hinted = failure.kind === 'rate-limited' || failure.kind === 'unavailable' ? failure.retryAfterMs : undefined;
-      const delay = retryable ? (hinted ?? backoff(attempt, this.options.retryBaseMs)) : 0;
+      // The server's Retry-After is a floor, never a reason to retry sooner than the back-off
+      // (`Retry-After: 0` on every answer would otherwise be a busy loop).
+      const delay = retryable ? Math.max(hinted ?? 0, backoff(attempt, this.options.retryBaseMs)) : 0;
       if (!retryable || attempt >= maxRetries || delay > this.options.retryMaxMs) {
         this.counters.failures++;
         throw toAppError(failure);
@@ -262,7 +279,7 @@ export class LlmDescriptionGenerator implements DescriptionGenerator {
 class NUnsupported extends Error {}
 class MalformedAnswer extends Error {}
 
-function classify(e: unknown, signal?: AbortSignal): Failure {
+function classify(e: unknown, n: number, signal?: AbortSignal): Failure {
   if (signal?.aborted || e instanceof APIUserAbortError) return { kind: 'cancelled', message: 'cancelled' };
   if (e instanceof RateLimitError) {
     return { kind: 'rate-limited', retryAfterMs: retryAfterMs(e.headers), message: 'rate limited (429)' };
@@ -273,11 +290,10 @@ function classify(e: unknown, signal?: AbortSignal): Failure {
     if (status >= 500 || status === 408 || status === 409) {
       return { kind: 'unavailable', retryAfterMs: retryAfterMs(e.headers), message: `HTTP ${status}` };
     }
-    if ((status === 400 || status === 422) && mentionsN(e)) return { kind: 'n-unsupported', message: e.message };
+    if (n > 1 && (status === 400 || status === 422) && mentionsN(e)) return { kind: 'n-unsupported', message: e.message };
     return { kind: 'rejected', status, message: `HTTP ${status}: ${e.message}` };
   }
   if (e instanceof SyntaxError || e instanceof MalformedAnswer) return { kind: 'unavailable', message: `malformed answer: ${(e as Error).message}` };
-  if (e instanceof AppError) throw e;
   return { kind: 'unavailable', message: (e as Error)?.message ?? String(e) };
 }
 

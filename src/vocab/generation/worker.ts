@@ -4,7 +4,8 @@ import type { Logger } from '../../core/log.ts';
 import type { EmbeddingCache } from '../banks/embedding-cache.ts';
 import type { Claim } from '../repository/job-claims.ts';
 import type { VocabStore } from '../repository/store.ts';
-import { GenerationError, type DescriptionGenerator, type GeneratedDescription } from './generators.ts';
+import type { ClaimedWork } from '../repository/job-claims.ts';
+import { GenerationError, modelOf, type DescriptionGenerator, type GeneratedDescription } from './generators.ts';
 
 export type DescriptionWorkerOptions = Config['vocab']['worker'];
 
@@ -34,12 +35,16 @@ export class DescriptionWorker {
   private loopDone: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private readonly active = new Map<string, { claim: Claim; abort: AbortController; done: Promise<void> }>();
-  private readonly counters = { claimed: 0, succeeded: 0, failed: 0, retried: 0, lost: 0 };
+  private readonly counters = { polls: 0, claimed: 0, succeeded: 0, failed: 0, retried: 0, lost: 0, handedBack: 0 };
+  /** The LLM model this worker can run jobs of (null: template jobs only). */
+  private readonly llmModel: string | null;
 
   constructor(
     private readonly deps: DescriptionWorkerDeps,
     private readonly options: DescriptionWorkerOptions,
-  ) {}
+  ) {
+    this.llmModel = modelOf(deps.llm);
+  }
 
   stats() {
     return { ...this.counters, active: this.active.size, running: this.running };
@@ -95,8 +100,10 @@ export class DescriptionWorker {
     }
   }
 
+  /** Items of jobs this worker can run: template jobs, and LLM jobs of its own model. */
   private async claim(limit: number): Promise<Claim[]> {
-    const claims = await this.deps.store.run((db) => db.claims.claim(limit, this.options.leaseMs));
+    this.counters.polls++;
+    const claims = await this.deps.store.run((db) => db.claims.claim(limit, this.options.leaseMs, { llmModel: this.llmModel }));
     this.counters.claimed += claims.length;
     return claims;
   }
@@ -128,8 +135,13 @@ export class DescriptionWorker {
     try {
       const work = await store.run((db) => db.claims.work(claim));
       if (!work) throw new LostClaim();
-      const generator = work.generator === 'llm' ? this.deps.llm : this.deps.template;
-      if (!generator) throw new GenerationError('the job asked for an LLM but none is configured now');
+      const generator = this.generatorFor(work);
+      if (!generator) {
+        // The claim query takes only work this worker can do; should one get here anyway, it
+        // is another replica's to run, never this one's to fail.
+        await this.handBack(claim);
+        return;
+      }
       const generated = await generator.generate(work.tagName, work.descriptionsPerTag, { signal: both });
       // Embed now (through the cache) so the next compile of the vocabulary finds them ready.
       await this.deps.embeddings.embed(
@@ -142,6 +154,19 @@ export class DescriptionWorker {
     } finally {
       clearInterval(heartbeat);
     }
+  }
+
+  private generatorFor(work: ClaimedWork): DescriptionGenerator | undefined {
+    if (work.generator === 'template') return this.deps.template;
+    return this.deps.llm && (work.model === null || work.model === this.llmModel) ? this.deps.llm : undefined;
+  }
+
+  /** Gives an item back untouched (attempt not counted), claimable by others after a poll interval. */
+  private async handBack(claim: Claim): Promise<void> {
+    this.counters.handedBack++;
+    await this.deps.store
+      .run((db) => db.claims.release(claim, { error: null, refundAttempt: true, delayMs: this.options.pollIntervalMs }))
+      .catch((err) => this.deps.log.warn({ err, item: claim.id }, 'could not hand a description item back'));
   }
 
   /** Writes a tag's new descriptions, if the claim still holds. */
@@ -198,11 +223,14 @@ export class DescriptionWorker {
       return;
     }
     const stopping = !this.running && isCancel(e);
-    const message = e instanceof Error ? e.message : String(e);
+    const message = failureText(e);
+    if (!isCancel(e) && !isAppError(e) && !(e instanceof GenerationError)) log.error({ err: e, item: claim.id }, 'description item met an unexpected error');
     const retryable = stopping || isRetryable(e);
     if (retryable && (stopping || claim.attempts < this.options.maxAttempts)) {
-      const hinted = isAppError(e) ? (e.details.retryAfterMs as number | undefined) : undefined;
-      const delay = stopping ? 0 : Math.min(this.options.retryMaxMs, hinted ?? this.options.retryBaseMs * 2 ** (claim.attempts - 1));
+      // Every retry waits: at least the back-off, longer when the server asked for longer.
+      const hinted = isAppError(e) && typeof e.details.retryAfterMs === 'number' ? e.details.retryAfterMs : 0;
+      const backoff = this.options.retryBaseMs * 2 ** Math.max(0, claim.attempts - 1);
+      const delay = stopping ? 0 : Math.min(this.options.retryMaxMs, Math.max(hinted, backoff));
       const handedBack = await store
         .run((db) => db.claims.release(claim, { error: stopping ? null : message, refundAttempt: stopping, delayMs: delay }))
         .catch((err) => {
@@ -239,6 +267,17 @@ export class DescriptionWorker {
       });
     if (recorded) this.counters.failed++;
   }
+}
+
+/**
+ * What an item (and its tag, when it fails for good) records of a failure: an AppError as its
+ * code and message ("LLM_RATE_LIMITED: …", as the API promises), a generation that found no
+ * usable answer by its reason, anything else only as an internal error (logged in full).
+ */
+function failureText(e: unknown): string {
+  if (isAppError(e)) return `${e.code}: ${e.message}`;
+  if (e instanceof GenerationError) return e.message;
+  return `${ErrorCode.INTERNAL_SERVER_ERROR}: an unexpected error (see the server log)`;
 }
 
 const isLost = (e: unknown) => e instanceof LostClaim || (isAppError(e) && e.code === ErrorCode.NOT_FOUND);

@@ -20,7 +20,14 @@ export interface ClaimedWork {
   tagName: string;
   vocabularyId: string;
   generator: 'llm' | 'template';
+  /** The LLM model the job asked for (null: templates, or an LLM job that named none). */
+  model: string | null;
   descriptionsPerTag: number;
+}
+
+/** What a worker can generate: template jobs always, LLM jobs of its model when it has one. */
+export interface WorkerAbilities {
+  llmModel: string | null;
 }
 
 export class JobClaimRepository {
@@ -28,16 +35,20 @@ export class JobClaimRepository {
 
   /**
    * Claims up to `limit` items that are due (PENDING and past `run_after`) or whose lease ran
-   * out (their worker died), oldest first, skipping rows other workers are claiming. This is
+   * out (their worker died), oldest first, skipping rows other workers are claiming, of jobs
+   * this worker can run: a replica without an LLM, or with another model, leaves an LLM job's
+   * items to the replicas that have its model (a job that names no model: any LLM). This is
    * the one query across tenants: the worker serves them all, and every statement after it is
    * scoped by the claimed row's tenant.
    */
-  async claim(limit: number, leaseMs: number): Promise<Claim[]> {
+  async claim(limit: number, leaseMs: number, can: WorkerAbilities): Promise<Claim[]> {
     const rows = await this.db.$queryRaw<{ id: string; tenant_id: string; job_id: string; tag_id: string; claim_token: string; attempts: number }[]>`
       WITH picked AS (
         SELECT i.id FROM description_job_items i
           JOIN description_jobs j ON j.id = i.job_id
          WHERE j.state IN ('QUEUED', 'RUNNING')
+           AND (j.generator = 'template'
+             OR (j.generator = 'llm' AND ${can.llmModel}::text IS NOT NULL AND (j.model IS NULL OR j.model = ${can.llmModel}::text)))
            AND ((i.state = 'PENDING' AND i.run_after <= now())
              OR (i.state = 'GENERATING' AND i.lease_expires_at < now()))
          ORDER BY i.run_after, i.id
@@ -63,14 +74,14 @@ export class JobClaimRepository {
 
   /** The tag and job of a claimed item; undefined when the claim no longer holds. */
   async work(claim: Claim): Promise<ClaimedWork | undefined> {
-    const rows = await this.db.$queryRaw<{ name: string; vocabulary_id: string; generator: string; per_tag: number }[]>`
-      SELECT t.name, t.vocabulary_id, j.generator, j.descriptions_per_tag AS per_tag
+    const rows = await this.db.$queryRaw<{ name: string; vocabulary_id: string; generator: string; model: string | null; per_tag: number }[]>`
+      SELECT t.name, t.vocabulary_id, j.generator, j.model, j.descriptions_per_tag AS per_tag
         FROM description_job_items i
         JOIN tags t ON t.id = i.tag_id AND t.tenant_id = i.tenant_id
         JOIN description_jobs j ON j.id = i.job_id AND j.tenant_id = i.tenant_id
        WHERE i.id = ${claim.id}::uuid AND i.tenant_id = ${claim.tenantId}::uuid AND i.claim_token = ${claim.token}::uuid AND i.state = 'GENERATING'`;
     const r = rows[0];
-    return r && { tagName: r.name, vocabularyId: r.vocabulary_id, generator: r.generator === 'llm' ? 'llm' : 'template', descriptionsPerTag: r.per_tag };
+    return r && { tagName: r.name, vocabularyId: r.vocabulary_id, generator: r.generator === 'llm' ? 'llm' : 'template', model: r.model, descriptionsPerTag: r.per_tag };
   }
 
   /** Extends the lease; false when the claim no longer holds. */
