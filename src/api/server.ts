@@ -14,6 +14,7 @@ import { errorStatus } from './plugins/error-status.ts';
 import { multipart } from './plugins/multipart.ts';
 import { trackOperations } from './plugins/operations.ts';
 import { requestId } from './plugins/request-id.ts';
+import { textInputs } from './plugins/text-inputs.ts';
 import { resolvers } from './resolvers/index.ts';
 import type { Services } from './services.ts';
 
@@ -68,6 +69,7 @@ export async function createHttpServer({ services, log, limits, shutdownTimeoutM
       // graphql-armor ships CommonJS typings of Apollo's plugin type; the runtime objects are the same.
       ...(protection.plugins as ApolloServerPlugin<RequestContext>[]),
       ApolloServerPluginDrainHttpServer({ httpServer: server, stopGracePeriodMillis: shutdownTimeoutMs }),
+      textInputs(),
       errorStatus(),
     ],
     formatError: formatErrorFor(log),

@@ -2,6 +2,7 @@
  * Normalisation and validation of the names and texts admins type: tag names, aliases,
  * names in other languages, vocabulary names and hand-written descriptions.
  */
+import { unstorableText } from '../../core/text.ts';
 
 export const MAX_TAG_NAME_LENGTH = 100;
 export const MAX_VOCABULARY_NAME_LENGTH = 100;
@@ -39,6 +40,8 @@ const TAG_NAME = /^[\p{L}\p{N}][\p{L}\p{M}\p{N} '’\-_.,&()+:#°%!?]*$/u;
 /** A string, normalised, 1…max characters (code points); `printable` also refuses control and format characters. */
 function checkText(raw: unknown, what: string, max: number, printable: boolean): Checked<{ text: string }> {
   if (typeof raw !== 'string') return bad(`${what} must be a string`);
+  const unstorable = unstorableText(raw);
+  if (unstorable) return bad(`${what} ${unstorable}`);
   const text = normalizeText(raw);
   if (text.length === 0) return bad(`${what} is empty`);
   if ([...text].length > max) return bad(`${what} is longer than ${max} characters`);
