@@ -13,6 +13,7 @@ export interface RequestContext {
   readonly requestId: string;
   readonly principal: Principal;
   readonly services: Services;
+  /** Lines written while the request runs carry its id (the log scope of server.ts). */
   readonly log: Logger;
   /** Aborted when the client goes away: queued inference for it is dropped. */
   readonly signal: AbortSignal;
@@ -40,7 +41,7 @@ export function createContext(services: Services, log: Logger): ContextFunction<
       requestId,
       principal,
       services,
-      log: log.child({ requestId }),
+      log,
       signal: gone.signal,
       loaders: () => (loaders ??= createLoaders(services, requireTenant(principal).tenantId)),
     };
