@@ -88,7 +88,8 @@ export async function createHttpServer({ services, log, limits, shutdownTimeoutM
   });
 
   await apollo.start();
-  const operations = trackOperations({ handler: expressMiddleware(apollo, { context: createContext(services, log) }) });
+  const context = createContext(services, log, { maxImagesPerRequest: limits.maxImagesPerRequest });
+  const operations = trackOperations({ handler: expressMiddleware(apollo, { context }) });
   app.use(
     '/graphql',
     express.json({ limit: limits.maxRequestBytes }),
