@@ -21,6 +21,13 @@ import type { Services } from './services.ts';
 
 /** Tokens in one GraphQL document; far above any real query, well below a hostile one. */
 const MAX_TOKENS = 10_000;
+/**
+ * graphql-armor's query cost: 2 an object, 1 a scalar, a field with `first: N` N times its
+ * selection. No extra factor per level (graphql-armor's default compounds 1.5 a level, which
+ * priced a page of 500 tags far over the limit): the cost is about the number of values an
+ * answer holds, and depth has a limit of its own.
+ */
+export const COST_WEIGHTS = Object.freeze({ objectCost: 2, scalarCost: 1, depthCostFactor: 1 });
 const SCHEMA_FILE = path.resolve(import.meta.dirname, '..', '..', 'schema.graphql');
 
 export interface HttpServerOptions {
@@ -48,7 +55,7 @@ export async function createHttpServer({ services, log, limits, shutdownTimeoutM
 
   const armor = new ApolloArmor({
     maxDepth: { n: limits.maxQueryDepth },
-    costLimit: { maxCost: limits.maxQueryCost },
+    costLimit: { maxCost: limits.maxQueryCost, ...COST_WEIGHTS },
     maxAliases: { n: 30 },
     maxDirectives: { n: 30 },
     // graphql-armor's token limit parses inside a plugin hook, where a syntax error becomes a
