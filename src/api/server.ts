@@ -14,6 +14,7 @@ import { errorStatus } from './plugins/error-status.ts';
 import { logScope } from './plugins/log-scope.ts';
 import { multipart } from './plugins/multipart.ts';
 import { trackOperations } from './plugins/operations.ts';
+import { queryNesting } from './plugins/query-nesting.ts';
 import { requestId } from './plugins/request-id.ts';
 import { textInputs } from './plugins/text-inputs.ts';
 import { resolvers } from './resolvers/index.ts';
@@ -21,6 +22,11 @@ import type { Services } from './services.ts';
 
 /** Tokens in one GraphQL document; far above any real query, well below a hostile one. */
 const MAX_TOKENS = 10_000;
+/**
+ * Brackets open at once in a document, checked before parsing (the parser recurses on them);
+ * far above any query within the depth limit, far below what overflows the stack.
+ */
+const MAX_NESTING = 128;
 /**
  * graphql-armor's query cost: 2 an object, 1 a scalar, a field with `first: N` N times its
  * selection. No extra factor per level (graphql-armor's default compounds 1.5 a level, which
@@ -103,6 +109,7 @@ export async function createHttpServer({ services, log, limits, shutdownTimeoutM
     // Files are read straight from the request; one byte over the image limit lets the reader
     // tell "too large" from a complete file. Apollo's CSRF check asks multipart clients for a header.
     multipart({ maxFileSize: limits.maxImageBytes + 1, maxFiles: limits.maxImagesPerRequest, maxFieldSize: limits.maxRequestBytes }),
+    queryNesting({ maxNesting: Math.max(MAX_NESTING, 4 * limits.maxQueryDepth) }),
     logScope(),
     operations.handler,
   );
