@@ -140,7 +140,8 @@ export class App {
       maxQueue: model.maxQueue,
       // Texts are batched too, two batches in flight; both must fit the queue that feeds them.
       textBatchSize: Math.max(1, Math.min(ENGINE_DEFAULTS.textBatchSize, Math.floor(model.maxQueue / 2))),
-      imageLimits: { maxBytes: limits.maxImageBytes, maxPixels: limits.maxImagePixels },
+      // The side limit has no setting of its own: the engine's default (20,000 px).
+      imageLimits: { ...ENGINE_DEFAULTS.imageLimits, maxBytes: limits.maxImageBytes, maxPixels: limits.maxImagePixels },
       logger: this.log.child({ component: 'inference' }),
     });
     const info = await engine.start();

@@ -1,3 +1,4 @@
+import { defaultMaxListeners, setMaxListeners } from 'node:events';
 import type { ContextFunction } from '@apollo/server';
 import type { ExpressContextFunctionArgument } from '@as-integrations/express5';
 import { isAppError } from '../core/errors.ts';
@@ -13,6 +14,7 @@ export interface RequestContext {
   readonly requestId: string;
   readonly principal: Principal;
   readonly services: Services;
+  /** Lines written while the request runs carry its id (the log scope of server.ts). */
   readonly log: Logger;
   /** Aborted when the client goes away: queued inference for it is dropped. */
   readonly signal: AbortSignal;
@@ -20,11 +22,19 @@ export interface RequestContext {
   loaders(): Loaders;
 }
 
+export interface ContextOptions {
+  /** Images one `tagImages` may carry (config.limits.maxImagesPerRequest). */
+  maxImagesPerRequest: number;
+}
+
 /**
  * Apollo's context function: authenticates the caller. A refused key fails here, before any
  * resolver runs; it is translated on the spot so Apollo answers with our code and status (401).
  */
-export function createContext(services: Services, log: Logger): ContextFunction<[ExpressContextFunctionArgument], RequestContext> {
+export function createContext(services: Services, log: Logger, { maxImagesPerRequest }: ContextOptions): ContextFunction<[ExpressContextFunctionArgument], RequestContext> {
+  // Every image of a request listens to its signal while its work is queued or fetched (at most
+  // two listeners at a time): sixteen images are not a leak, though Node warns beyond ten.
+  const maxSignalListeners = defaultMaxListeners + 2 * maxImagesPerRequest;
   return async ({ req, res }) => {
     const requestId = String(requestIdOf(res));
     const principal = await services.auth.authenticate(req.header('authorization')).catch((err: unknown) => {
@@ -32,6 +42,7 @@ export function createContext(services: Services, log: Logger): ContextFunction<
     });
     // A client that disconnects before the answer frees its place in the inference queue.
     const gone = new AbortController();
+    setMaxListeners(maxSignalListeners, gone.signal);
     res.once('close', () => {
       if (!res.writableFinished) gone.abort();
     });
@@ -40,7 +51,7 @@ export function createContext(services: Services, log: Logger): ContextFunction<
       requestId,
       principal,
       services,
-      log: log.child({ requestId }),
+      log,
       signal: gone.signal,
       loaders: () => (loaders ??= createLoaders(services, requireTenant(principal).tenantId)),
     };

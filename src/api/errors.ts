@@ -52,12 +52,13 @@ function extensionsOf(error: AppError): Record<string, unknown> {
 
 /**
  * For errors thrown outside execution, where Apollo takes the status from `extensions.http`
- * (building the context: a refused key answers 401). Even if this GraphQLError is not the class
- * Apollo checks against (two copies of graphql in one process), Apollo wraps it and graphql-js
- * copies its extensions.
+ * (building the context: a refused key answers 401; a plugin refusing an operation before it
+ * runs names its own, as validation errors answer 400). Even if this GraphQLError is not the
+ * class Apollo checks against (two copies of graphql in one process), Apollo wraps it and
+ * graphql-js copies its extensions.
  */
-export function toGraphQLError(error: AppError): GraphQLError {
-  const status = httpStatusOf(error.code);
+export function toGraphQLError(error: AppError, fallbackStatus?: number): GraphQLError {
+  const status = httpStatusOf(error.code) ?? fallbackStatus;
   return new GraphQLError(error.message, {
     originalError: error,
     extensions: { ...extensionsOf(error), ...(status ? { http: { status } } : {}) },

@@ -13,14 +13,29 @@ import { createContext, type RequestContext } from './context.ts';
 import { formatErrorFor, httpErrorHandler } from './errors.ts';
 import { bodyDeadline } from './plugins/body-deadline.ts';
 import { errorStatus } from './plugins/error-status.ts';
+import { logScope } from './plugins/log-scope.ts';
 import { multipart } from './plugins/multipart.ts';
 import { trackOperations } from './plugins/operations.ts';
+import { queryNesting } from './plugins/query-nesting.ts';
 import { requestId } from './plugins/request-id.ts';
+import { textInputs } from './plugins/text-inputs.ts';
 import { resolvers } from './resolvers/index.ts';
 import type { Services } from './services.ts';
 
 /** Tokens in one GraphQL document; far above any real query, well below a hostile one. */
 const MAX_TOKENS = 10_000;
+/**
+ * Brackets open at once in a document, checked before parsing (the parser recurses on them);
+ * far above any query within the depth limit, far below what overflows the stack.
+ */
+const MAX_NESTING = 128;
+/**
+ * graphql-armor's query cost: 2 an object, 1 a scalar, a field with `first: N` N times its
+ * selection. No extra factor per level (graphql-armor's default compounds 1.5 a level, which
+ * priced a page of 500 tags far over the limit): the cost is about the number of values an
+ * answer holds, and depth has a limit of its own.
+ */
+export const COST_WEIGHTS = Object.freeze({ objectCost: 2, scalarCost: 1, depthCostFactor: 1 });
 const SCHEMA_FILE = path.resolve(import.meta.dirname, '..', '..', 'schema.graphql');
 
 export interface HttpServerOptions {
@@ -73,7 +88,7 @@ export async function createHttpServer({ services, log, limits, shutdownTimeoutM
 
   const armor = new ApolloArmor({
     maxDepth: { n: limits.maxQueryDepth },
-    costLimit: { maxCost: limits.maxQueryCost },
+    costLimit: { maxCost: limits.maxQueryCost, ...COST_WEIGHTS },
     maxAliases: { n: 30 },
     maxDirectives: { n: 30 },
     // graphql-armor's token limit parses inside a plugin hook, where a syntax error becomes a
@@ -95,6 +110,7 @@ export async function createHttpServer({ services, log, limits, shutdownTimeoutM
       // graphql-armor ships CommonJS typings of Apollo's plugin type; the runtime objects are the same.
       ...(protection.plugins as ApolloServerPlugin<RequestContext>[]),
       ApolloServerPluginDrainHttpServer({ httpServer: server, stopGracePeriodMillis: shutdownTimeoutMs }),
+      textInputs(),
       errorStatus(),
     ],
     formatError: formatErrorFor(log),
@@ -113,7 +129,8 @@ export async function createHttpServer({ services, log, limits, shutdownTimeoutM
   });
 
   await apollo.start();
-  const operations = trackOperations({ handler: expressMiddleware(apollo, { context: createContext(services, log) }) });
+  const context = createContext(services, log, { maxImagesPerRequest: limits.maxImagesPerRequest });
+  const operations = trackOperations({ handler: expressMiddleware(apollo, { context }) });
   app.use(
     '/graphql',
     express.json({ limit: limits.maxRequestBytes }),
@@ -127,6 +144,8 @@ export async function createHttpServer({ services, log, limits, shutdownTimeoutM
       maxOpenPerCaller: limits.maxOpenUploadsPerKey,
       callerOf: async (authorization) => callerKey(await services.auth.authenticate(authorization)),
     }),
+    queryNesting({ maxNesting: Math.max(MAX_NESTING, 4 * limits.maxQueryDepth) }),
+    logScope(),
     operations.handler,
   );
   app.use(deadline.afterCutOff);

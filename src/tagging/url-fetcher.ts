@@ -21,7 +21,8 @@ const systemResolver: Resolver = async (host) => (await lookup(host, { all: true
 /**
  * Fetches an image by URL without letting a caller reach the server's own network: only
  * http(s); every hop's host is resolved here and each address must be public unicast (no
- * loopback, private, link-local — cloud metadata lives there —, CGNAT, multicast or reserved);
+ * loopback, private, link-local — cloud metadata lives there —, CGNAT, multicast or reserved;
+ * an IPv6 address that embeds an IPv4 one, in any form, by the IPv4 address's rules);
  * the connection goes to the address that was checked, so a second DNS answer cannot
  * redirect it (rebinding); redirects are followed by hand, re-checked, and bounded; the body
  * is bounded in bytes and the whole fetch in time.
@@ -68,14 +69,63 @@ export class UrlFetcher {
   }
 
   private isAllowed(address: string): boolean {
-    let ip = ipaddr.parse(address);
-    if (ip.kind() === 'ipv6' && (ip as ipaddr.IPv6).isIPv4MappedAddress()) ip = (ip as ipaddr.IPv6).toIPv4Address();
+    const ip = ipaddr.parse(address);
+    if (ip.kind() === 'ipv4') return this.isAllowedIp(ip);
+    const v6 = ip as ipaddr.IPv6;
+    // An IPv6 address that carries an IPv4 one reaches (or is translated to) that IPv4 address:
+    // it is judged by the IPv4 rules, all of its IPv4 addresses.
+    const embedded = embeddedIPv4(v6);
+    if (embedded === 'opaque') return false;
+    if (embedded.length > 0) return embedded.every((v4) => this.isAllowedIp(v4));
+    // An ISATAP address is an ordinary prefix whose tunnel ends at an IPv4 address: both must pass.
+    const tunnel = isatapIPv4(v6);
+    return this.isAllowedIp(v6) && (!tunnel || this.isAllowedIp(tunnel));
+  }
+
+  private isAllowedIp(ip: ipaddr.IPv4 | ipaddr.IPv6): boolean {
     for (const cidr of this.options.allowRanges ?? []) {
       const [range, bits] = ipaddr.parseCIDR(cidr);
       if (range.kind() === ip.kind() && ip.match([range, bits] as never)) return true;
     }
     return ip.range() === 'unicast';
   }
+}
+
+const v4 = (high: number, low: number) => new ipaddr.IPv4([high >> 8, high & 0xff, low >> 8, low & 0xff]);
+
+/**
+ * The IPv4 addresses that an IPv6 address embeds, by every form that routes or translates to
+ * them; 'opaque' for the local-use NAT64 prefix, whose networks choose where the IPv4 address
+ * sits (and which translates to local networks by definition).
+ *
+ *  - `::a.b.c.d` IPv4-compatible (deprecated; `::` and `::1` are the unspecified and loopback
+ *    addresses, not IPv4 ones), `::ffff:a.b.c.d` IPv4-mapped, `::ffff:0:a.b.c.d` IPv4-translated
+ *    (SIIT), `64:ff9b::a.b.c.d` NAT64's well-known prefix: the last 32 bits;
+ *  - `2002:AABB:CCDD::/48` 6to4: bits 16–47;
+ *  - `2001:0:SSSS:SSSS:…:CCCC:CCCC` Teredo: the server, and the client (stored inverted).
+ *
+ * These prefixes say "an IPv4 address follows"; ISATAP's interface identifiers (isatapIPv4)
+ * follow an ordinary prefix instead.
+ */
+export function embeddedIPv4(ip: ipaddr.IPv6): ipaddr.IPv4[] | 'opaque' {
+  const [p0, p1, p2, p3, p4, p5, p6, p7] = ip.parts as [number, number, number, number, number, number, number, number];
+  const last = v4(p6, p7);
+  const zeroPrefix = p0 === 0 && p1 === 0 && p2 === 0 && p3 === 0;
+  if (zeroPrefix && p4 === 0 && p5 === 0) return p6 === 0 && p7 <= 1 ? [] : [last];
+  if (zeroPrefix && ((p4 === 0 && p5 === 0xffff) || (p4 === 0xffff && p5 === 0))) return [last];
+  if (p0 === 0x64 && p1 === 0xff9b) {
+    if (p2 === 1) return 'opaque'; // 64:ff9b:1::/48
+    if (p2 === 0 && p3 === 0 && p4 === 0 && p5 === 0) return [last];
+  }
+  if (p0 === 0x2002) return [v4(p1, p2)];
+  if (p0 === 0x2001 && p1 === 0) return [v4(p2, p3), v4(p6 ^ 0xffff, p7 ^ 0xffff)];
+  return [];
+}
+
+/** The IPv4 tunnel end of an ISATAP address (`…:0:5efe:a.b.c.d`, `…:200:5efe:a.b.c.d`), if it is one. */
+export function isatapIPv4(ip: ipaddr.IPv6): ipaddr.IPv4 | undefined {
+  const [, , , , p4, p5, p6, p7] = ip.parts as number[];
+  return (p4 === 0 || p4 === 0x200) && p5 === 0x5efe ? v4(p6!, p7!) : undefined;
 }
 
 const badImageUrl = (message: string) => new AppError(ErrorCode.BAD_IMAGE, `image URL: ${message}`);

@@ -265,7 +265,7 @@ describe.skipIf(!packDir)('local inference engine (worker threads, real onnxrunt
 
 describe.skipIf(!packDir)('engine settings', () => {
   it('refuses bad image limits when it is made, not at the first image', async () => {
-    await expect(createLocalInferenceEngine({ packDir: packDir!, imageLimits: { maxBytes: 0, maxPixels: 1e6 } })).rejects.toThrow(/maxBytes must be a positive number/);
+    await expect(createLocalInferenceEngine({ packDir: packDir!, imageLimits: { maxBytes: 0, maxPixels: 1e6, maxDimension: 1000 } })).rejects.toThrow(/maxBytes must be a positive number/);
   });
 });
 

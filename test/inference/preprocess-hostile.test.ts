@@ -1,5 +1,5 @@
 import { deflateSync } from 'node:zlib';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { isAppError } from '../../src/core/errors.ts';
 import { sniffImageFormat } from '../../src/inference/image/format.ts';
@@ -121,7 +121,60 @@ describe('hostile and broken inputs', () => {
     expect(await outcome(noisyPng, { maxBytes: noisyPng.length, maxPixels: 96 * 96, maxDimension: 96 })).toBe('OK');
     const wide = await sharp({ create: { width: 25_000, height: 2, channels: 3, background: '#000' } }).png().toBuffer();
     expect(await outcome(wide)).toBe('IMAGE_TOO_LARGE'); // 25,000 px side > 20,000 default
-    await expect(preprocessImage(noisyPng, spec, { maxBytes: -1, maxPixels: 1 })).rejects.toThrow(RangeError);
+    await expect(preprocessImage(noisyPng, spec, { maxBytes: -1, maxPixels: 1, maxDimension: 1 })).rejects.toThrow(RangeError);
+    await expect(preprocessImage(noisyPng, spec, { maxBytes: 1, maxPixels: 1, maxDimension: undefined as unknown as number })).rejects.toThrow(RangeError);
+  });
+
+  it('refuses a side over 20,000 px from the header, before decoding, wide or tall', async () => {
+    // Headers claiming these sizes over one row of data: a decoder would fail on them, so
+    // IMAGE_TOO_LARGE (not BAD_IMAGE) shows the header alone decided.
+    for (const [width, height] of [[20_001, 1], [1, 20_001], [40_000, 1_000], [1, 30_000], [20_001, 20_001]] as const) {
+      const e = await errorOf(pngClaiming(width, height));
+      expect(e, `${width}×${height}`).toMatchObject({ code: 'IMAGE_TOO_LARGE' });
+      expect(e!.details, `${width}×${height}`).toMatchObject({ width, height, maxDimension: 20_000 });
+    }
+    expect(await outcome(pngClaiming(20_000, 1))).toBe('BAD_IMAGE'); // at the limit: decoded (and truncated)
+  });
+
+  it('enforces the side limit for every format it decodes (WebP and AVIF files cannot exceed 16,384 px)', async () => {
+    const solid = (width: number, height: number) => sharp({ create: { width, height, channels: 3, background: '#4a7' } });
+    const encoders: Record<string, (s: Sharp) => Sharp> = {
+      png: (s) => s.png(),
+      jpeg: (s) => s.jpeg(),
+      gif: (s) => s.gif(),
+      tiff: (s) => s.tiff(),
+    };
+    for (const [format, encode] of Object.entries(encoders)) {
+      for (const [width, height] of [[20_001, 2], [2, 20_001]] as const) {
+        const bytes = await encode(solid(width, height)).toBuffer();
+        const e = await errorOf(bytes);
+        expect(e, `${format} ${width}×${height}`).toMatchObject({ code: 'IMAGE_TOO_LARGE', details: { width, height } });
+      }
+      expect(await outcome(await encode(solid(20_000, 2)).toBuffer()), `${format} 20000×2`).toBe('OK');
+    }
+  });
+
+  it('judges animated and multi-page images by the frame it decodes, the first', async () => {
+    // frames of different colours (an encoder may merge identical ones)
+    const frames = async (width: number, height: number, count: number) => {
+      const each = await Promise.all(
+        Array.from({ length: count }, (_, i) => sharp({ create: { width, height, channels: 3, background: { r: 40 * i, g: 120, b: 200 - 40 * i } } }).png().toBuffer()),
+      );
+      return sharp(each, { join: { animated: true } });
+    };
+    for (const [what, bytes] of [
+      ['GIF, 2 frames of 1×20,001', await (await frames(1, 20_001, 2)).gif().toBuffer()],
+      ['GIF, 2 frames of 20,001×1', await (await frames(20_001, 1, 2)).gif().toBuffer()],
+      ['TIFF, 2 pages of 20,001×1', await (await frames(20_001, 1, 2)).tiff().toBuffer()],
+      ['TIFF, 2 pages of 1×20,001', await (await frames(1, 20_001, 2)).tiff().toBuffer()],
+    ] as const) {
+      expect((await sharp(bytes, { pages: -1 }).metadata()).pages, what).toBe(2);
+      expect(await outcome(bytes), what).toBe('IMAGE_TOO_LARGE');
+    }
+    // frames within the limit pass, however tall all of them are together
+    expect(await outcome(await (await frames(64, 8_000, 3)).gif().toBuffer())).toBe('OK');
+    expect(await outcome(await (await frames(64, 8_000, 3)).webp().toBuffer())).toBe('OK');
+    expect(await outcome(await (await frames(8_000, 64, 3)).tiff().toBuffer())).toBe('OK');
   });
 
   it('refuses SVG without rendering it (no external fetch), whatever it is called', async () => {

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
-import { createLogger } from '../../src/core/log.ts';
+import { createLogger, type Logger } from '../../src/core/log.ts';
 import { copyEmbeddedTemplate, createServerDatabase, pgServerUrl, type TestDatabase } from './database.ts';
 
 export const PLATFORM_KEY = 'test-platform-admin-key-0123456789';
@@ -17,9 +17,10 @@ export interface TestApp {
 
 /**
  * The real server on a loopback port 0, with its own database: a fresh one on the test
- * PostgreSQL server, or the embedded one in a temporary data directory.
+ * PostgreSQL server, or the embedded one in a temporary data directory. `log`: a logger of the
+ * test's own (to read what the app logs); default one at TEST_LOG_LEVEL, silent unless set.
  */
-export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+export async function startTestApp(env: Record<string, string> = {}, { log }: { log?: Logger } = {}): Promise<TestApp> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'omnitag-test-'));
   const db: TestDatabase | undefined = pgServerUrl ? await createServerDatabase() : undefined;
   // The embedded database starts from the run's migrated template (the app's own data layout).
@@ -35,7 +36,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     ...(db ? { DATABASE_URL: db.url } : {}),
     ...env,
   });
-  const app = new App(config, createLogger(config.logLevel));
+  const app = new App(config, log ?? createLogger(config.logLevel));
   await app.start();
   return {
     app,

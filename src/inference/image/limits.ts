@@ -9,8 +9,11 @@ export interface ImageLimits {
   maxBytes: number;
   /** Largest accepted width × height (of the first frame), in pixels. */
   maxPixels: number;
-  /** Largest accepted width or height, in pixels; unlimited when absent. */
-  maxDimension?: number;
+  /**
+   * Largest accepted width or height (of the first frame), in pixels. Required: a limit built
+   * from configuration must say it (DEFAULT_IMAGE_LIMITS.maxDimension when it has no setting).
+   */
+  maxDimension: number;
   /** Give up decoding after this many seconds (a hang guard); 30 when absent. */
   decodeTimeoutSeconds?: number;
 }
@@ -33,7 +36,7 @@ export function validateImageLimits(limits: ImageLimits): void {
   const positive = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0;
   if (!positive(limits.maxBytes)) throw new RangeError(`ImageLimits.maxBytes must be a positive number, got ${limits.maxBytes}`);
   if (!positive(limits.maxPixels)) throw new RangeError(`ImageLimits.maxPixels must be a positive number, got ${limits.maxPixels}`);
-  if (limits.maxDimension !== undefined && !positive(limits.maxDimension)) {
+  if (!positive(limits.maxDimension)) {
     throw new RangeError(`ImageLimits.maxDimension must be a positive number, got ${limits.maxDimension}`);
   }
   if (limits.decodeTimeoutSeconds !== undefined && !positive(limits.decodeTimeoutSeconds)) {
@@ -50,9 +53,9 @@ export function checkByteSize(byteLength: number, limits: ImageLimits): void {
   }
 }
 
-/** IMAGE_TOO_LARGE when the header's dimensions are over the pixel or side limits. */
+/** IMAGE_TOO_LARGE when the header's dimensions are over the pixel or side limits (either side). */
 export function checkDimensions(width: number, height: number, limits: ImageLimits): void {
-  const details = { width, height, maxPixels: limits.maxPixels, maxDimension: limits.maxDimension ?? null };
+  const details = { width, height, maxPixels: limits.maxPixels, maxDimension: limits.maxDimension };
   if (width * height > limits.maxPixels) {
     throw new AppError(
       ErrorCode.IMAGE_TOO_LARGE,
@@ -60,7 +63,7 @@ export function checkDimensions(width: number, height: number, limits: ImageLimi
       { details },
     );
   }
-  if (limits.maxDimension !== undefined && Math.max(width, height) > limits.maxDimension) {
+  if (width > limits.maxDimension || height > limits.maxDimension) {
     throw new AppError(
       ErrorCode.IMAGE_TOO_LARGE,
       `image is ${width}×${height}; no side may exceed ${limits.maxDimension} pixels`,

@@ -77,7 +77,7 @@ export interface KeyOwner {
 }
 
 export interface TagFilter {
-  /** Substring of the case-folded name or of an alias key. */
+  /** Substring of the case-folded name or of an alias key, matched literally (`%` and `_` too). */
   search?: string;
   enabled?: boolean;
 }
@@ -96,6 +96,13 @@ const INSERT_CHUNK = 10_000;
 const CREATE_MANY_CHUNK = 2_000;
 /** Ids or keys per `IN (…)` / `ANY(…)` list. */
 const ID_CHUNK = 5_000;
+
+/**
+ * Prisma's `contains` becomes `LIKE '%' || $1 || '%'` and passes `%` and `_` on as wildcards
+ * (a search for "_" would match every tag): they and the escape character itself are escaped
+ * with a backslash, PostgreSQL's default LIKE escape.
+ */
+export const likeLiteral = (text: string): string => text.replace(/[\\%_]/g, '\\$&');
 
 /** The `tags`, `tag_aliases` and `tag_names` tables; every query is scoped by the tenant. */
 export class TagRepository {
@@ -165,7 +172,7 @@ export class TagRepository {
       tenantId,
       vocabularyId,
       ...(filter.enabled !== undefined ? { enabled: filter.enabled } : {}),
-      ...(filter.search ? { OR: [{ key: { contains: filter.search } }, { aliases: { some: { key: { contains: filter.search } } } }] } : {}),
+      ...(filter.search ? { OR: [{ key: { contains: likeLiteral(filter.search) } }, { aliases: { some: { key: { contains: likeLiteral(filter.search) } } } }] } : {}),
     };
     return pageById(
       page,

@@ -1,11 +1,15 @@
 /**
  * Normalisation and validation of the names and texts admins type: tag names, aliases,
- * names in other languages, vocabulary names and hand-written descriptions.
+ * names in other languages, vocabulary names and hand-written descriptions; and of the
+ * searches clients type to find them.
  */
+import { unstorableText } from '../../core/text.ts';
 
 export const MAX_TAG_NAME_LENGTH = 100;
 export const MAX_VOCABULARY_NAME_LENGTH = 100;
 export const MAX_DESCRIPTION_LENGTH = 1000;
+/** Longest tag search: a longer text cannot be part of any name or alias. */
+export const MAX_SEARCH_LENGTH = MAX_TAG_NAME_LENGTH;
 
 /** Why an item was refused; `code` is an ErrorCode value. */
 export interface ItemProblem {
@@ -39,6 +43,8 @@ const TAG_NAME = /^[\p{L}\p{N}][\p{L}\p{M}\p{N} '’\-_.,&()+:#°%!?]*$/u;
 /** A string, normalised, 1…max characters (code points); `printable` also refuses control and format characters. */
 function checkText(raw: unknown, what: string, max: number, printable: boolean): Checked<{ text: string }> {
   if (typeof raw !== 'string') return bad(`${what} must be a string`);
+  const unstorable = unstorableText(raw);
+  if (unstorable) return bad(`${what} ${unstorable}`);
   const text = normalizeText(raw);
   if (text.length === 0) return bad(`${what} is empty`);
   if ([...text].length > max) return bad(`${what} is longer than ${max} characters`);
@@ -80,6 +86,23 @@ export function checkVocabularyName(raw: unknown): Checked<{ name: string }> {
 /** A hand-written description: normalised like names, 1…1000 characters, no control characters. */
 export function checkDescriptionText(raw: unknown): Checked<{ text: string }> {
   return checkText(raw, 'description', MAX_DESCRIPTION_LENGTH, true);
+}
+
+/**
+ * A search of tag names and aliases: normalised and case-folded as names are (so it compares
+ * with their keys), at most MAX_SEARCH_LENGTH characters. Empty or blank: no filter (`key`
+ * undefined). The repository matches it literally; `%` and `_` are characters like any other.
+ */
+export function checkSearch(raw: unknown): Checked<{ key: string | undefined }> {
+  if (typeof raw !== 'string') return bad('search must be a string');
+  // Before normalising: a long text is refused without scanning all of it (4 UTF-16 units a
+  // character leave room for decomposed accents and the blanks normalising drops).
+  if (raw.length > 4 * MAX_SEARCH_LENGTH) return bad(`search is longer than ${MAX_SEARCH_LENGTH} characters`);
+  const unstorable = unstorableText(raw);
+  if (unstorable) return bad(`search ${unstorable}`);
+  const text = normalizeText(raw);
+  if ([...text].length > MAX_SEARCH_LENGTH) return bad(`search is longer than ${MAX_SEARCH_LENGTH} characters`);
+  return { ok: true, key: text.length > 0 ? nameKey(text) : undefined };
 }
 
 export function checkThreshold(raw: unknown): Checked<{ threshold: number }> {

@@ -9,7 +9,7 @@ import type { NewDescription } from '../repository/descriptions.ts';
 import type { Repositories } from '../repository/store.ts';
 import type { NewAlias, NewLocalizedName, TagChanges, TagRow } from '../repository/tags.ts';
 import { toTagViews, type ItemResult, type TagView } from '../views.ts';
-import { checkTagName, checkThreshold, nameKey, normalizeText, type ItemProblem } from './names.ts';
+import { checkSearch, checkTagName, checkThreshold, type ItemProblem } from './names.ts';
 import { checkTenant } from './scope.ts';
 import { checkAliases, checkNames, prepareTag, type PreparedTag, type TagInput } from './tag-input.ts';
 
@@ -157,9 +157,11 @@ export class TagService {
   async list(tenantId: string, vocabularyId: string, options: TagListOptions): Promise<Page<TagView>> {
     checkTenant(tenantId);
     const { store } = this.ctx;
+    const search = options.search ? checkSearch(options.search) : undefined;
+    if (search && !search.ok) throw badInput(search.problem.message, { field: 'search' });
     if (!isUuid(vocabularyId) || !(await store.run((db) => db.vocabularies.exists(tenantId, vocabularyId)))) throw notFound('vocabulary');
     const filter = {
-      ...(options.search ? { search: nameKey(normalizeText(options.search)) } : {}),
+      ...(search?.ok && search.key ? { search: search.key } : {}),
       ...(options.enabled !== undefined && options.enabled !== null ? { enabled: options.enabled } : {}),
     };
     return store.run((db) => db.tags.page(tenantId, vocabularyId, filter, options, (rows) => this.views(rows)));
