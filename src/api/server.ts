@@ -11,6 +11,7 @@ import type { Logger } from '../core/log.ts';
 import { createContext, type RequestContext } from './context.ts';
 import { formatErrorFor, httpErrorHandler } from './errors.ts';
 import { errorStatus } from './plugins/error-status.ts';
+import { fairnessScope } from './plugins/fairness.ts';
 import { multipart } from './plugins/multipart.ts';
 import { trackOperations } from './plugins/operations.ts';
 import { requestId } from './plugins/request-id.ts';
@@ -92,6 +93,7 @@ export async function createHttpServer({ services, log, limits, shutdownTimeoutM
     // Files are read straight from the request; one byte over the image limit lets the reader
     // tell "too large" from a complete file. Apollo's CSRF check asks multipart clients for a header.
     multipart({ maxFileSize: limits.maxImageBytes + 1, maxFiles: limits.maxImagesPerRequest, maxFieldSize: limits.maxRequestBytes }),
+    fairnessScope(),
     operations.handler,
   );
   app.use(httpErrorHandler({ log, maxRequestBytes: limits.maxRequestBytes }));
