@@ -97,16 +97,33 @@ export function openDatabase(url: string, maxConnections: number, log: Logger, o
       }
     },
     async close() {
-      await prisma.$disconnect();
-      await pool.end();
+      // Closing says goodbye to the server on each connection and waits for it to hang up; a
+      // server that has gone silent never does, so after a while the connections are cut.
+      let timer: NodeJS.Timeout | undefined;
+      const cut = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          pool.abandonAll();
+          resolve();
+        }, t?.connectMs ?? CLOSE_WAIT_MS);
+      });
+      try {
+        await Promise.race([prisma.$disconnect().then(() => pool.end()), cut]);
+      } finally {
+        clearTimeout(timer);
+      }
     },
   };
 }
+
+/** How long closing waits for the server to hang up when no timeouts were given. */
+const CLOSE_WAIT_MS = 5_000;
 
 /** A pg client that is never left without an `error` listener and gives up a connection that stopped answering. */
 interface GuardedClient extends pg.Client {
   /** Set once the connection cannot be trusted: the pool closes it instead of handing it out again. */
   readonly broken: boolean;
+  /** Cuts the connection now: whatever waits on it fails at once. */
+  abandon(): void;
 }
 
 function guardedClient(log: Logger): typeof pg.Client {
@@ -149,7 +166,10 @@ function guardedClient(log: Logger): typeof pg.Client {
      * on it fails at once instead of one read timeout after another.
      */
     private failed(err: unknown): void {
-      if (typeof (err as { severity?: unknown }).severity === 'string') return;
+      if (typeof (err as { severity?: unknown }).severity !== 'string') this.abandon();
+    }
+
+    abandon(): void {
       this.broken = true;
       (this as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
     }
@@ -165,6 +185,8 @@ function guardedClient(log: Logger): typeof pg.Client {
  */
 class FairPool extends pg.Pool {
   private readonly gate: FairSemaphore;
+  /** Every client the pool holds, for `abandonAll`. */
+  private readonly clients = new Set<GuardedClient>();
 
   constructor(
     config: pg.PoolConfig,
@@ -173,6 +195,13 @@ class FairPool extends pg.Pool {
   ) {
     super(config);
     this.gate = new FairSemaphore(config.max ?? 10);
+    this.on('connect', (client) => this.clients.add(client as unknown as GuardedClient));
+    this.on('remove', (client) => this.clients.delete(client as unknown as GuardedClient));
+  }
+
+  /** Cuts every connection at once, without a word to the server. */
+  abandonAll(): void {
+    for (const client of this.clients) client.abandon();
   }
 
   override connect(): Promise<pg.PoolClient>;

@@ -138,6 +138,25 @@ describe(`the pg pool when connections fail (${databaseMode} database)`, () => {
     expect(await answers()).toBe(true);
   });
 
+  it('closes in bounded time while the database is silent', async () => {
+    const other = openDatabase(proxy.urlFor(testDb.url), 1, silent, { timeouts });
+    await proxy.setMode('reset'); // the embedded server takes one connection: free it for this client
+    await proxy.heal();
+    for (let i = 0; i < 50; i++) {
+      if (await other.pool.query('SELECT 1').then(() => true, () => false)) break;
+      await sleep(100);
+    }
+    await proxy.setMode('blackhole');
+    try {
+      const started = Date.now();
+      await other.close();
+      expect(Date.now() - started).toBeLessThan(CALL_BOUND_MS);
+    } finally {
+      await proxy.heal();
+    }
+    expect(await answers()).toBe(true);
+  });
+
   it('cuts a statement that runs too long and keeps serving', async () => {
     expect(await answers()).toBe(true);
     const slow = await db.pool.query('SELECT pg_sleep(3)').catch((e: unknown) => e);
