@@ -75,10 +75,7 @@ export function openDatabase(url: string, maxConnections: number, log: Logger, o
   // A dropped connection is normal when the server restarts or the network fails; the pool
   // reconnects on the next checkout.
   pool.on('error', (err) => log.warn({ err }, 'database pool error'));
-  const adapter = new PrismaPg(pool, {
-    onConnectionError: (err) => log.warn({ err }, 'database connection error'),
-    onPoolError: (err) => log.warn({ err }, 'database pool error'),
-  });
+  const adapter = new PrismaPg(pool, { onConnectionError: (err) => log.warn({ err }, 'database connection error') });
   const prisma = new PrismaClient({ adapter });
   return {
     prisma,
