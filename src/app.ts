@@ -104,7 +104,11 @@ export class App {
         if (applied.length) log.info({ applied }, 'migrations applied');
         await dbServer.whenIdle();
       }
-      const db = (acquired.db = openDatabase(dbServer.url, dbServer.maxConnections, log));
+      const db = (acquired.db = openDatabase(dbServer.url, dbServer.maxConnections, log, {
+        timeouts: config.database.timeouts,
+        // the embedded server takes one connection: a new one waits until the last one is gone
+        ...(dbServer.embedded ? { beforeConnect: () => dbServer.whenIdle() } : {}),
+      }));
       if (!(await db.ping(10_000))) throw new Error('the database does not answer');
       const pending = await pendingMigrations(db);
       if (pending.length) {

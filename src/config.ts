@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import type { DatabaseTimeouts } from './db/client.ts';
 import { ENGINE_DEFAULTS } from './inference/index.ts';
 
 /**
@@ -29,6 +30,9 @@ const EnvSchema = z.object({
     .refine((u) => /^postgres(ql)?:\/\//.test(u), 'must be a postgres:// or postgresql:// URL')
     .optional(),
   DATABASE_POOL_SIZE: int(1, 100).default(10),
+  DATABASE_CONNECT_TIMEOUT_MS: int(100, 600_000).default(5_000),
+  DATABASE_STATEMENT_TIMEOUT_MS: int(100, 3_600_000).default(5_000),
+  DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: int(100, 3_600_000).default(10_000),
   OMNITAG_DATA_DIR: z.string().min(1).default('.data'),
   OMNITAG_MIGRATE_ON_START: bool.default(true),
   OMNITAG_SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
@@ -86,6 +90,8 @@ export interface Config {
     readonly url: string | undefined;
     readonly poolSize: number;
     readonly migrateOnStart: boolean;
+    /** Every wait on the database is bounded; see README, "Failure behaviour". */
+    readonly timeouts: DatabaseTimeouts;
   };
   readonly dataDir: string;
   readonly platformAdminKey: string | undefined;
@@ -198,7 +204,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     env: e.NODE_ENV,
     http: { host: e.HOST, port: e.PORT, shutdownTimeoutMs: e.OMNITAG_SHUTDOWN_TIMEOUT_MS },
     logLevel: e.LOG_LEVEL,
-    database: { url: e.DATABASE_URL, poolSize: e.DATABASE_POOL_SIZE, migrateOnStart: e.OMNITAG_MIGRATE_ON_START },
+    database: {
+      url: e.DATABASE_URL,
+      poolSize: e.DATABASE_POOL_SIZE,
+      migrateOnStart: e.OMNITAG_MIGRATE_ON_START,
+      timeouts: {
+        connectMs: e.DATABASE_CONNECT_TIMEOUT_MS,
+        statementMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
+        idleInTransactionMs: e.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+      },
+    },
     dataDir: path.resolve(cwd, e.OMNITAG_DATA_DIR),
     platformAdminKey: e.OMNITAG_PLATFORM_ADMIN_KEY,
     authCacheMs: e.OMNITAG_AUTH_CACHE_MS,

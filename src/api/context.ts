@@ -2,6 +2,7 @@ import { defaultMaxListeners, setMaxListeners } from 'node:events';
 import type { ContextFunction } from '@apollo/server';
 import type { ExpressContextFunctionArgument } from '@as-integrations/express5';
 import { isAppError } from '../core/errors.ts';
+import { setFairnessKey } from '../core/fairness.ts';
 import type { Logger } from '../core/log.ts';
 import { requireTenant, type Principal } from '../tenancy/principal.ts';
 import { toGraphQLError } from './errors.ts';
@@ -40,6 +41,8 @@ export function createContext(services: Services, log: Logger, { maxImagesPerReq
     const principal = await services.auth.authenticate(req.header('authorization')).catch((err: unknown) => {
       throw isAppError(err) ? toGraphQLError(err) : err;
     });
+    // The database's connections take turns between tenants (api/plugins/fairness.ts).
+    if (principal.kind === 'tenant') setFairnessKey(principal.tenantId);
     // A client that disconnects before the answer frees its place in the inference queue.
     const gone = new AbortController();
     setMaxListeners(maxSignalListeners, gone.signal);

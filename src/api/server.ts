@@ -14,6 +14,7 @@ import { formatErrorFor, httpErrorHandler } from './errors.ts';
 import { bodyDeadline } from './plugins/body-deadline.ts';
 import { errorStatus } from './plugins/error-status.ts';
 import { logScope } from './plugins/log-scope.ts';
+import { fairnessScope } from './plugins/fairness.ts';
 import { multipart } from './plugins/multipart.ts';
 import { trackOperations } from './plugins/operations.ts';
 import { queryNesting } from './plugins/query-nesting.ts';
@@ -146,6 +147,7 @@ export async function createHttpServer({ services, log, limits, shutdownTimeoutM
     }),
     queryNesting({ maxNesting: Math.max(MAX_NESTING, 4 * limits.maxQueryDepth) }),
     logScope(),
+    fairnessScope(),
     operations.handler,
   );
   app.use(deadline.afterCutOff);

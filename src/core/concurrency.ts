@@ -41,6 +41,84 @@ export class Semaphore {
   }
 }
 
+/** Thrown by `FairSemaphore.acquire` when no slot came free in time. */
+export class WaitTimeoutError extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`no slot came free within ${timeoutMs} ms`);
+    this.name = 'WaitTimeoutError';
+  }
+}
+
+/**
+ * A counting semaphore whose waiters take turns by key (a tenant): a freed slot goes to the
+ * longest-waiting caller of the next key in rotation, so one key with many waiters delays
+ * another key's caller by one turn, not by its whole queue. Every wait is bounded.
+ */
+export class FairSemaphore {
+  private free: number;
+  /** Keys with waiters, in turn order (a Map keeps insertion order), each with its FIFO. */
+  private readonly queues = new Map<string, { grant(): void }[]>();
+  private waiters = 0;
+
+  constructor(size: number) {
+    if (!(Number.isInteger(size) && size > 0)) throw new RangeError('size must be a positive integer');
+    this.free = size;
+  }
+
+  /** Callers waiting for a slot. */
+  get waiting(): number {
+    return this.waiters;
+  }
+
+  /**
+   * Resolves with a release function (a second call does nothing) once a slot is this caller's;
+   * rejects with WaitTimeoutError after `timeoutMs` without one.
+   */
+  acquire(key: string, timeoutMs: number): Promise<() => void> {
+    const release = once(() => this.handOver());
+    if (this.free > 0) {
+      this.free--;
+      return Promise.resolve(release);
+    }
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        grant: () => {
+          clearTimeout(timer);
+          resolve(release);
+        },
+      };
+      const timer = setTimeout(() => {
+        const queue = this.queues.get(key);
+        const at = queue ? queue.indexOf(waiter) : -1;
+        if (at < 0) return;
+        queue!.splice(at, 1);
+        if (queue!.length === 0) this.queues.delete(key);
+        this.waiters--;
+        reject(new WaitTimeoutError(timeoutMs));
+      }, timeoutMs);
+      const queue = this.queues.get(key);
+      if (queue) queue.push(waiter);
+      else this.queues.set(key, [waiter]);
+      this.waiters++;
+    });
+  }
+
+  private handOver(): void {
+    const next = this.queues.entries().next();
+    if (next.done) {
+      this.free++;
+      return;
+    }
+    const [key, queue] = next.value;
+    const waiter = queue.shift()!;
+    this.waiters--;
+    // served: the key goes to the back of the rotation, or leaves it
+    this.queues.delete(key);
+    if (queue.length > 0) this.queues.set(key, queue);
+    waiter.grant();
+  }
+}
+
 const once = (fn: () => void) => {
   let done = false;
   return () => {

@@ -7,6 +7,7 @@
 // The engine: the interface, its value types and the local implementation on worker threads.
 export {
   isImageEmbeddings,
+  type Admission,
   type EngineInfo,
   type EngineStats,
   type ImageEmbeddings,

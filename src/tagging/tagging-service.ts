@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { ErrorCode, badInput, isAppError } from '../core/errors.ts';
-import type { InferenceEngine, LabelBank } from '../inference/index.ts';
+import type { Admission, InferenceEngine, LabelBank } from '../inference/index.ts';
 import type { Logger } from '../core/log.ts';
 import type { SnapshotTag, VocabularySnapshot } from '../vocab/index.ts';
 import { readImageInput, type ImageInputValue } from './image-input.ts';
@@ -81,37 +81,49 @@ export class TaggingService {
     }
     checkOptions(options);
     const started = performance.now();
-    const vocab = await this.snapshot(tenantId, vocabularyId);
-    const outcomes = await Promise.all(
-      images.map((image, index) =>
-        this.tagOne(tenantId, vocab, image, options, signal, started).then(
-          (result): TagImageOutcomeView => ({ index, result, error: null }),
-          (e: unknown): TagImageOutcomeView => {
-            if (!isAppError(e) || e.code === ErrorCode.INTERNAL_SERVER_ERROR) {
-              this.deps.log.error({ err: e, index }, 'tagging an image failed');
-              return { index, result: null, error: { code: ErrorCode.INTERNAL_SERVER_ERROR, message: 'Internal server error' } };
-            }
-            return { index, result: null, error: { code: e.code, message: e.message } };
-          },
+    // Admission first: a request the engine cannot take is answered OVERLOADED before it holds
+    // anything (a database connection, its images' bytes, decoded pixels).
+    const admission = this.deps.engine.admit(images.length);
+    try {
+      const vocab = await this.snapshot(tenantId, vocabularyId);
+      const outcomes = await Promise.all(
+        images.map((image, index) =>
+          this.tagOne(tenantId, vocab, image, options, signal, started, admission).then(
+            (result): TagImageOutcomeView => ({ index, result, error: null }),
+            (e: unknown): TagImageOutcomeView => {
+              if (!isAppError(e) || e.code === ErrorCode.INTERNAL_SERVER_ERROR) {
+                this.deps.log.error({ err: e, index }, 'tagging an image failed');
+                return { index, result: null, error: { code: ErrorCode.INTERNAL_SERVER_ERROR, message: 'Internal server error' } };
+              }
+              return { index, result: null, error: { code: e.code, message: e.message } };
+            },
+          ),
         ),
-      ),
-    );
-    this.record(tenantId, vocab, outcomes.length, outcomes.filter((o) => o.error).length, performance.now() - started);
-    return outcomes;
+      );
+      this.record(tenantId, vocab, outcomes.length, outcomes.filter((o) => o.error).length, performance.now() - started);
+      return outcomes;
+    } finally {
+      admission.release();
+    }
   }
 
   /** One image; errors are thrown as they are (the API's single-image call). */
   async tagImage(tenantId: string, vocabularyId: string, image: ImageInputValue, options: TagImageOptions = {}, signal?: AbortSignal): Promise<TaggingResultView> {
     checkOptions(options);
     const started = performance.now();
-    const vocab = await this.snapshot(tenantId, vocabularyId);
-    let failed = 1;
+    const admission = this.deps.engine.admit(1);
     try {
-      const result = await this.tagOne(tenantId, vocab, image, options, signal, started);
-      failed = 0;
-      return result;
+      const vocab = await this.snapshot(tenantId, vocabularyId);
+      let failed = 1;
+      try {
+        const result = await this.tagOne(tenantId, vocab, image, options, signal, started, admission);
+        failed = 0;
+        return result;
+      } finally {
+        this.record(tenantId, vocab, 1, failed, performance.now() - started);
+      }
     } finally {
-      this.record(tenantId, vocab, 1, failed, performance.now() - started);
+      admission.release();
     }
   }
 
@@ -130,10 +142,12 @@ export class TaggingService {
     options: TagImageOptions,
     signal: AbortSignal | undefined,
     started: number,
+    admission: Admission,
   ): Promise<TaggingResultView> {
     const bytes = await readImageInput(image, { maxBytes: this.deps.limits.maxImageBytes }, this.deps.urlFetcher, signal);
     const [scored] = await this.deps.engine.scoreImages([bytes], [vocab.bank], {
       fairnessKey: tenantId,
+      admission,
       explain: !!options.explain,
       ...(signal ? { signal } : {}),
     });

@@ -20,6 +20,8 @@ export interface AuthenticatorOptions {
 export class Authenticator {
   private readonly lastUsedWritten = new Map<string, number>();
   private readonly verified: LRUCache<string, TenantPrincipal> | undefined;
+  /** Lookups in flight, by key hash. */
+  private readonly lookups = new Map<string, Promise<TenantPrincipal>>();
 
   constructor(
     private readonly prisma: PrismaClient,
@@ -50,12 +52,23 @@ export class Authenticator {
       this.touch(cached.keyId);
       return cached;
     }
+    // Concurrent requests with the same key wait for one lookup, not one connection each.
+    let lookup = this.lookups.get(hash);
+    if (!lookup) {
+      lookup = this.lookup(hash).finally(() => this.lookups.delete(hash));
+      this.lookups.set(hash, lookup);
+    }
+    const principal = await lookup;
+    this.touch(principal.keyId);
+    return principal;
+  }
+
+  private async lookup(hash: string): Promise<TenantPrincipal> {
     const row = await this.prisma.apiKey
       .findUnique({ where: { hash }, select: { id: true, tenantId: true, role: true, revokedAt: true } })
       .catch(translateDbError);
     if (!row) throw unauthenticated('invalid API key');
     if (row.revokedAt) throw unauthenticated('this API key has been revoked');
-    this.touch(row.id);
     const principal: TenantPrincipal = { kind: 'tenant', tenantId: row.tenantId, role: row.role, keyId: row.id };
     this.verified?.set(hash, principal);
     return principal;

@@ -1,6 +1,7 @@
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gql, startTestApp, type TestApp } from '../support/app.ts';
+import { databaseMode } from '../support/database.ts';
 import { createTenantWithKeys, type TestTenant } from '../support/tenants.ts';
 
 describe('overload and oversize requests', () => {
@@ -49,4 +50,58 @@ describe('overload and oversize requests', () => {
     const body = (await res.json()) as { errors: { extensions: { code: string } }[] };
     expect(body.errors[0]!.extensions.code).toBe('PAYLOAD_TOO_LARGE');
   });
+});
+
+describe(`overload with real photos (${databaseMode} database)`, () => {
+  let t: TestApp;
+  let tenant: TestTenant;
+  let vocabId: string;
+  let photos: Buffer[];
+  const TAG = 'mutation($v: ID!, $f: Upload!) { tagImage(vocabularyId: $v, image: { upload: $f }) { revision image { width height } } }';
+
+  /** One upload, as a client sends a photo; its code ('OK' or the error's) and retry hint. */
+  const upload = async (photo: Buffer) => {
+    const form = new FormData();
+    form.append('operations', JSON.stringify({ query: TAG, variables: { v: vocabId, f: null } }));
+    form.append('map', JSON.stringify({ 0: ['variables.f'] }));
+    form.append('0', new Blob([photo], { type: 'image/jpeg' }), 'photo.jpg');
+    const res = await fetch(`${t.url}/graphql`, { method: 'POST', body: form, headers: { authorization: `Bearer ${tenant.clientKey}`, 'apollo-require-preflight': 'true' } });
+    const body = (await res.json()) as { errors?: { extensions: { code: string; retryAfterMs?: number } }[] };
+    const error = body.errors?.[0]?.extensions;
+    return { code: error?.code ?? 'OK', retryAfterMs: error?.retryAfterMs };
+  };
+
+  beforeAll(async () => {
+    // A small queue, as on a modest machine; the pool is small too (the embedded database has one connection).
+    t = await startTestApp({ OMNITAG_MAX_BATCH: '2', OMNITAG_MAX_QUEUE: '4', ...(databaseMode === 'postgresql' ? { DATABASE_POOL_SIZE: '2' } : {}) });
+    tenant = await createTenantWithKeys(t.url, 'Photos');
+    vocabId = (await gql(t.url, 'mutation { createVocabulary(input: { name: "V" }) { id } }', {}, tenant.adminKey)).data!.createVocabulary.id;
+    await gql(t.url, 'mutation($v: ID!) { addTags(vocabularyId: $v, tags: [{ name: "leaf" }, { name: "stone" }]) { results { ok } } }', { v: vocabId }, tenant.adminKey);
+    // Camera-like JPEGs of 1 to 14 megapixels (grain, so they do not compress to nothing).
+    photos = await Promise.all(
+      [1, 4, 8, 14].map((mp) => {
+        const width = Math.round(Math.sqrt((mp * 1e6 * 4) / 3));
+        const height = Math.round((width * 3) / 4);
+        return sharp({ create: { width, height, channels: 3, background: '#6a8', noise: { type: 'gaussian', mean: 128, sigma: 30 } } })
+          .blur(1.2)
+          .jpeg({ quality: 85 })
+          .toBuffer();
+      }),
+    );
+    // the vocabulary is compiled before the burst: the burst is about images
+    expect((await upload(photos[0]!)).code).toBe('OK');
+  });
+  afterAll(() => t?.stop());
+
+  it('admits what the queue can take and answers OVERLOADED with a retry hint to the rest, never a database error', async () => {
+    const burst = await Promise.all(Array.from({ length: 64 }, (_, i) => upload(photos[i % photos.length]!)));
+    const codes = burst.map((r) => r.code);
+    expect(codes.filter((c) => c !== 'OK' && c !== 'OVERLOADED')).toEqual([]);
+    expect(codes).toContain('OK');
+    expect(codes).toContain('OVERLOADED');
+    expect(burst.filter((r) => r.code === 'OVERLOADED').every((r) => r.retryAfterMs! > 0)).toBe(true);
+    // and it keeps serving
+    expect((await gql(t.url, '{ health { status } }')).data!.health.status).toBe('OK');
+    expect((await upload(photos[3]!)).code).toBe('OK');
+  }, 180_000);
 });

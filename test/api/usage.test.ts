@@ -25,6 +25,21 @@ describe(`usage records (${databaseMode} database)`, () => {
   });
   afterAll(() => t?.stop());
 
+  it('keeps the record of a request whose vocabulary is deleted right after it', async () => {
+    const other = await createTenantWithKeys(t.url, 'Deletes');
+    const v = (await gql(t.url, 'mutation { createVocabulary(input: { name: "short-lived" }) { id } }', {}, other.adminKey)).data!.createVocabulary.id;
+    await gql(t.url, 'mutation($v: ID!) { addTags(vocabularyId: $v, tags: [{ name: "owl" }]) { results { ok } } }', { v }, other.adminKey);
+    expect((await gql(t.url, TAG, { v, i: image }, other.clientKey)).errors).toBeUndefined();
+    // deleted before the batch of usage records is written (they wait up to a second)
+    expect((await gql(t.url, 'mutation($v: ID!) { deleteVocabulary(id: $v) }', { v }, other.adminKey)).errors).toBeUndefined();
+    let runs: { vocabularyId: string | null; imageCount: number }[] = [];
+    for (let i = 0; i < 50 && runs.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      runs = await t.app.db.prisma.taggingRun.findMany({ where: { tenantId: other.id } });
+    }
+    expect(runs.map((r) => [r.vocabularyId, r.imageCount])).toEqual([[v, 1]]);
+  });
+
   it('records every tagging request before the server stops, also one whose client hung up', async () => {
     expect((await gql(t.url, TAG, { v: vocabId, i: image }, tenant.clientKey)).errors).toBeUndefined();
     const many = await gql(t.url, TAG_MANY, { v: vocabId, i: [{ base64: image }, { base64: Buffer.from('not an image').toString('base64') }] }, tenant.clientKey);

@@ -14,7 +14,21 @@ describe('configuration', () => {
     expect(c.model.executionProvider).toBe('cpu');
     expect(c.model.packDir).toBe('/srv/omnitag/packs/tiny');
     expect(c.llm.baseUrl).toBeUndefined();
+    expect(c.database.timeouts).toEqual({ connectMs: 5_000, statementMs: 5_000, idleInTransactionMs: 10_000 });
     expect(Object.isFrozen(c.limits)).toBe(true);
+  });
+
+  it('bounds every database wait, and refuses a bound of nothing', () => {
+    const c = loadConfig({ DATABASE_CONNECT_TIMEOUT_MS: '2000', DATABASE_STATEMENT_TIMEOUT_MS: '30000', DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: '60000' });
+    expect(c.database.timeouts).toEqual({ connectMs: 2_000, statementMs: 30_000, idleInTransactionMs: 60_000 });
+    let error: unknown;
+    try {
+      loadConfig({ DATABASE_CONNECT_TIMEOUT_MS: '0', DATABASE_STATEMENT_TIMEOUT_MS: 'forever', DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: '-5' });
+    } catch (e) {
+      error = e;
+    }
+    const problems = (error as ConfigError).problems.join('\n');
+    for (const name of ['DATABASE_CONNECT_TIMEOUT_MS', 'DATABASE_STATEMENT_TIMEOUT_MS', 'DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS']) expect(problems).toContain(name);
   });
 
   it('parses and converts values', () => {

@@ -136,4 +136,46 @@ describe('micro-batcher', () => {
     expect(await running).toEqual(['a!']); // running work still completes
     expect(batches).toHaveLength(1); // b, c and d never ran
   });
+
+  it('admits requests before their work exists, and never refuses the work of an admitted one', async () => {
+    const { batcher, batches } = harness({ maxBatch: 2, maxQueue: 4, maxWaitMs: 0 });
+    const first = batcher.admit(3);
+    const second = batcher.admit(1);
+    expect(batcher.stats().admitted).toBe(4);
+    // the queue is empty, yet its room is taken: a third request is refused at once, with a hint
+    const refused = (() => {
+      try {
+        batcher.admit(1);
+      } catch (e) {
+        return e as AppError;
+      }
+    })();
+    expect(refused?.code).toBe('OVERLOADED');
+    expect(refused?.details.retryAfterMs).toBeGreaterThan(0);
+    expect(batcher.stats().overloaded).toBe(1);
+
+    // admitted work is queued even beyond the room left; other work sees only what is queued
+    const running = batcher.submit('g', ['a1', 'a2'], { admission: first }); // runs in the only slot
+    const waiting = batcher.submit('g', ['a3', 'a4', 'a5'], { admission: first });
+    expect(batcher.stats().queued).toBe(3);
+    await expect(batcher.submit('g', ['x', 'y'])).rejects.toMatchObject({ code: 'OVERLOADED' });
+    const extra = batcher.submit('g', ['b1'], { admission: second });
+    batches[0]!.finish();
+    await tick();
+    batches[1]!.finish();
+    await tick();
+    batches[2]!.finish();
+    expect(await Promise.all([running, waiting, extra])).toEqual([['a1!', 'a2!'], ['a3!', 'a4!', 'a5!'], ['b1!']]);
+
+    // released room is room again; a second release changes nothing
+    first.release();
+    first.release();
+    second.release();
+    expect(batcher.stats().admitted).toBe(0);
+    const big = batcher.admit(10); // a request larger than the queue takes all of it
+    expect(big.units).toBe(4);
+    expect(() => batcher.admit(1)).toThrow(expect.objectContaining({ code: 'OVERLOADED' }));
+    big.release();
+    batcher.admit(1).release();
+  });
 });

@@ -1,4 +1,5 @@
 import { AppError, ErrorCode } from '../../core/errors.ts';
+import type { Admission } from './engine.ts';
 
 /**
  * Dynamic micro-batching with a bounded queue and per-key fairness.
@@ -24,7 +25,10 @@ export interface SubmitOptions {
   /** Tenant (or other) key that fairness rotates over. */
   fairnessKey?: string;
   signal?: AbortSignal;
+  /** Room taken by `admit()` for the request this work belongs to: its units are not refused. */
+  admission?: Admission;
 }
+
 
 interface Request<P, R> {
   results: R[];
@@ -47,6 +51,8 @@ interface Unit<P, R> {
 
 export interface BatcherStats {
   queued: number;
+  /** Units held by admitted requests that have not ended. */
+  admitted: number;
   maxQueue: number;
   running: number;
   batches: number;
@@ -68,6 +74,8 @@ export class MicroBatcher<P, R> {
   private rotation: string[] = [];
   private turn = 0;
   private queued = 0;
+  /** Units held by admissions (see `admit`). */
+  private admitted = 0;
   private running = 0;
   private timer: NodeJS.Timeout | undefined;
   private closedWith: Error | undefined;
@@ -78,24 +86,50 @@ export class MicroBatcher<P, R> {
     if (!(options.maxQueue > 0)) throw new RangeError('maxQueue must be positive');
   }
 
-  /** Whether `count` more units would be admitted now (a cheap check before costly preparation). */
+  /** Whether `count` more units would be queued now (a cheap check before costly preparation). */
   hasRoom(count: number): boolean {
     return this.queued + count <= this.options.maxQueue;
   }
 
-  /** OVERLOADED (counted) when `count` units would not be admitted now, else null. */
+  /** OVERLOADED (counted) when `count` units would not be queued now, else null. */
   admissionError(count: number): AppError | null {
     if (this.hasRoom(count)) return null;
     this.counters.overloaded++;
     return this.overloadedError(count);
   }
 
+  /**
+   * Takes room for a request of `count` units (at most the whole queue) before any work is done
+   * for it, or throws OVERLOADED (counted, with a retry hint). Room is taken against everything
+   * queued and everything other admitted requests hold, so the requests in flight (being read,
+   * decoded, queued or run) never hold more than the queue's size.
+   */
+  admit(count: number): Admission {
+    if (this.closedWith) throw this.closedWith;
+    const units = Math.max(1, Math.min(Math.ceil(count), this.options.maxQueue));
+    if (this.queued + this.admitted + units > this.options.maxQueue) {
+      this.counters.overloaded++;
+      throw this.overloadedError(units);
+    }
+    this.admitted += units;
+    let held = true;
+    return {
+      units,
+      release: () => {
+        if (!held) return;
+        held = false;
+        this.admitted -= units;
+      },
+    };
+  }
+
   private overloadedError(requested: number): AppError {
     const slots = Math.max(1, this.running + this.options.freeSlots());
     const perUnit = Number.isFinite(this.unitMs) ? this.unitMs : 250;
-    const retryAfterMs = Math.min(30_000, Math.max(50, Math.round(((this.queued + requested) * perUnit) / slots)));
+    const ahead = Math.max(this.queued, this.admitted);
+    const retryAfterMs = Math.min(30_000, Math.max(50, Math.round(((ahead + requested) * perUnit) / slots)));
     return new AppError(ErrorCode.OVERLOADED, 'the inference queue is full; retry later', {
-      details: { retryAfterMs, queued: this.queued, maxQueue: this.options.maxQueue },
+      details: { retryAfterMs, queued: this.queued, admitted: this.admitted, maxQueue: this.options.maxQueue },
     });
   }
 
@@ -111,7 +145,8 @@ export class MicroBatcher<P, R> {
     if (payloads.length > this.options.maxQueue) {
       throw new RangeError(`a request of ${payloads.length} units can never fit a queue of ${this.options.maxQueue}`);
     }
-    const refused = this.admissionError(payloads.length);
+    // work of an admitted request was given room before it started; anything else is checked now
+    const refused = options.admission ? null : this.admissionError(payloads.length);
     if (refused) return Promise.reject(refused);
 
     const key = options.fairnessKey ?? DEFAULT_KEY;
@@ -165,7 +200,7 @@ export class MicroBatcher<P, R> {
   }
 
   stats(): BatcherStats {
-    return { queued: this.queued, maxQueue: this.options.maxQueue, running: this.running, ...this.counters };
+    return { queued: this.queued, admitted: this.admitted, maxQueue: this.options.maxQueue, running: this.running, ...this.counters };
   }
 
   /** Fails everything queued; running batches finish. Later submits fail with `error`. */

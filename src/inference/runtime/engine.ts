@@ -49,11 +49,25 @@ export interface ImageEmbeddings {
   readonly data: Float32Array;
 }
 
+/**
+ * Room in the engine's queue taken for one request before anything else is done for it
+ * (reading its images, asking the database, decoding): while it is held, that request's work is
+ * never refused, and other requests are admitted only into the room that is left.
+ */
+export interface Admission {
+  /** Units held. */
+  readonly units: number;
+  /** Gives the room back once the request has ended; a second call does nothing. */
+  release(): void;
+}
+
 export interface RequestOptions {
   /** Tenant id (or any key) that batching rotates over fairly. */
   fairnessKey?: string;
   /** Aborting removes queued work and drops results of running work. */
   signal?: AbortSignal;
+  /** The request's admission (`InferenceEngine.admit`): its work is not refused as OVERLOADED. */
+  admission?: Admission;
 }
 
 export interface ScoreOptions extends RequestOptions {
@@ -90,6 +104,8 @@ export interface TextEmbeddings {
 
 export interface EngineStats {
   queued: number;
+  /** Units held by admitted requests that have not ended (`admit`). */
+  admitted: number;
   maxQueue: number;
   runningBatches: number;
   batches: number;
@@ -104,6 +120,12 @@ export interface InferenceEngine {
   readonly info: EngineInfo;
   /** Starts the workers and loads the sessions; start-up errors (broken pack, no CUDA) surface here. */
   start(): Promise<EngineInfo>;
+  /**
+   * Admission of a request of `units` units of work (images × banks) before anything else is
+   * done or held for it: OVERLOADED (with `details.retryAfterMs`) at once when the queue cannot
+   * take it. Pass the admission with the request's calls and release it when the request ends.
+   */
+  admit(units: number): Admission;
   /**
    * The route from an image to its tag scores: bytes are decoded and normalised for this pack
    * within the configured limits (BAD_IMAGE, IMAGE_TOO_LARGE, UNSUPPORTED_FORMAT), encoded and

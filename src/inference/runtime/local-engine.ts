@@ -3,6 +3,7 @@ import { MicroBatcher, cancelledError, type SubmitOptions } from './batcher.ts';
 import { loadBuiltinVocabulary, type BuiltinVocabulary } from '../pack/builtin-vocabulary.ts';
 import {
   isImageEmbeddings,
+  type Admission,
   type EngineInfo,
   type EngineStats,
   type ImageEmbeddings,
@@ -130,6 +131,11 @@ export class LocalInferenceEngine implements InferenceEngine {
     return this.started;
   }
 
+  admit(units: number): Admission {
+    if (this.disposed) throw shuttingDown();
+    return this.batcher.admit(units);
+  }
+
   async encodeImages(images: readonly ImageInput[], options: RequestOptions = {}): Promise<ImageEmbeddings[]> {
     return (await this.encode(images, options)).map((e) => e.embeddings);
   }
@@ -223,6 +229,7 @@ export class LocalInferenceEngine implements InferenceEngine {
     const p = this.pool.stats();
     return {
       queued: b.queued,
+      admitted: b.admitted,
       maxQueue: b.maxQueue,
       runningBatches: b.running,
       batches: b.batches,
@@ -250,8 +257,9 @@ export class LocalInferenceEngine implements InferenceEngine {
   private async encode(images: readonly ImageInput[], options: RequestOptions): Promise<EncodedImage[]> {
     await this.start();
     const window = this.maxBatch.encode;
-    // refuse before decoding any image when even the first window would not be admitted
-    const refused = this.batcher.admissionError(Math.min(images.length, window));
+    // refuse before decoding any image when even the first window would not be queued (an
+    // admitted request was given its room before it began)
+    const refused = options.admission ? null : this.batcher.admissionError(Math.min(images.length, window));
     if (refused) throw refused;
     const facts: Omit<EncodedImage, 'embeddings'>[] = new Array(images.length);
     const indexed = images.map((image, index) => ({ image, index }));
@@ -326,7 +334,7 @@ export class LocalInferenceEngine implements InferenceEngine {
     const forward = () => local.abort(options.signal?.reason);
     options.signal?.addEventListener('abort', forward, { once: true });
     if (options.signal?.aborted) forward();
-    const submitOptions: SubmitOptions = { fairnessKey: options.fairnessKey, signal: local.signal };
+    const submitOptions: SubmitOptions = { fairnessKey: options.fairnessKey, signal: local.signal, admission: options.admission };
     const results: UnitResult[] = new Array(items.length);
     const inFlight: Promise<void>[] = [];
     let firstError: unknown;

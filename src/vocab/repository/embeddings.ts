@@ -6,6 +6,7 @@
  */
 import os from 'node:os';
 import type pg from 'pg';
+import { translateDbError } from '../../db/client.ts';
 
 const LITTLE_ENDIAN = os.endianness() === 'LE';
 
@@ -14,10 +15,12 @@ export class EmbeddingTable {
 
   /** The stored vectors among `hashes`; rows of another dimension (damaged) are left out, to be computed again. */
   async find(encoderId: string, dim: number, hashes: readonly string[]): Promise<Map<string, Float32Array>> {
-    const { rows } = await this.pool.query<{ text_hash: string; vector: Buffer; dim: number }>(
-      'SELECT text_hash, vector, dim FROM text_embeddings WHERE encoder_id = $1 AND text_hash = ANY($2::text[])',
-      [encoderId, hashes],
-    );
+    const { rows } = await this.pool
+      .query<{ text_hash: string; vector: Buffer; dim: number }>('SELECT text_hash, vector, dim FROM text_embeddings WHERE encoder_id = $1 AND text_hash = ANY($2::text[])', [
+        encoderId,
+        hashes,
+      ])
+      .catch(translateDbError);
     const found = new Map<string, Float32Array>();
     for (const row of rows) {
       if (row.dim !== dim || row.vector.byteLength !== dim * 4) continue;
@@ -28,12 +31,14 @@ export class EmbeddingTable {
 
   /** Stores vectors; rows another writer stored first are kept. */
   async store(encoderId: string, dim: number, hashes: readonly string[], vectors: readonly Float32Array[]): Promise<void> {
-    await this.pool.query(
-      `INSERT INTO text_embeddings (encoder_id, text_hash, dim, vector)
-       SELECT $1, h, $2, v FROM unnest($3::text[], $4::bytea[]) AS x(h, v)
-       ON CONFLICT DO NOTHING`,
-      [encoderId, dim, hashes, vectors.map(vectorToBytes)],
-    );
+    await this.pool
+      .query(
+        `INSERT INTO text_embeddings (encoder_id, text_hash, dim, vector)
+         SELECT $1, h, $2, v FROM unnest($3::text[], $4::bytea[]) AS x(h, v)
+         ON CONFLICT DO NOTHING`,
+        [encoderId, dim, hashes, vectors.map(vectorToBytes)],
+      )
+      .catch(translateDbError);
   }
 }
 

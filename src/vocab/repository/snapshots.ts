@@ -53,6 +53,7 @@ export class SnapshotReader {
   /** Runs `fn` in one REPEATABLE READ READ ONLY transaction on a connection of its own. */
   async read<T>(fn: (snapshot: RevisionSnapshot) => Promise<T>): Promise<T> {
     let client: pg.PoolClient | undefined;
+    let failed: Error | undefined;
     try {
       client = await this.pool.connect();
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
@@ -60,11 +61,12 @@ export class SnapshotReader {
       await client.query('COMMIT');
       return result;
     } catch (e) {
-      await client?.query('ROLLBACK').catch(() => {});
+      // A connection whose ROLLBACK fails too is closed instead of going back to the pool.
+      await client?.query('ROLLBACK').catch((rollbackError: Error) => (failed = rollbackError));
       if (e instanceof AppError) throw e;
       return translateDbError(e);
     } finally {
-      client?.release();
+      client?.release(failed);
     }
   }
 }
