@@ -67,8 +67,26 @@ class CatalogFriendlyClient extends pg.Client {
   }
 }
 
-const enginePool = (connectionString: string) =>
-  new pg.Pool({ connectionString, max: 1, Client: CatalogFriendlyClient });
+/**
+ * Migrations are bounded too, more loosely than requests (a migration may rewrite a large table):
+ * a database that stops answering during start-up fails it instead of hanging it.
+ */
+const MIGRATION_CONNECT_TIMEOUT_MS = 10_000;
+const MIGRATION_STATEMENT_TIMEOUT_MS = 10 * 60_000;
+
+const enginePool = (connectionString: string) => {
+  const pool = new pg.Pool({
+    connectionString,
+    max: 1,
+    Client: CatalogFriendlyClient,
+    connectionTimeoutMillis: MIGRATION_CONNECT_TIMEOUT_MS,
+    query_timeout: MIGRATION_STATEMENT_TIMEOUT_MS,
+    keepAlive: true,
+  });
+  // A late error on an idle connection must not end the process; the next query reports it.
+  pool.on('error', () => {});
+  return pool;
+};
 
 interface EngineOptions {
   /** Where throwaway databases come from when the engine needs one (diffs against migrations). */
