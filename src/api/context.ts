@@ -41,7 +41,7 @@ export function createContext(services: Services, log: Logger, { maxImagesPerReq
     const principal = await services.auth.authenticate(req.header('authorization')).catch((err: unknown) => {
       throw isAppError(err) ? toGraphQLError(err) : err;
     });
-    // The database's connections take turns between tenants (api/plugins/fairness.ts).
+    // The database's connections take turns between tenants (api/plugins/request-scope.ts).
     if (principal.kind === 'tenant') setFairnessKey(principal.tenantId);
     // A client that disconnects before the answer frees its place in the inference queue.
     const gone = new AbortController();

@@ -13,8 +13,7 @@ import { createContext, type RequestContext } from './context.ts';
 import { formatErrorFor, httpErrorHandler } from './errors.ts';
 import { bodyDeadline } from './plugins/body-deadline.ts';
 import { errorStatus } from './plugins/error-status.ts';
-import { logScope } from './plugins/log-scope.ts';
-import { fairnessScope } from './plugins/fairness.ts';
+import { requestScope } from './plugins/request-scope.ts';
 import { multipart } from './plugins/multipart.ts';
 import { trackOperations } from './plugins/operations.ts';
 import { queryNesting } from './plugins/query-nesting.ts';
@@ -146,8 +145,7 @@ export async function createHttpServer({ services, log, limits, shutdownTimeoutM
       callerOf: async (authorization) => callerKey(await services.auth.authenticate(authorization)),
     }),
     queryNesting({ maxNesting: Math.max(MAX_NESTING, 4 * limits.maxQueryDepth) }),
-    logScope(),
-    fairnessScope(),
+    requestScope(),
     operations.handler,
   );
   app.use(deadline.afterCutOff);
