@@ -160,6 +160,11 @@ describe('micro-batcher', () => {
     expect(batcher.stats().queued).toBe(3);
     await expect(batcher.submit('g', ['x', 'y'])).rejects.toMatchObject({ code: 'OVERLOADED' });
     const extra = batcher.submit('g', ['b1'], { admission: second });
+    // queued work of admitted requests is counted once: their room is taken, nothing more
+    expect(batcher.stats().queued).toBe(4);
+    expect(() => batcher.admit(1)).toThrow(expect.objectContaining({ code: 'OVERLOADED' }));
+    second.release();
+    batcher.admit(1).release(); // the room `second` held is free, though its unit still waits
     batches[0]!.finish();
     await tick();
     batches[1]!.finish();

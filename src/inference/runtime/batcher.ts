@@ -42,6 +42,8 @@ interface Request<P, R> {
 
 interface Unit<P, R> {
   group: string;
+  /** Queued under an admission: its room is already counted in `admitted`. */
+  admitted: boolean;
   key: string;
   payload: P;
   index: number;
@@ -76,6 +78,8 @@ export class MicroBatcher<P, R> {
   private queued = 0;
   /** Units held by admissions (see `admit`). */
   private admitted = 0;
+  /** Queued units of admitted requests: counted once, in `admitted`, not again as queued. */
+  private queuedAdmitted = 0;
   private running = 0;
   private timer: NodeJS.Timeout | undefined;
   private closedWith: Error | undefined;
@@ -107,7 +111,7 @@ export class MicroBatcher<P, R> {
   admit(count: number): Admission {
     if (this.closedWith) throw this.closedWith;
     const units = Math.max(1, Math.min(Math.ceil(count), this.options.maxQueue));
-    if (this.queued + this.admitted + units > this.options.maxQueue) {
+    if (this.queued - this.queuedAdmitted + this.admitted + units > this.options.maxQueue) {
       this.counters.overloaded++;
       throw this.overloadedError(units);
     }
@@ -173,11 +177,12 @@ export class MicroBatcher<P, R> {
       }
       const now = performance.now();
       payloads.forEach((payload, index) => {
-        const unit: Unit<P, R> = { group, key, payload, index, enqueuedAt: now, request };
+        const unit: Unit<P, R> = { group, admitted: !!options.admission, key, payload, index, enqueuedAt: now, request };
         queue.push(unit);
         request.units.add(unit);
       });
       this.queued += payloads.length;
+      if (options.admission) this.queuedAdmitted += payloads.length;
     });
     this.pump();
     return promise;
@@ -256,6 +261,7 @@ export class MicroBatcher<P, R> {
       batch.push(queue.splice(at, 1)[0]!);
     }
     this.queued -= batch.length;
+    for (const unit of batch) if (unit.admitted) this.queuedAdmitted--;
     // the next turn goes to the first key after the proposer that still has units
     const before = this.rotation;
     this.dropEmptyKeys();
@@ -325,6 +331,7 @@ export class MicroBatcher<P, R> {
       if (at >= 0) {
         queue!.splice(at, 1);
         this.queued--;
+        if (unit.admitted) this.queuedAdmitted--;
       }
     }
     request.units.clear();
