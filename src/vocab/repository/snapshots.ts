@@ -8,7 +8,6 @@
 import type pg from 'pg';
 import type { DescriptionSource, DescriptionState } from '../../generated/prisma/client.ts';
 import { translateDbError } from '../../db/client.ts';
-import { AppError } from '../../core/errors.ts';
 
 export interface SnapshotTagRow {
   id: string;
@@ -63,7 +62,6 @@ export class SnapshotReader {
     } catch (e) {
       // A connection whose ROLLBACK fails too is closed instead of going back to the pool.
       await client?.query('ROLLBACK').catch((rollbackError: Error) => (failed = rollbackError));
-      if (e instanceof AppError) throw e;
       return translateDbError(e);
     } finally {
       client?.release(failed);

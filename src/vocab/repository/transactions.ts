@@ -5,7 +5,6 @@
  */
 import { translateDbError, type PrismaClient } from '../../db/client.ts';
 import type { Prisma } from '../../generated/prisma/client.ts';
-import { AppError } from '../../core/errors.ts';
 
 /** The Prisma client or one of its transactions: repositories work on either. */
 export type Db = Prisma.TransactionClient;
@@ -13,20 +12,11 @@ export type Db = Prisma.TransactionClient;
 /** Interactive transactions wait for a connection (the embedded database has one) and may be long (seeding). */
 const TX_OPTIONS = { maxWait: 30_000, timeout: 120_000 } as const;
 
-export async function inTransaction<T>(prisma: PrismaClient, fn: (tx: Db) => Promise<T>): Promise<T> {
-  try {
-    return await prisma.$transaction(fn, TX_OPTIONS);
-  } catch (e) {
-    if (e instanceof AppError) throw e;
-    return translateDbError(e);
-  }
+export function inTransaction<T>(prisma: PrismaClient, fn: (tx: Db) => Promise<T>): Promise<T> {
+  return translated(prisma.$transaction(fn, TX_OPTIONS));
 }
 
-export async function translated<T>(promise: Promise<T>): Promise<T> {
-  try {
-    return await promise;
-  } catch (e) {
-    if (e instanceof AppError) throw e;
-    return translateDbError(e);
-  }
+/** AppErrors pass through translateDbError unchanged; the driver's become ours. */
+export function translated<T>(promise: Promise<T>): Promise<T> {
+  return promise.catch(translateDbError);
 }

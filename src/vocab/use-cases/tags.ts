@@ -244,7 +244,11 @@ export class TagService {
     const valid = [...new Set(ids.filter(isUuid))];
     const found = valid.length ? await store.run((db) => db.tags.vocabulariesOf(tenantId, valid)) : [];
     const byVocabulary = new Map<string, string[]>();
-    for (const t of found) byVocabulary.set(t.vocabularyId, [...(byVocabulary.get(t.vocabularyId) ?? []), t.id]);
+    for (const t of found) {
+      const list = byVocabulary.get(t.vocabularyId);
+      if (list) list.push(t.id);
+      else byVocabulary.set(t.vocabularyId, [t.id]);
+    }
     const done = new Set<string>();
     for (const [vocabularyId, tagIds] of byVocabulary) {
       for (const part of chunks(tagIds, REMOVE_CHUNK)) {
