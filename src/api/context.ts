@@ -1,6 +1,7 @@
 import { defaultMaxListeners, setMaxListeners } from 'node:events';
 import type { ContextFunction } from '@apollo/server';
 import type { ExpressContextFunctionArgument } from '@as-integrations/express5';
+import type { Request, Response } from 'express';
 import { isAppError } from '../core/errors.ts';
 import { setFairnessKey } from '../core/fairness.ts';
 import type { Logger } from '../core/log.ts';
@@ -23,6 +24,15 @@ export interface RequestContext {
   loaders(): Loaders;
 }
 
+/**
+ * The caller of a request, authenticated once however many layers ask (the upload guard counts
+ * uploads per key before the body is read; the context needs the caller too).
+ */
+export function principalOf(services: Pick<Services, 'auth'>, req: Request, res: Response): Promise<Principal> {
+  const locals = res.locals as { principal?: Promise<Principal> };
+  return (locals.principal ??= services.auth.authenticate(req.header('authorization')));
+}
+
 export interface ContextOptions {
   /** Images one `tagImages` may carry (config.limits.maxImagesPerRequest). */
   maxImagesPerRequest: number;
@@ -38,7 +48,7 @@ export function createContext(services: Services, log: Logger, { maxImagesPerReq
   const maxSignalListeners = defaultMaxListeners + 2 * maxImagesPerRequest;
   return async ({ req, res }) => {
     const requestId = String(requestIdOf(res));
-    const principal = await services.auth.authenticate(req.header('authorization')).catch((err: unknown) => {
+    const principal = await principalOf(services, req, res).catch((err: unknown) => {
       throw isAppError(err) ? toGraphQLError(err) : err;
     });
     // The database's connections take turns between tenants (api/plugins/request-scope.ts).

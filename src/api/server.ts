@@ -9,7 +9,7 @@ import express from 'express';
 import type { Config } from '../config.ts';
 import type { Logger } from '../core/log.ts';
 import type { Principal } from '../tenancy/principal.ts';
-import { createContext, type RequestContext } from './context.ts';
+import { createContext, principalOf, type RequestContext } from './context.ts';
 import { formatErrorFor, httpErrorHandler } from './errors.ts';
 import { bodyDeadline } from './plugins/body-deadline.ts';
 import { errorStatus } from './plugins/error-status.ts';
@@ -142,7 +142,7 @@ export async function createHttpServer({ services, log, limits, shutdownTimeoutM
       maxFieldSize: limits.maxRequestBytes,
       maxOpen: limits.maxOpenUploads,
       maxOpenPerCaller: limits.maxOpenUploadsPerKey,
-      callerOf: async (authorization) => callerKey(await services.auth.authenticate(authorization)),
+      callerOf: async (req, res) => callerKey(await principalOf(services, req, res)),
     }),
     queryNesting({ maxNesting: Math.max(MAX_NESTING, 4 * limits.maxQueryDepth) }),
     requestScope(),

@@ -16,10 +16,10 @@ export interface MultipartOptions {
   /** Multipart requests open at once per caller (per API key). */
   maxOpenPerCaller: number;
   /**
-   * Whom an upload is counted against, from its `Authorization` header (a stable name of the
-   * key); rejects with the AppError a refused key gets (UNAUTHENTICATED, DATABASE_UNAVAILABLE).
+   * Whom an upload is counted against, from the request's key (a stable name of the key);
+   * rejects with the AppError a refused key gets (UNAUTHENTICATED, DATABASE_UNAVAILABLE).
    */
-  callerOf(authorization: string | undefined): Promise<string>;
+  callerOf(req: Request, res: Response): Promise<string>;
 }
 
 /** How soon a refused upload may try again: open uploads end within the body deadline, most far sooner. */
@@ -76,7 +76,7 @@ export function multipart(options: MultipartOptions): RequestHandler {
     if (!req.is('multipart/form-data')) return next();
     let caller: string;
     try {
-      caller = await options.callerOf(req.header('authorization'));
+      caller = await options.callerOf(req, res);
     } catch (err) {
       res.setHeader('connection', 'close');
       return next(err);

@@ -32,11 +32,16 @@ export function trackOperations({ handler }: OperationTrackingOptions): TrackedO
     whenIdle(timeoutMs) {
       if (running === 0) return Promise.resolve();
       return new Promise((resolve) => {
-        const timer = setTimeout(resolve, timeoutMs);
-        waiters.push(() => {
+        const wake = () => {
           clearTimeout(timer);
           resolve();
-        });
+        };
+        // a waiter that timed out leaves the list, so repeated waits do not pile up
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(wake), 1);
+          resolve();
+        }, timeoutMs);
+        waiters.push(wake);
       });
     },
   };
