@@ -1,4 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { sha256Hex } from '../core/hash.ts';
 
 /** Key format: `otk_` + 43 base64url characters (256 random bits). Only its SHA-256 is stored. */
 const KEY_PREFIX = 'otk_';
@@ -12,7 +13,8 @@ export interface NewKey {
   readonly hash: string;
 }
 
-export const hashKey = (key: string) => createHash('sha256').update(key, 'utf8').digest('hex');
+/** What is stored of a key: its SHA-256. */
+export const hashKey = sha256Hex;
 
 export function generateApiKey(): NewKey {
   const key = KEY_PREFIX + randomBytes(32).toString('base64url');

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InferenceEngine } from '../../src/inference/runtime/engine.ts';
-import { sha256Hex } from '../../src/vocab/text-hash.ts';
+import { sha256Hex } from '../../src/core/hash.ts';
 import type { VocabularyServices } from '../../src/vocab/index.ts';
 import { templateDescriptions } from '../../src/vocab/generation/templates.ts';
 import { descriptionsOf, setupVocabEnv, tagNamed, testConfig, type VocabTestEnv } from './helpers.ts';

@@ -3,7 +3,7 @@ import { chunks } from '../../core/chunks.ts';
 import type { Logger } from '../../core/log.ts';
 import type { InferenceEngine } from '../../inference/index.ts';
 import type { EmbeddingTable } from '../repository/embeddings.ts';
-import { sha256Hex } from '../text-hash.ts';
+import { sha256Hex } from '../../core/hash.ts';
 
 export interface HashedText {
   readonly hash: string;

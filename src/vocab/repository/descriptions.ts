@@ -1,6 +1,6 @@
 import type { DescriptionSource, TagDescription } from '../../generated/prisma/client.ts';
 import { chunks } from '../../core/chunks.ts';
-import { sha256Hex } from '../text-hash.ts';
+import { sha256Hex } from '../../core/hash.ts';
 import type { Db } from './transactions.ts';
 
 export type { TagDescription };
