@@ -119,7 +119,7 @@ if (only.has('decoder')) {
   const embeds = await runner.encodeImages(pixels(1), 1);
   for (const tags of [100, 1000, 4585, 20000]) {
     const bank = randomBank(tags, 51);
-    const ms = await timeIt(() => runner.decode(embeds, 1, bank, { chunkTags: 1024, explain: false }));
+    const ms = await timeIt(() => runner.decode(embeds, 1, bank.segments[0]!, { chunkTags: 1024, explain: false }));
     out(`| ${tags.toLocaleString('en')} tags × 51 | ${fmt(ms)} | ${Math.round((tags * 1000) / ms).toLocaleString('en')} |`);
   }
   out();
@@ -161,7 +161,7 @@ if (only.has('batching')) {
     const px = pixels(8);
     const ms = await timeIt(async () => {
       const emb = await r.encodeImages(px, 8);
-      await r.decode(emb, 8, builtin.bank, { chunkTags: 1024, explain: false });
+      await r.decode(emb, 8, builtin.segment, { chunkTags: 1024, explain: false });
     }, 1);
     bestBatchedImagesPerSecond = (8 * 1000) / ms;
     await r.dispose();

@@ -24,12 +24,12 @@ if (values.child) {
   const pack = await openModelPack(packDir);
   const runner = new ModelRunner(pack, { provider: 'cpu', cudaDeviceId: 0, intraOpThreads: 2 });
   await runner.warmup();
-  const { bank } = await loadBuiltinVocabulary(pack);
+  const { segment } = await loadBuiltinVocabulary(pack);
   const S = pack.manifest.image.size;
   const score = async (n: number) => {
     const pixels = new Float32Array(n * 3 * S * S).fill(0.1);
     const embeds = await runner.encodeImages(pixels, n);
-    await runner.decode(embeds, n, bank, { chunkTags: chunk, explain: false });
+    await runner.decode(embeds, n, segment, { chunkTags: chunk, explain: false });
   };
   await score(1); // warm-up: sessions' own buffers for batch 1
   const base = rssMiB();

@@ -77,6 +77,8 @@ const EnvSchema = z.object({
 
   OMNITAG_EMBEDDING_CACHE_BYTES: bytes.default(256 * 1024 * 1024),
   OMNITAG_LABEL_BANK_CACHE_BYTES: bytes.default(2 * 1024 * 1024 * 1024),
+  OMNITAG_LABEL_BANK_PRECISION: z.enum(['float32', 'float16']).default('float32'),
+  OMNITAG_LABEL_BANK_SEGMENT_TAGS: int(1, 65_536).default(256),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -151,7 +153,13 @@ export interface Config {
   };
   /** Whether this process runs description jobs (API-only replicas can leave them to others). */
   readonly descriptionWorker: boolean;
-  readonly cache: { readonly embeddingBytes: number; readonly labelBankBytes: number };
+  readonly cache: { readonly embeddingBytes: number };
+  /**
+   * Compiled vocabularies: the pack's built-in segment is shared by all of them; what each owns
+   * (its own segments) is kept in an LRU of `cacheBytes`, stored at `precision`, in segments of
+   * at most `segmentTags` tags (an edit rebuilds only its tag's segment).
+   */
+  readonly labelBanks: { readonly cacheBytes: number; readonly precision: 'float32' | 'float16'; readonly segmentTags: number };
   /** Vocabularies: internal values, not read from the environment. */
   readonly vocab: {
     /** Descriptions per tag made by the template generator and asked of the LLM (RAM++: 51, "a photo of a {tag}." + 5 prompts × 10 answers). */
@@ -262,7 +270,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       retryMaxMs: 30_000,
     },
     descriptionWorker: e.OMNITAG_DESCRIPTION_WORKER,
-    cache: { embeddingBytes: e.OMNITAG_EMBEDDING_CACHE_BYTES, labelBankBytes: e.OMNITAG_LABEL_BANK_CACHE_BYTES },
+    cache: { embeddingBytes: e.OMNITAG_EMBEDDING_CACHE_BYTES },
+    labelBanks: { cacheBytes: e.OMNITAG_LABEL_BANK_CACHE_BYTES, precision: e.OMNITAG_LABEL_BANK_PRECISION, segmentTags: e.OMNITAG_LABEL_BANK_SEGMENT_TAGS },
     vocab: {
       descriptionsPerTag: 51,
       maxDescriptionsPerTag: 256,

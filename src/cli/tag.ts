@@ -15,6 +15,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
 import {
   buildLabelBank,
+  composeLabelBank,
   createLocalInferenceEngine,
   ENGINE_DEFAULTS,
   type InferenceEngine,
@@ -102,7 +103,7 @@ async function resolveVocabulary(
   if (vocab === 'builtin') {
     const builtin = await engine.builtinVocabulary();
     let bank = builtin.bank;
-    if (threshold !== undefined) bank = { ...bank, key: `${bank.key}:t${threshold}`, thresholds: new Float32Array(bank.tagCount).fill(threshold) };
+    if (threshold !== undefined) bank = composeLabelBank({ key: `${bank.key}:t${threshold}`, segments: bank.segments, tags: { ...bank, thresholds: new Float32Array(bank.tagCount).fill(threshold) } });
     const tags = builtin.tags.map((t) => ({ name: t.name, ...(t.nameZh ? { names: { zh: t.nameZh } } : {}) }));
     return { source: 'builtin', tags, bank };
   }

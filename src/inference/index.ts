@@ -28,8 +28,32 @@ export type { ImageLimits } from './image/limits.ts';
 export type { ResizeMode } from './image/preprocess.ts';
 
 // Label banks (the caller's vocabulary, as the decoder reads it) and what scoring returns.
-export { buildLabelBank, LabelBankBuilder, type LabelBank, type LabelBankTag, type TagDescriptions } from './scoring/label-bank.ts';
-export { passedTags, rankTags, topDescriptions, type DescriptionWeight, type RankedTag, type RankOptions, type TagScores } from './scoring/scores.ts';
+export {
+  buildLabelBank,
+  buildSegment,
+  composeLabelBank,
+  descriptionCount,
+  segmentBytes,
+  SegmentBuilder,
+  segmentRowEmbeddings,
+  singleSegmentBank,
+  tagEmbeddings,
+  type BankSegment,
+  type LabelBank,
+  type LabelBankTag,
+  type SegmentPrecision,
+  type TagDescriptions,
+} from './scoring/label-bank.ts';
+export {
+  descriptionWeights,
+  passedTags,
+  rankTags,
+  topDescriptions,
+  type DescriptionWeight,
+  type RankedTag,
+  type RankOptions,
+  type TagScores,
+} from './scoring/scores.ts';
 
 // Text clean-up the tokenizer applies, for callers that store texts: HTML character references
 // decoded as Python's html.unescape does (named, numeric, legacy names without ';').

@@ -61,7 +61,7 @@ export interface TagResult<T extends ResultTag> {
 export function tagResults<T extends ResultTag>(scores: TagScores, tags: readonly T[], options: ResultOptions = {}): TagResult<T>[] {
   const { threshold, passedOnly, minScore, topK } = options;
   const language = options.language?.toLowerCase();
-  const explain = options.explain === true && scores.descriptionWeights !== undefined;
+  const explain = options.explain === true && scores.explained !== undefined;
   return rankTags(scores, { threshold, passedOnly, minScore, topK }).map((r) => {
     const tag = tags[r.index]!;
     return {

@@ -34,7 +34,7 @@ export { DescriptionService, DescriptionJobService, DescriptionWorker, Embedding
 export { LlmDescriptionGenerator, TemplateGenerator };
 
 /** The parts of the configuration vocabularies read. */
-export type VocabularyConfig = Pick<Config, 'llm' | 'cache' | 'vocab' | 'descriptionWorker'> & {
+export type VocabularyConfig = Pick<Config, 'llm' | 'cache' | 'labelBanks' | 'vocab' | 'descriptionWorker'> & {
   readonly limits: Pick<Config['limits'], 'maxTagsPerRequest'>;
 };
 
@@ -97,7 +97,9 @@ export function createVocabularyServices(options: VocabularyServicesOptions): Vo
     snapshots: new SnapshotReader(pool),
     engine,
     embeddings,
-    maxBytes: config.cache.labelBankBytes,
+    maxBytes: config.labelBanks.cacheBytes,
+    segmentTags: config.labelBanks.segmentTags,
+    precision: config.labelBanks.precision,
     defaultThreshold: vocab.defaultThreshold,
     log,
   });

@@ -183,4 +183,63 @@ describe('micro-batcher', () => {
     big.release();
     batcher.admit(1).release();
   });
+
+  it('accepts more queued units than an admission holds, and counts them against later admissions', async () => {
+    const { batcher, batches } = harness({ maxBatch: 2, maxQueue: 6, maxWaitMs: 0 });
+    const overloaded = (units: number) => {
+      try {
+        batcher.admit(units).release();
+        return null;
+      } catch (e) {
+        return (e as AppError).code;
+      }
+    };
+    const blocker = batcher.submit('other', ['z']); // holds the only slot
+    const room = batcher.admit(2);
+    expect(room.units).toBe(2);
+    // one unit per segment: the request queues twice what it was admitted for, and is not refused
+    const segments = batcher.submit('seg', ['a1', 'a2', 'a3', 'a4'], { admission: room });
+    expect(batcher.stats()).toMatchObject({ queued: 4, admitted: 4, overloaded: 0 });
+    expect(room.units).toBe(4);
+    // later admissions see the four queued units, not the two admitted: 4 + 2 fits six, 4 + 3 does not
+    expect(overloaded(3)).toBe('OVERLOADED');
+    const second = batcher.admit(2);
+    expect(overloaded(1)).toBe('OVERLOADED');
+    expect(batcher.stats()).toMatchObject({ admitted: 6, overloaded: 2 });
+    second.release();
+
+    // the grown room stays taken while the request lasts, even as its units leave the queue
+    batches[0]!.finish();
+    await tick();
+    expect(batches[1]!.payloads).toEqual(['a1', 'a2']);
+    expect(batcher.stats()).toMatchObject({ queued: 2, admitted: 4 });
+    // queuing again within the grown room does not grow it further
+    const more = batcher.submit('seg', ['a5', 'a6'], { admission: room });
+    expect(batcher.stats()).toMatchObject({ queued: 4, admitted: 4 });
+    expect(overloaded(3)).toBe('OVERLOADED');
+    expect(overloaded(2)).toBeNull();
+    for (let i = 1; i <= 3; i++) {
+      batches[i]!.finish();
+      await tick();
+    }
+    expect(await Promise.all([blocker, segments, more])).toEqual([['z!'], ['a1!', 'a2!', 'a3!', 'a4!'], ['a5!', 'a6!']]);
+    expect(batcher.stats()).toMatchObject({ queued: 0, admitted: 4 });
+    expect(overloaded(3)).toBe('OVERLOADED');
+
+    // released: the whole queue is free again
+    room.release();
+    expect(batcher.stats()).toMatchObject({ queued: 0, admitted: 0 });
+    expect(overloaded(6)).toBeNull();
+    // work submitted with a released admission is plain work: it grows no room
+    const late = batcher.submit('seg', ['late1', 'late2', 'late3', 'late4', 'late5'], { admission: room });
+    expect(batcher.stats()).toMatchObject({ admitted: 0 });
+    expect(room.units).toBe(4);
+    expect(batcher.stats().queued).toBe(3); // late1 and late2 run
+    await expect(batcher.submit('seg', ['w', 'x', 'y', 'z'], { admission: room })).rejects.toMatchObject({ code: 'OVERLOADED' });
+    for (let i = 4; i <= 6; i++) {
+      await tick();
+      batches[i]!.finish();
+    }
+    expect(await late).toEqual(['late1!', 'late2!', 'late3!', 'late4!', 'late5!']);
+  });
 });

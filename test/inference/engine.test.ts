@@ -3,7 +3,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/core/errors.ts';
 import type { ImageEmbeddings, ImagePixels } from '../../src/inference/runtime/engine.ts';
-import { buildLabelBank, type LabelBank } from '../../src/inference/scoring/label-bank.ts';
+import { buildLabelBank, buildSegment, composeLabelBank, singleSegmentBank, type BankSegment, type LabelBank } from '../../src/inference/scoring/label-bank.ts';
+import { descriptionWeights, type TagScores } from '../../src/inference/scoring/scores.ts';
 import { createLocalInferenceEngine, type LocalInferenceEngine } from '../../src/inference/runtime/local-engine.ts';
 import { ModelRunner } from '../../src/inference/runtime/model-runner.ts';
 import { preprocessImage } from '../../src/inference/image/preprocess.ts';
@@ -124,11 +125,16 @@ describe.skipIf(!packDir)('local inference engine (worker threads, real onnxrunt
       const pixels = new Float32Array(2 * 3 * S * S);
       images.forEach((im, i) => pixels.set(im.pixels, i * 3 * S * S));
       const embeds = await runner.encodeImages(pixels, 2);
-      const direct = await runner.decode(embeds, 2, smallBank, { chunkTags: 1024, explain: true });
+      const direct = await runner.decode(embeds, 2, smallBank.segments[0]!, { chunkTags: 1024, explain: true });
       for (let b = 0; b < 2; b++) {
         const s = scored[b]!.scores[0]!;
         expect(maxAbsDiff(s.logits, direct.logits.subarray(b * 30, (b + 1) * 30))).toBeLessThan(1e-5);
-        expect(maxAbsDiff(s.descriptionWeights!, direct.weights!.subarray(b * 30 * 4, (b + 1) * 30 * 4))).toBeLessThan(1e-5);
+        for (let c = 0; c < 30; c++) {
+          const n = 1 + (c % 4); // bankOf's description counts
+          const from = (b * 30 + c) * 4;
+          expect(descriptionWeights(s, c)).toHaveLength(n);
+          expect(maxAbsDiff(descriptionWeights(s, c), direct.weights!.subarray(from, from + n))).toBeLessThan(1e-5);
+        }
       }
     } finally {
       await runner.dispose();
@@ -143,7 +149,8 @@ describe.skipIf(!packDir)('local inference engine (worker threads, real onnxrunt
     expect(engine.stats().runs.imageEncoder).toBe(encoderRuns);
     expect(maxAbsDiff(again[1]!.scores[0]!.logits, scored[1]!.scores[0]!.logits)).toBeLessThan(1e-6);
     expect(again[0]!.scores[1]!.tagCount).toBe(12);
-    expect(again[0]!.scores[0]!.descriptionWeights).toBeUndefined();
+    expect(again[0]!.scores[0]!.explained).toBeUndefined();
+    expect(() => descriptionWeights(again[0]!.scores[0]!, 0)).toThrow(/explain: true/);
   });
 
   it('merges concurrent requests into shared runs', async () => {
@@ -260,6 +267,201 @@ describe.skipIf(!packDir)('local inference engine (worker threads, real onnxrunt
     await expect(engine.scoreImages([foreign], [smallBank])).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
     const narrow = buildLabelBank({ key: 'narrow', embedDim: 3, tags: [{ descriptions: new Float32Array([1, 0, 0]), threshold: 0.5 }] });
     await expect(engine.scoreImages([image()], [narrow])).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+  });
+});
+
+describe.skipIf(!packDir)('segmented banks', () => {
+  let engine: LocalInferenceEngine;
+  let S: number, E: number;
+  const CHUNK = 4;
+  const random = seededRandom(2024);
+  const image = (): ImagePixels => ({ pixels: Float32Array.from({ length: 3 * S * S }, () => random() * 4 - 2) });
+  const tagDecoderRuns = () => engine.stats().runs.tagDecoder;
+  /** Decoder runs for one batch over a segment of `rows` rows. */
+  const runsFor = (rows: number) => Math.ceil(rows / CHUNK);
+  let images: ImageEmbeddings[];
+
+  beforeAll(async () => {
+    engine = await createLocalInferenceEngine({ packDir: packDir!, maxBatchSize: 4, maxWaitMs: 30, maxQueue: 64, decoderChunkTags: CHUNK, intraOpThreads: 1 });
+    await engine.start();
+    S = engine.info.imageSize;
+    E = engine.info.embedDim;
+    images = await engine.encodeImages([image(), image(), image()]);
+  });
+  afterAll(() => engine?.dispose());
+
+  function shuffled<T>(items: readonly T[]): T[] {
+    const out = [...items];
+    for (let i = out.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [out[i], out[j]] = [out[j]!, out[i]!];
+    }
+    return out;
+  }
+
+  function expectSameScores(actual: TagScores, expected: TagScores, explained: boolean): void {
+    expect(actual.tagCount).toBe(expected.tagCount);
+    expect(maxAbsDiff(actual.logits, expected.logits)).toBeLessThanOrEqual(1e-6);
+    expect(Array.from(actual.passed)).toEqual(Array.from(expected.passed));
+    expect(Array.from(actual.thresholds)).toEqual(Array.from(expected.thresholds));
+    if (!explained) return;
+    for (let i = 0; i < expected.tagCount; i++) {
+      const want = descriptionWeights(expected, i);
+      expect(descriptionWeights(actual, i)).toHaveLength(want.length);
+      expect(maxAbsDiff(descriptionWeights(actual, i), want)).toBeLessThanOrEqual(1e-6);
+    }
+  }
+
+  it('scores a vocabulary split into shuffled segments exactly as one monolithic bank', async () => {
+    const counts = [1, 5, 2, 7, 3, 1, 4, 6, 2, 3, 1, 5];
+    const C = counts.length;
+    const rows = counts.map((n) => randomUnitRows(n, E, random));
+    // thresholds around where the tiny pack's probabilities fall, so some tags pass and some do not
+    const probe = await engine.scoreImages(images, [buildLabelBank({ key: 'probe', embedDim: E, tags: rows.map((r) => ({ descriptions: r, threshold: 0.5 })) })]);
+    const probabilities = probe.flatMap((p) => Array.from(p.scores[0]!.probabilities)).sort((a, b) => a - b);
+    const median = probabilities[Math.floor(probabilities.length / 2)]!;
+    const thresholds = Float32Array.from(counts, (_, i) => Math.min(1, Math.max(0, median + (i % 3 === 0 ? 0 : (random() - 0.5) * 0.01))));
+    const mono = buildLabelBank({ key: 'mono', embedDim: E, tags: rows.map((r, i) => ({ descriptions: r, threshold: thresholds[i]! })) });
+
+    // tags in shuffled order, 4 per segment (each with its own maxDescriptions), plus one row no tag points at
+    const order = shuffled(Array.from({ length: C }, (_, i) => i));
+    const parts = [order.slice(0, 4), order.slice(4, 8), order.slice(8)];
+    const segmentOf = new Uint16Array(C);
+    const rowOf = new Uint32Array(C);
+    const listed = shuffled([0, 1, 2]); // the order the segments are listed in the bank
+    const segments: BankSegment[] = new Array(3);
+    parts.forEach((tags, p) => {
+      const at = listed[p]!;
+      const segmentRows = tags.map((t) => rows[t]!);
+      if (p === 1) segmentRows.splice(2, 0, randomUnitRows(2, E, random)); // the orphan row
+      segments[at] = buildSegment({ key: `part-${p}`, embedDim: E, tags: segmentRows });
+      tags.forEach((t, k) => {
+        segmentOf[t] = at;
+        rowOf[t] = p === 1 && k >= 2 ? k + 1 : k;
+      });
+    });
+    expect(new Set(segments.map((s) => s.maxDescriptions)).size).toBeGreaterThan(1);
+    const split = composeLabelBank({ key: 'split', segments, tags: { segmentOf, rowOf, thresholds: thresholds.slice() } });
+
+    const [monoAlone, splitAlone, together] = [
+      await engine.scoreImages(images, [mono], { explain: true }),
+      await (async () => {
+        const before = tagDecoderRuns();
+        const scored = await engine.scoreImages(images, [split], { explain: true });
+        // each segment once for the three images, in chunks of CHUNK rows (the orphan row included)
+        expect(tagDecoderRuns() - before).toBe(segments.reduce((sum, s) => sum + runsFor(s.tagCount), 0));
+        return scored;
+      })(),
+      await engine.scoreImages(images, [split, mono], { explain: true }),
+    ];
+    for (let b = 0; b < images.length; b++) {
+      expectSameScores(splitAlone[b]!.scores[0]!, monoAlone[b]!.scores[0]!, true);
+      expectSameScores(together[b]!.scores[0]!, monoAlone[b]!.scores[0]!, true);
+      expectSameScores(together[b]!.scores[1]!, monoAlone[b]!.scores[0]!, true);
+      for (let i = 0; i < C; i++) expect(descriptionWeights(splitAlone[b]!.scores[0]!, i)).toHaveLength(counts[i]!);
+      expect(splitAlone[b]!.scores[0]!.bankKey).toBe('split');
+    }
+    const passed = monoAlone.flatMap((s) => Array.from(s.scores[0]!.passed));
+    expect(passed).toContain(1);
+    expect(passed).toContain(0);
+    // and without explain: the same logits, no weights
+    const plain = await engine.scoreImages(images, [split]);
+    expect(plain[0]!.scores[0]!.explained).toBeUndefined();
+    expectSameScores(plain[2]!.scores[0]!, monoAlone[2]!.scores[0]!, false);
+  });
+
+  it('does not decode a segment no tag points at', async () => {
+    const segA = buildSegment({ key: 'unused-A', embedDim: E, tags: Array.from({ length: 9 }, () => randomUnitRows(2, E, random)) });
+    const segB = buildSegment({ key: 'used-B', embedDim: E, tags: Array.from({ length: 5 }, () => randomUnitRows(3, E, random)) });
+    const onlyB = composeLabelBank({
+      key: 'only-b',
+      segments: [segA, segB],
+      tags: { segmentOf: Uint16Array.of(1, 1, 1), rowOf: Uint32Array.of(4, 0, 2), thresholds: Float32Array.of(0.5, 0.5, 0.5) },
+    });
+    const before = engine.stats();
+    const [scored] = await engine.scoreImages([images[0]!], [onlyB], { explain: true });
+    const after = engine.stats();
+    expect(after.runs.tagDecoder - before.runs.tagDecoder).toBe(runsFor(segB.tagCount));
+    expect(after.batches - before.batches).toBe(1);
+    expect(after.batchedUnits - before.batchedUnits).toBe(1);
+    // and what it reports is segment B's rows
+    const [whole] = await engine.scoreImages([images[0]!], [singleSegmentBank('b-alone', segB, new Float32Array(5).fill(0.5))], { explain: true });
+    const w = whole!.scores[0]!;
+    expect(Array.from(scored!.scores[0]!.logits)).toEqual([4, 0, 2].map((r) => w.logits[r]));
+    expect(Array.from(descriptionWeights(scored!.scores[0]!, 0))).toEqual(Array.from(descriptionWeights(w, 4)));
+  });
+
+  it('decodes a segment two banks share once per chunk, each bank keeping its own map and thresholds', async () => {
+    const shared = buildSegment({ key: 'shared-rows', embedDim: E, tags: Array.from({ length: 10 }, (_, c) => randomUnitRows(1 + (c % 3), E, random)) });
+    const everything = singleSegmentBank('x-all-pass', shared, new Float32Array(10).fill(0));
+    const someRows = composeLabelBank({
+      key: 'y-none-pass',
+      segments: [shared],
+      tags: { segmentOf: new Uint16Array(4), rowOf: Uint32Array.of(9, 3, 3, 0), thresholds: new Float32Array(4).fill(1) },
+    });
+    const before = engine.stats();
+    const scored = await engine.scoreImages(images.slice(0, 2), [everything, someRows], { explain: true });
+    const after = engine.stats();
+    expect(after.runs.tagDecoder - before.runs.tagDecoder).toBe(runsFor(10)); // not twice that
+    expect(after.batches - before.batches).toBe(1);
+    expect(after.batchedUnits - before.batchedUnits).toBe(2); // two images, one unit each
+    for (const { scores } of scored) {
+      const [x, y] = scores as [TagScores, TagScores];
+      expect([x.bankKey, y.bankKey]).toEqual(['x-all-pass', 'y-none-pass']);
+      expect(Array.from(x.passed)).toEqual(new Array(10).fill(1));
+      expect(Array.from(y.passed)).toEqual([0, 0, 0, 0]);
+      expect(Array.from(x.thresholds)).toEqual(new Array(10).fill(0));
+      expect(Array.from(y.thresholds)).toEqual([1, 1, 1, 1]);
+      expect(Array.from(y.logits)).toEqual([9, 3, 3, 0].map((r) => x.logits[r]));
+      expect(Array.from(descriptionWeights(y, 0))).toEqual(Array.from(descriptionWeights(x, 9)));
+      expect(descriptionWeights(y, 0)).toHaveLength(1 + (9 % 3));
+    }
+    // a second call finds the segment checked already and still decodes it once
+    const again = engine.stats().runs.tagDecoder;
+    await engine.scoreImages([images[2]!], [someRows, everything, someRows]);
+    expect(engine.stats().runs.tagDecoder - again).toBe(runsFor(10));
+  });
+
+  it('batches concurrent requests of two vocabularies on the built-in segment together', async () => {
+    const builtin = await engine.builtinVocabulary();
+    const n = builtin.segment.tagCount;
+    const first = composeLabelBank({
+      key: 'vocab-p',
+      segments: [builtin.segment],
+      tags: { segmentOf: new Uint16Array(3), rowOf: Uint32Array.of(0, 7, n - 1), thresholds: Float32Array.of(0.5, 0.5, 0.5) },
+    });
+    const second = composeLabelBank({
+      key: 'vocab-q',
+      segments: [builtin.segment],
+      tags: { segmentOf: new Uint16Array(2), rowOf: Uint32Array.of(7, 1), thresholds: Float32Array.of(0.2, 0.9) },
+    });
+    const reference = await engine.scoreImages([images[0]!, images[1]!], [builtin.bank]);
+    const before = engine.stats();
+    const [p, q] = await Promise.all([engine.scoreImages([images[0]!], [first]), engine.scoreImages([images[1]!], [second])]);
+    const after = engine.stats();
+    expect(after.batches - before.batches).toBe(1);
+    expect(after.batchedUnits - before.batchedUnits).toBe(2);
+    expect(after.runs.tagDecoder - before.runs.tagDecoder).toBe(runsFor(n));
+    const ref = reference.map((r) => r.scores[0]!.logits);
+    expect(maxAbsDiff(p![0]!.scores[0]!.logits, [0, 7, n - 1].map((r) => ref[0]![r]!))).toBeLessThanOrEqual(1e-6);
+    expect(maxAbsDiff(q![0]!.scores[0]!.logits, [7, 1].map((r) => ref[1]![r]!))).toBeLessThanOrEqual(1e-6);
+    expect(Array.from(q![0]!.scores[0]!.thresholds)).toEqual([Math.fround(0.2), Math.fround(0.9)]);
+  });
+
+  it('scores a float16 segment within 1e-3 of the float32 one', async () => {
+    const rows = Array.from({ length: 9 }, (_, c) => randomUnitRows(1 + (c % 4), E, random));
+    const full = buildLabelBank({ key: 'f32', embedDim: E, tags: rows.map((r) => ({ descriptions: r, threshold: 0.5 })) });
+    const half = buildLabelBank({ key: 'f16', embedDim: E, precision: 'float16', tags: rows.map((r) => ({ descriptions: r, threshold: 0.5 })) });
+    expect(half.segments[0]!.embeds).toBeInstanceOf(Uint16Array);
+    const scored = await engine.scoreImages(images, [full, half], { explain: true });
+    let largest = 0;
+    for (const { scores } of scored) {
+      const [a, b] = scores as [TagScores, TagScores];
+      largest = Math.max(largest, maxAbsDiff(a.logits, b.logits));
+      for (let i = 0; i < 9; i++) expect(maxAbsDiff(descriptionWeights(a, i), descriptionWeights(b, i))).toBeLessThanOrEqual(1e-3);
+    }
+    expect(largest).toBeLessThanOrEqual(1e-3);
+    expect(largest).toBeGreaterThan(0); // the halves really were used
   });
 });
 

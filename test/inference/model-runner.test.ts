@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildLabelBank, descriptionCount, type LabelBank } from '../../src/inference/scoring/label-bank.ts';
+import { buildLabelBank, buildSegment, descriptionCount, type LabelBank } from '../../src/inference/scoring/label-bank.ts';
+import { float16ToFloat32, float32ToFloat16 } from '../../src/inference/pack/float16.ts';
 import { ModelRunner } from '../../src/inference/runtime/model-runner.ts';
 import { openModelPack, type ModelPack } from '../../src/inference/pack/pack.ts';
 import { maxAbsDiff, randomUnitRows, seededRandom, testPackDir } from './helpers.ts';
@@ -49,14 +50,14 @@ describe.skipIf(!packDir)('model runner (one thread, real onnxruntime)', () => {
     const images = await runner.encodeImages(randomPixels(2), 2);
     const { bank, rows } = raggedBank('ragged', 9, 6);
     expect(new Set(rows.map((r) => r.length / E)).size).toBeGreaterThan(3);
-    const whole = await runner.decode(images, 2, bank, { chunkTags: 1024, explain: true });
-    const D = bank.maxDescriptions;
+    const whole = await runner.decode(images, 2, bank.segments[0]!, { chunkTags: 1024, explain: true });
+    const D = bank.segments[0]!.maxDescriptions;
 
     for (let c = 0; c < rows.length; c++) {
       const n = rows[c]!.length / E;
       const alone = buildLabelBank({ key: `alone-${c}`, embedDim: E, tags: [{ descriptions: rows[c]!, threshold: 0.5 }] });
-      expect(alone.maxDescriptions).toBe(n);
-      const single = await runner.decode(images, 2, alone, { chunkTags: 1024, explain: true });
+      expect(alone.segments[0]!.maxDescriptions).toBe(n);
+      const single = await runner.decode(images, 2, alone.segments[0]!, { chunkTags: 1024, explain: true });
       for (let b = 0; b < 2; b++) {
         expect(Math.abs(whole.logits[b * bank.tagCount + c]! - single.logits[b]!)).toBeLessThan(1e-5);
         const w = whole.weights!.subarray((b * bank.tagCount + c) * D, (b * bank.tagCount + c + 1) * D);
@@ -71,30 +72,56 @@ describe.skipIf(!packDir)('model runner (one thread, real onnxruntime)', () => {
 
   it('gives the same logits and weights in chunks of tags as in one run', async () => {
     const images = await runner.encodeImages(randomPixels(3), 3);
-    const { bank } = raggedBank('chunked', 50, 5);
+    const segment = raggedBank('chunked', 50, 5).bank.segments[0]!;
     const before = runner.runs.tagDecoder;
-    const one = await runner.decode(images, 3, bank, { chunkTags: 1000, explain: true });
+    const one = await runner.decode(images, 3, segment, { chunkTags: 1000, explain: true });
     expect(runner.runs.tagDecoder - before).toBe(1);
     for (const chunk of [1, 7, 16, 49]) {
       const runsBefore = runner.runs.tagDecoder;
-      const parts = await runner.decode(images, 3, bank, { chunkTags: chunk, explain: true });
+      const parts = await runner.decode(images, 3, segment, { chunkTags: chunk, explain: true });
       expect(runner.runs.tagDecoder - runsBefore).toBe(Math.ceil(50 / chunk));
       expect(maxAbsDiff(parts.logits, one.logits)).toBeLessThan(1e-5);
       expect(maxAbsDiff(parts.weights!, one.weights!)).toBeLessThan(1e-6);
     }
-    const noWeights = await runner.decode(images, 3, bank, { chunkTags: 16, explain: false });
+    const noWeights = await runner.decode(images, 3, segment, { chunkTags: 16, explain: false });
     expect(noWeights.weights).toBeUndefined();
     expect(maxAbsDiff(noWeights.logits, one.logits)).toBeLessThan(1e-5);
   });
 
-  it('reads a shared bank and a plain copy of it alike', async () => {
+  it('reads a shared segment and a plain copy of it alike', async () => {
     const images = await runner.encodeImages(randomPixels(1), 1);
-    const { bank } = raggedBank('shared', 20, 4);
-    const plain = { ...bank, embeds: bank.embeds.slice(), mask: bank.mask.slice() };
+    const segment = raggedBank('shared', 20, 4).bank.segments[0]!;
+    const plain = { ...segment, embeds: segment.embeds.slice(), mask: segment.mask.slice() };
     expect(plain.embeds.buffer).not.toBeInstanceOf(SharedArrayBuffer);
-    const a = await runner.decode(images, 1, bank, { chunkTags: 6, explain: false });
+    const a = await runner.decode(images, 1, segment, { chunkTags: 6, explain: false });
     const b = await runner.decode(images, 1, plain, { chunkTags: 6, explain: false });
     expect(maxAbsDiff(a.logits, b.logits)).toBe(0);
+  });
+
+  it('widens a float16 segment to exactly the float32 values its halves stand for', async () => {
+    const images = await runner.encodeImages(randomPixels(2), 2);
+    const { rows } = raggedBank('half-source', 11, 4);
+    const full = buildSegment({ key: 'f32', embedDim: E, tags: rows });
+    const half = buildSegment({ key: 'f16', embedDim: E, tags: rows, precision: 'float16' });
+    const rounded = buildSegment({ key: 'rounded', embedDim: E, tags: rows.map((r) => float16ToFloat32(float32ToFloat16(r))) });
+    expect(half.embeds).toBeInstanceOf(Uint16Array);
+    const options = { chunkTags: 1024, explain: true };
+    const a = await runner.decode(images, 2, half, options);
+    const b = await runner.decode(images, 2, rounded, options);
+    const c = await runner.decode(images, 2, full, options);
+    expect(maxAbsDiff(a.logits, b.logits)).toBe(0);
+    expect(maxAbsDiff(a.weights!, b.weights!)).toBe(0);
+    expect(maxAbsDiff(a.logits, c.logits)).toBeLessThanOrEqual(1e-3);
+    expect(maxAbsDiff(a.logits, c.logits)).toBeGreaterThan(0); // it really ran on halves
+    expect(maxAbsDiff(a.weights!, c.weights!)).toBeLessThanOrEqual(1e-3);
+    // in chunks (each widened into the same staging buffer) and from plain, unshared memory
+    const chunked = await runner.decode(images, 2, half, { chunkTags: 3, explain: true });
+    expect(maxAbsDiff(chunked.logits, a.logits)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(chunked.weights!, a.weights!)).toBeLessThan(1e-6);
+    const plain = { ...half, embeds: half.embeds.slice(), mask: half.mask.slice() };
+    expect(plain.embeds.buffer).not.toBeInstanceOf(SharedArrayBuffer);
+    const fromPlain = await runner.decode(images, 2, plain, { chunkTags: 5, explain: false });
+    expect(maxAbsDiff(fromPlain.logits, a.logits)).toBeLessThan(1e-5);
   });
 
   it('encodes token ids to L2-normalised text embeddings [N,E]', async () => {

@@ -122,13 +122,16 @@ describe.skipIf(!packDir)('model pack validation', () => {
     const { count, descriptionsPerTag } = pack.manifest.builtin;
     expect(fp32.tags).toHaveLength(count);
     expect(fp32.bank.tagCount).toBe(count);
-    expect(fp32.bank.maxDescriptions).toBe(descriptionsPerTag);
-    expect(fp32.bank.embeds.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(fp32.segment.maxDescriptions).toBe(descriptionsPerTag);
+    expect(fp32.segment.precision).toBe('float32');
+    expect(fp32.segment.embeds.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(fp32.bank.segments).toHaveLength(1);
+    expect(fp32.bank.segments[0]).toBe(fp32.segment);
     expect(fp32.bank.thresholds[0]).toBeCloseTo(fp32.tags[0]!.threshold, 6);
 
     // store the same bank as float16 and compare with an independent decoding of those halves
     const dir = damaged();
-    const half = toFloat16(fp32.bank.embeds);
+    const half = toFloat16(fp32.segment.embeds as Float32Array);
     const binFile = path.join(dir, 'builtin', 'label_embeds.bin');
     writeFileSync(binFile, Buffer.from(half.bits.buffer));
     const m = manifestOf(dir);
@@ -136,7 +139,7 @@ describe.skipIf(!packDir)('model pack validation', () => {
     m.files['builtin/label_embeds.bin'] = { bytes: half.bits.byteLength, sha256: await sha256File(binFile) };
     writeManifest(dir, m);
     const fp16 = await loadBuiltinVocabulary(await openModelPack(dir, { verifyChecksums: true }));
-    expect(maxAbsDiff(fp16.bank.embeds, half.values)).toBe(0);
+    expect(maxAbsDiff(fp16.segment.embeds, half.values)).toBe(0);
     expect(fp16.bank.key).not.toBe(fp32.bank.key);
   });
 

@@ -44,8 +44,8 @@ describe.skipIf(!ready)('parity with upstream RAM++ (upstream-tiny reference)', 
 
   it('reproduces the closed-set logits, weights and tags with the pack\'s built-in vocabulary', async () => {
     const builtin = await loadBuiltinVocabulary(pack);
-    expect([builtin.bank.tagCount, builtin.bank.maxDescriptions]).toEqual([12, 7]);
-    const out = await runner.decode(imageEmbeds, B, builtin.bank, { chunkTags: 5, explain: true });
+    expect([builtin.bank.tagCount, builtin.segment.maxDescriptions]).toEqual([12, 7]);
+    const out = await runner.decode(imageEmbeds, B, builtin.segment, { chunkTags: 5, explain: true });
     expect(maxAbsDiff(out.logits, f32('logits_closed.npy'))).toBeLessThanOrEqual(TOLERANCE);
     expect(maxAbsDiff(out.weights!, f32('description_weights_closed.npy'))).toBeLessThanOrEqual(TOLERANCE);
 
@@ -63,7 +63,7 @@ describe.skipIf(!ready)('parity with upstream RAM++ (upstream-tiny reference)', 
       embedDim: 512,
       tags: Array.from({ length: 12 }, (_, c) => ({ descriptions: f32('text_embeds.npy').slice(c * 7 * 512, (c + 1) * 7 * 512), threshold: 0.5 })),
     });
-    const out = await runner.decode(imageEmbeds, B, bank, { chunkTags: 1024, explain: true });
+    const out = await runner.decode(imageEmbeds, B, bank.segments[0]!, { chunkTags: 1024, explain: true });
     expect(maxAbsDiff(out.logits, f32('logits_open.npy'))).toBeLessThanOrEqual(TOLERANCE);
     expect(maxAbsDiff(out.weights!, f32('description_weights_open.npy'))).toBeLessThanOrEqual(TOLERANCE);
   });

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tagEmbeddings } from '../../src/inference/index.ts';
 import type { VocabularyServices, VocabularySnapshot } from '../../src/vocab/index.ts';
 import { databaseMode, setupVocabEnv, type VocabTestEnv } from './helpers.ts';
 
@@ -126,12 +127,10 @@ describe.skipIf(!onPostgres)('concurrent edits and compiles (PostgreSQL)', () =>
 /** Per tag id: its threshold and embedding rows, independent of row order. */
 function rowsById(snap: VocabularySnapshot) {
   const bank = snap.bank!;
-  const { maxDescriptions: D, embedDim: E } = bank;
   const out: Record<string, { threshold: number; count: number; rows: number[] }> = {};
   snap.tags.forEach((t, c) => {
-    let count = 0;
-    for (let d = 0; d < D; d++) count += bank.mask[c * D + d]!;
-    out[t.id] = { threshold: bank.thresholds[c]!, count, rows: Array.from(bank.embeds.subarray(c * D * E, (c * D + count) * E)).map((x) => Math.round(x * 1e5)) };
+    const rows = tagEmbeddings(bank, c);
+    out[t.id] = { threshold: bank.thresholds[c]!, count: rows.length / bank.embedDim, rows: Array.from(rows).map((x) => Math.round(x * 1e5)) };
   });
   return out;
 }

@@ -32,10 +32,11 @@ const defaults = loadConfig({});
 
 /** The configuration's defaults with the LLM, caches and worker sized for tests (fast retries and polls, short leases). */
 export const baseConfig: VocabularyConfig = merge<VocabularyConfig>(
-  { llm: defaults.llm, cache: defaults.cache, vocab: defaults.vocab, descriptionWorker: true, limits: { maxTagsPerRequest: defaults.limits.maxTagsPerRequest } },
+  { llm: defaults.llm, cache: defaults.cache, labelBanks: defaults.labelBanks, vocab: defaults.vocab, descriptionWorker: true, limits: { maxTagsPerRequest: defaults.limits.maxTagsPerRequest } },
   {
     llm: { model: 'fake-model', timeoutMs: 5_000, maxRetries: 2, retryBaseMs: 10, retryMaxMs: 2_000 },
-    cache: { embeddingBytes: 64 * 1024 * 1024, labelBankBytes: 512 * 1024 * 1024 },
+    cache: { embeddingBytes: 64 * 1024 * 1024 },
+    labelBanks: { cacheBytes: 512 * 1024 * 1024 },
     vocab: { worker: { pollIntervalMs: 50, leaseMs: 10_000, renewEveryMs: 3_000, retryBaseMs: 20, concurrency: 2 } },
   },
 );
@@ -137,4 +138,12 @@ export async function tagNamed(s: VocabularyServices, tenantId: string, vocabula
   const key = nameKey(normalizeText(name));
   const page = await s.tags.list(tenantId, vocabularyId, { first: 10_000, search: key });
   return page.nodes.find((t) => t.key === key);
+}
+
+/** Random pixels of a pack's input size: the tiny pack's scores carry no meaning, only shapes and equality. */
+export function randomPixels(size: number, seed: number): { pixels: Float32Array } {
+  const p = new Float32Array(3 * size * size);
+  let x = seed;
+  for (let i = 0; i < p.length; i++) p[i] = ((x = (x * 1103515245 + 12345) % 2147483648) / 2147483648) * 4 - 2;
+  return { pixels: p };
 }

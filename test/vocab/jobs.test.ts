@@ -74,7 +74,7 @@ describe('description jobs', () => {
       ['PENDING', 'TEMPLATE', true],
       ['PENDING', 'TEMPLATE', true],
     ]);
-    expect(pending.bank!.maxDescriptions).toBe(6);
+    expect(pending.bank!.segments.map((x) => x.maxDescriptions)).toEqual([6]);
 
     s.start();
     const done = await jobDone(s, env.tenantA, job.id);

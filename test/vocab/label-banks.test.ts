@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InferenceEngine } from '../../src/inference/runtime/engine.ts';
+import { descriptionCount, tagEmbeddings } from '../../src/inference/index.ts';
 import { sha256Hex } from '../../src/core/hash.ts';
 import type { VocabularyServices } from '../../src/vocab/index.ts';
 import { templateDescriptions } from '../../src/vocab/generation/templates.ts';
-import { descriptionsOf, setupVocabEnv, tagNamed, testConfig, type VocabTestEnv } from './helpers.ts';
+import { descriptionsOf, randomPixels, setupVocabEnv, tagNamed, testConfig, type VocabTestEnv } from './helpers.ts';
 
 let env: VocabTestEnv;
 let s: VocabularyServices;
@@ -14,14 +15,7 @@ beforeAll(async () => {
 });
 afterAll(() => env?.close());
 
-/** Random pixels of the pack's input size: the tiny pack's scores carry no meaning, only shapes. */
-function pixels(seed: number) {
-  const S = env.engine.info.imageSize;
-  const p = new Float32Array(3 * S * S);
-  let x = seed;
-  for (let i = 0; i < p.length; i++) p[i] = ((x = (x * 1103515245 + 12345) % 2147483648) / 2147483648) * 4 - 2;
-  return { pixels: p };
-}
+const pixels = (seed: number) => randomPixels(env.engine.info.imageSize, seed);
 
 describe('label banks', () => {
   it('compiles a revision: enabled tags only, their thresholds, one row per description', async () => {
@@ -40,9 +34,12 @@ describe('label banks', () => {
     // bank order: built-in tags by their pack row, then by creation, names within one request
     expect(snap.tags.map((t) => t.name)).toEqual(['balloon', 'kite']);
     const bank = snap.bank!;
-    expect(bank).toMatchObject({ tagCount: 2, maxDescriptions: 8, embedDim: env.engine.info.embedDim });
+    expect(bank).toMatchObject({ tagCount: 2, embedDim: env.engine.info.embedDim });
     expect(Array.from(bank.thresholds)).toEqual([0.5, Math.fround(0.61)]);
-    expect(Array.from(bank.mask)).toEqual([1, 1, ...Array(6).fill(0), ...Array(8).fill(1)]);
+    // one own segment (no built-in tag), D = the longest description list
+    expect(bank.segments).toHaveLength(1);
+    expect(bank.segments[0]).toMatchObject({ tagCount: 2, maxDescriptions: 8, precision: 'float32' });
+    expect([descriptionCount(bank, 0), descriptionCount(bank, 1)]).toEqual([2, 8]);
     expect(snap.tags[1]).toMatchObject({ names: { de: 'Drachen' }, descriptionSource: 'TEMPLATE', usedFallback: false, status: 'READY' });
     expect(snap.tags[0]!.descriptions).toEqual([
       { source: 'MANUAL', text: 'a round rubber balloon.' },
@@ -52,7 +49,8 @@ describe('label banks', () => {
     // the rows are the text encoder's embeddings of the descriptions
     const E = bank.embedDim;
     const direct = await env.engine.embedTexts(templateDescriptions('kite', 8));
-    for (let i = 0; i < 8 * E; i++) expect(bank.embeds[8 * E + i]).toBeCloseTo(direct.embeddings[i]!, 5);
+    const kite = tagEmbeddings(bank, 1);
+    for (let i = 0; i < 8 * E; i++) expect(kite[i]).toBeCloseTo(direct.embeddings[i]!, 5);
 
     // the engine scores images against it
     const scored = await env.engine.scoreImages([pixels(1)], [bank]);
@@ -79,19 +77,20 @@ describe('label banks', () => {
     const added = await s.tags.add(env.tenantA, v.id, [{ name: 'unusual gadget', descriptions: texts }]);
     const snap = await s.labelBanks.forVocabulary(env.tenantA, v.id);
     const after = { banks: s.labelBanks.stats(), cache: s.embeddings.stats() };
-    expect(snap.bank).toMatchObject({ tagCount: 4586, maxDescriptions: 51 });
+    expect(snap.bank).toMatchObject({ tagCount: 4586 });
+    // the pack's segment, shared, and one own segment holding only the new tag
+    expect(snap.bank!.segments[0]).toBe(builtin.segment);
+    expect(snap.bank!.segments.slice(1).map((x) => [x.tagCount, x.maxDescriptions])).toEqual([[1, 51]]);
+    expect(after.banks.segmentsBuilt - before.banks.segmentsBuilt).toBe(1);
     expect(after.banks.tagsRebuilt - before.banks.tagsRebuilt).toBe(1);
     expect(after.banks.incremental - before.banks.incremental).toBe(1);
     expect(after.cache.computed - before.cache.computed).toBe(51);
     const row = snap.tags.findIndex((t) => t.id === added.results[0]!.tag!.id);
     expect(row).toBe(4585); // new tags after the built-in ones
     // built-in rows are still the pack's
-    const E = env.engine.info.embedDim;
     const i = 100;
     const c = snap.tags.findIndex((t) => t.name === builtin.tags[i]!.name);
-    const n = builtin.tags[i]!.descriptionCount;
-    const bD = builtin.bank.maxDescriptions;
-    expect(Array.from(snap.bank!.embeds.subarray(c * 51 * E, c * 51 * E + n * E))).toEqual(Array.from(builtin.bank.embeds.subarray(i * bD * E, i * bD * E + n * E)));
+    expect([snap.bank!.segmentOf[c], snap.bank!.rowOf[c]]).toEqual([0, i]);
 
     // a revision that changes no tag (a rename of the vocabulary) rebuilds nothing and embeds nothing
     await s.vocabularies.rename(env.tenantA, v.id, 'incremental, renamed');
@@ -160,13 +159,13 @@ describe('label banks', () => {
     const switched = createVocabularyServices({ prisma: env.db.prisma, pool: env.db.pool, engine: other, log: silentLog, config: testConfig({ vocab: { descriptionsPerTag: 8 } }) });
     const theirs = await switched.labelBanks.forVocabulary(env.tenantA, v.id);
     expect(switched.embeddings.stats()).toMatchObject({ computed: 8, databaseHits: 0 });
-    expect(theirs.bank!.embeds[0]).toBeCloseTo(-mine.bank!.embeds[0]!, 6);
+    expect(tagEmbeddings(theirs.bank!, 0)[0]).toBeCloseTo(-tagEmbeddings(mine.bank!, 0)[0]!, 6);
     expect(theirs.bank!.key).not.toBe(mine.bank!.key);
   });
 
   it('keeps compiled banks under the memory budget', async () => {
     const budget = 400_000;
-    const small = await env.services({ vocab: { descriptionsPerTag: 8 }, cache: { embeddingBytes: 8 << 20, labelBankBytes: budget } });
+    const small = await env.services({ vocab: { descriptionsPerTag: 8 }, cache: { embeddingBytes: 8 << 20 }, labelBanks: { cacheBytes: budget } });
     const ids: string[] = [];
     for (let k = 0; k < 6; k++) {
       const v = await small.vocabularies.create(env.tenantB, { name: `budget ${k}` });
@@ -188,7 +187,7 @@ describe('label banks', () => {
     expect(small.embeddings.stats().computed).toBe(computed);
 
     // a vocabulary larger than the whole budget is served but not kept
-    const tiny = await env.services({ cache: { embeddingBytes: 8 << 20, labelBankBytes: 1000 } });
+    const tiny = await env.services({ cache: { embeddingBytes: 8 << 20 }, labelBanks: { cacheBytes: 1000 } });
     const snap = await tiny.labelBanks.forVocabulary(env.tenantB, ids[1]!);
     expect(snap.bank!.tagCount).toBe(40);
     expect(tiny.labelBanks.stats()).toMatchObject({ entries: 0, oversize: 1 });

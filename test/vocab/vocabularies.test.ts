@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tagEmbeddings } from '../../src/inference/index.ts';
 import type { VocabularyServices } from '../../src/vocab/index.ts';
 import { descriptionsOf, setupVocabEnv, tagNamed, type VocabTestEnv } from './helpers.ts';
 
@@ -80,15 +81,13 @@ describe('vocabularies', () => {
     expect(snap.revision).toBe(v.revision);
     expect(snap.bank!.tagCount).toBe(4585);
     const rowOf = new Map(snap.tags.map((t, i) => [t.name, i]));
-    const E = env.engine.info.embedDim;
-    const D = snap.bank!.maxDescriptions;
-    const bD = builtin.bank.maxDescriptions;
+    // one segment: the pack's own, not a copy
+    expect(snap.bank!.segments).toEqual([builtin.segment]);
+    expect(snap.bank!.segments[0]).toBe(builtin.segment);
     for (const i of [0, 17, 4584]) {
       const c = rowOf.get(builtin.tags[i]!.name)!;
-      const n = builtin.tags[i]!.descriptionCount;
-      expect(Array.from(snap.bank!.embeds.subarray(c * D * E, c * D * E + n * E))).toEqual(
-        Array.from(builtin.bank.embeds.subarray(i * bD * E, i * bD * E + n * E)),
-      );
+      expect([snap.bank!.segmentOf[c], snap.bank!.rowOf[c]]).toEqual([0, i]);
+      expect(tagEmbeddings(snap.bank!, c)).toEqual(tagEmbeddings(builtin.bank, i));
       expect(snap.bank!.thresholds[c]).toBeCloseTo(builtin.tags[i]!.threshold, 6);
       expect(snap.tags[c]).toMatchObject({ builtin: true, descriptionSource: 'BUILTIN', usedFallback: false, names: builtin.tags[i]!.nameZh ? { zh: builtin.tags[i]!.nameZh } : {} });
     }

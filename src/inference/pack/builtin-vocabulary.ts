@@ -2,7 +2,7 @@ import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { z } from 'zod';
 import { float16ToFloat32 } from './float16.ts';
-import type { LabelBank } from '../scoring/label-bank.ts';
+import { singleSegmentBank, type BankSegment, type LabelBank } from '../scoring/label-bank.ts';
 import { packError, type ModelPack } from './pack.ts';
 
 export interface BuiltinTag {
@@ -15,6 +15,12 @@ export interface BuiltinTag {
 /** The pack's own vocabulary (RAM++'s 4,585 tags with their description embeddings). */
 export interface BuiltinVocabulary {
   readonly tags: readonly BuiltinTag[];
+  /**
+   * Its rows, loaded once per process: every vocabulary that uses built-in tags points into
+   * this one segment instead of copying it.
+   */
+  readonly segment: BankSegment;
+  /** The built-in tags as a bank (row i is tag i, the pack's thresholds). */
   readonly bank: LabelBank;
 }
 
@@ -79,16 +85,14 @@ export async function loadBuiltinVocabulary(pack: ModelPack): Promise<BuiltinVoc
 
   const mask = new Uint8Array(new SharedArrayBuffer(C * D));
   tags.forEach((t, c) => mask.fill(1, c * D, c * D + t.descriptionCount));
-  const bank: LabelBank = Object.freeze({
-    key: `builtin:${files[builtin.labelEmbeds]!.sha256}`,
-    tagCount: C,
-    maxDescriptions: D,
-    embedDim: E,
-    embeds,
-    mask,
-    thresholds: Float32Array.from(tags, (t) => t.threshold),
-  });
-  return Object.freeze({ tags: Object.freeze(tags), bank });
+  const key = `builtin:${files[builtin.labelEmbeds]!.sha256}`;
+  const segment: BankSegment = Object.freeze({ key, tagCount: C, maxDescriptions: D, embedDim: E, precision: 'float32', embeds, mask });
+  const bank = singleSegmentBank(
+    key,
+    segment,
+    Float32Array.from(tags, (t) => t.threshold),
+  );
+  return Object.freeze({ tags: Object.freeze(tags), segment, bank });
 }
 
 async function readJson(pack: ModelPack, relative: string): Promise<unknown> {

@@ -21,3 +21,48 @@ export function float16ToFloat32(src: Uint16Array, dst: Float32Array = new Float
   }
   return dst;
 }
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/**
+ * IEEE 754 single → half precision, rounding to nearest even (as numpy's astype(float16)).
+ * For float16 label-bank segments; values beyond half's range become ±infinity.
+ */
+export function float32ToFloat16(src: Float32Array, dst: Uint16Array = new Uint16Array(src.length)): Uint16Array {
+  if (dst.length < src.length) throw new RangeError('float32ToFloat16: destination too small');
+  for (let i = 0; i < src.length; i++) {
+    f32[0] = src[i]!;
+    const x = u32[0]!;
+    const sign = (x >>> 16) & 0x8000;
+    const exponent = (x >>> 23) & 0xff;
+    const mantissa = x & 0x7fffff;
+    if (exponent === 0xff) {
+      dst[i] = sign | 0x7c00 | (mantissa ? 0x200 : 0); // infinity or NaN
+      continue;
+    }
+    const e = exponent - 112; // rebias 127 → 15
+    if (e >= 0x1f) {
+      dst[i] = sign | 0x7c00; // overflow
+    } else if (e <= 0) {
+      // subnormal half (or zero): shift the implicit-1 mantissa into place, round to nearest even
+      if (e < -10) {
+        dst[i] = sign;
+        continue;
+      }
+      const m = mantissa | 0x800000;
+      const shift = 14 - e;
+      let half = m >>> shift;
+      const rest = m & ((1 << shift) - 1);
+      const halfway = 1 << (shift - 1);
+      if (rest > halfway || (rest === halfway && half & 1)) half++;
+      dst[i] = sign | half;
+    } else {
+      let half = (e << 10) | (mantissa >>> 13);
+      const rest = mantissa & 0x1fff;
+      if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++; // may carry into the exponent: correct
+      dst[i] = sign | half;
+    }
+  }
+  return dst;
+}

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import type { InferenceEngine } from '../runtime/engine.ts';
 import { buildLabelBank } from '../scoring/label-bank.ts';
+import { descriptionWeights, type TagScores } from '../scoring/scores.ts';
 import { packError, type ModelPack } from './pack.ts';
 import { ClipTokenizer } from '../text/tokenizer.ts';
 
@@ -76,10 +77,10 @@ export async function runPackSelftest(engine: InferenceEngine, pack: ModelPack):
   const builtin = await engine.builtinVocabulary();
   const closed = await engine.scoreImages(images, [builtin.bank], { explain: true });
   check('builtin logits', Math.max(...closed.map((s, b) => diff(s.scores[0]!.logits, parsed.builtin.logits[b]!))));
-  const D = builtin.bank.maxDescriptions;
+  const D = builtin.segment.maxDescriptions;
   check(
     'builtin description_weights (first 3 tags)',
-    Math.max(...closed.map((s, b) => diff(s.scores[0]!.descriptionWeights!.subarray(0, 3 * D), parsed.builtin.descriptionWeightsFirst3[b]!.flat()))),
+    Math.max(...closed.map((s, b) => diff(paddedWeights(s.scores[0]!, 3, D), parsed.builtin.descriptionWeightsFirst3[b]!.flat()))),
   );
 
   const tokenizer = await ClipTokenizer.fromFile(pack.file(pack.manifest.tokenizer.file));
@@ -101,7 +102,14 @@ export async function runPackSelftest(engine: InferenceEngine, pack: ModelPack):
   check('open-set logits', Math.max(...open.map((s, b) => diff(s.scores[0]!.logits, parsed.openSet.logits[b]!))));
   check(
     'open-set description_weights',
-    Math.max(...open.map((s, b) => diff(s.scores[0]!.descriptionWeights!, parsed.openSet.descriptionWeights[b]!.flat()))),
+    Math.max(...open.map((s, b) => diff(paddedWeights(s.scores[0]!, 3, openBank.segments[0]!.maxDescriptions), parsed.openSet.descriptionWeights[b]!.flat()))),
   );
   return { pack: pack.manifest.name, ok: checks.every((c) => c.ok), checks };
+}
+
+/** The first `tags` tags' description weights, each padded with zeros to `width` as the reference stores them. */
+function paddedWeights(scores: TagScores, tags: number, width: number): number[] {
+  const out = new Float32Array(tags * width);
+  for (let c = 0; c < tags; c++) out.set(descriptionWeights(scores, c), c * width);
+  return Array.from(out);
 }

@@ -40,10 +40,20 @@ interface Request<P, R> {
   cleanup(): void;
 }
 
+/** The batcher's side of an `Admission`: the room it holds and how much of it is queued now. */
+class HeldRoom implements Admission {
+  queued = 0;
+  held = true;
+  constructor(
+    public units: number,
+    readonly release: () => void,
+  ) {}
+}
+
 interface Unit<P, R> {
   group: string;
-  /** Queued under an admission: its room is already counted in `admitted`. */
-  admitted: boolean;
+  /** The admission it was queued under: its room is counted there, in `admitted`. */
+  admission: HeldRoom | undefined;
   key: string;
   payload: P;
   index: number;
@@ -116,15 +126,32 @@ export class MicroBatcher<P, R> {
       throw this.overloadedError(units);
     }
     this.admitted += units;
-    let held = true;
-    return {
-      units,
-      release: () => {
-        if (!held) return;
-        held = false;
-        this.admitted -= units;
-      },
-    };
+    const room: HeldRoom = new HeldRoom(units, () => {
+      if (!room.held) return;
+      room.held = false;
+      this.admitted -= room.units;
+    });
+    return room;
+  }
+
+  /**
+   * Counts units queued under an admission. A request may queue more units than it was
+   * admitted for (a bank of several segments is one unit per segment): it is not refused, but
+   * its room grows to what it queues, so later admissions see the real load.
+   */
+  private queueUnder(room: HeldRoom, n: number): void {
+    room.queued += n;
+    this.queuedAdmitted += n;
+    if (room.held && room.queued > room.units) {
+      this.admitted += room.queued - room.units;
+      room.units = room.queued;
+    }
+  }
+
+  private dequeueUnder(room: HeldRoom | undefined): void {
+    if (!room) return;
+    room.queued--;
+    this.queuedAdmitted--;
   }
 
   private overloadedError(requested: number): AppError {
@@ -150,7 +177,8 @@ export class MicroBatcher<P, R> {
       throw new RangeError(`a request of ${payloads.length} units can never fit a queue of ${this.options.maxQueue}`);
     }
     // work of an admitted request was given room before it started; anything else is checked now
-    const refused = options.admission ? null : this.admissionError(payloads.length);
+    const room = options.admission instanceof HeldRoom && options.admission.held ? options.admission : undefined;
+    const refused = room ? null : this.admissionError(payloads.length);
     if (refused) return Promise.reject(refused);
 
     const key = options.fairnessKey ?? DEFAULT_KEY;
@@ -177,12 +205,12 @@ export class MicroBatcher<P, R> {
       }
       const now = performance.now();
       payloads.forEach((payload, index) => {
-        const unit: Unit<P, R> = { group, admitted: !!options.admission, key, payload, index, enqueuedAt: now, request };
+        const unit: Unit<P, R> = { group, admission: room, key, payload, index, enqueuedAt: now, request };
         queue.push(unit);
         request.units.add(unit);
       });
       this.queued += payloads.length;
-      if (options.admission) this.queuedAdmitted += payloads.length;
+      if (room) this.queueUnder(room, payloads.length);
     });
     this.pump();
     return promise;
@@ -261,7 +289,7 @@ export class MicroBatcher<P, R> {
       batch.push(queue.splice(at, 1)[0]!);
     }
     this.queued -= batch.length;
-    for (const unit of batch) if (unit.admitted) this.queuedAdmitted--;
+    for (const unit of batch) this.dequeueUnder(unit.admission);
     // the next turn goes to the first key after the proposer that still has units
     const before = this.rotation;
     this.dropEmptyKeys();
@@ -331,7 +359,7 @@ export class MicroBatcher<P, R> {
       if (at >= 0) {
         queue!.splice(at, 1);
         this.queued--;
-        if (unit.admitted) this.queuedAdmitted--;
+        this.dequeueUnder(unit.admission);
       }
     }
     request.units.clear();

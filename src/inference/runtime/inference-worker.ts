@@ -39,7 +39,7 @@ async function execute(runner: ModelRunner, tokenizer: ClipTokenizer, job: Job):
       return { result: { kind: 'encode', imageEmbeds }, transfer: [imageEmbeds.buffer as ArrayBuffer] };
     }
     case 'decode': {
-      const out = await runner.decode(job.imageEmbeds, job.count, job.bank, { chunkTags: job.chunkTags, explain: job.explain });
+      const out = await runner.decode(job.imageEmbeds, job.count, job.segment, { chunkTags: job.chunkTags, explain: job.explain });
       const transfer = [out.logits.buffer as ArrayBuffer];
       if (out.weights) transfer.push(out.weights.buffer as ArrayBuffer);
       return { result: { kind: 'decode', ...out }, transfer };

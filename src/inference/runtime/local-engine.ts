@@ -14,7 +14,7 @@ import {
   type ScoredImage,
   type TextEmbeddings,
 } from './engine.ts';
-import { asSharedBank, assertValidBank, type LabelBank } from '../scoring/label-bank.ts';
+import { asSharedSegment, assertValidBank, assertValidSegment, type BankSegment, type LabelBank } from '../scoring/label-bank.ts';
 import { openModelPack, type ModelPack } from '../pack/pack.ts';
 import { preprocessImage, type ImageSource } from '../image/preprocess.ts';
 import { resolveEngineOptions, type ImagePreprocessor, type LocalEngineOptions } from './engine-options.ts';
@@ -26,7 +26,7 @@ import type { JobResult } from './worker-protocol.ts';
 
 type Payload =
   | { kind: 'encode'; pixels: Float32Array }
-  | { kind: 'decode'; embeds: Float32Array; bank: LabelBank; explain: boolean }
+  | { kind: 'decode'; embeds: Float32Array; segment: BankSegment; explain: boolean }
   | { kind: 'text'; text: string };
 
 type UnitResult =
@@ -42,9 +42,19 @@ interface EncodedImage {
   readyAt: number;
 }
 
+/** A bank as the engine runs it: its segments in shared memory and which of them any tag points at. */
+interface PreparedBank {
+  bank: LabelBank;
+  /** `bank.segments`, each backed by shared memory. */
+  segments: readonly BankSegment[];
+  /** The segments to decode (those some tag points at). */
+  used: readonly BankSegment[];
+  /** Tag i is row i of its only segment: the logits need no gathering. */
+  identity: boolean;
+}
+
 const ENCODE_GROUP = 'encode';
 const TEXT_GROUP = 'text';
-const decodeGroup = (bankKey: string, explain: boolean) => `decode:${explain ? 1 : 0}:${bankKey}`;
 
 export type { ImagePreprocessor, LocalEngineOptions };
 
@@ -63,7 +73,13 @@ export class LocalInferenceEngine implements InferenceEngine {
   private readonly preprocessor: ImagePreprocessor;
   private started: Promise<EngineInfo> | undefined;
   private builtin: Promise<BuiltinVocabulary> | undefined;
-  private readonly validBanks = new WeakSet<LabelBank>();
+  private readonly preparedBanks = new WeakMap<LabelBank, PreparedBank>();
+  /**
+   * Decode batches are grouped by segment object, never by a caller's key: units share a run
+   * only when they read the very same rows (every vocabulary on the built-in segment does).
+   */
+  private readonly segmentIds = new WeakMap<BankSegment, number>();
+  private nextSegmentId = 0;
   private disposed = false;
   private currentInfo: EngineInfo;
 
@@ -163,24 +179,33 @@ export class LocalInferenceEngine implements InferenceEngine {
     }
     const embeddings = encoded.map((e) => e.embeddings);
     const explain = options.explain ?? false;
-    const perBank = await Promise.all(
-      prepared.map((bank) =>
-        this.inWindows(embeddings, this.maxBatch.decode, options, (part, submitOptions) =>
-          this.batcher.submit(
-            decodeGroup(bank.key, explain),
-            part.map((e): Payload => ({ kind: 'decode', embeds: e.data, bank, explain })),
-            submitOptions,
+    // each segment any bank points at is decoded once per image, whichever banks share it
+    const decoded = new Map<BankSegment, Promise<UnitResult[]>>();
+    for (const p of prepared) {
+      for (const segment of p.used) {
+        if (decoded.has(segment)) continue;
+        const group = `decode:${explain ? 1 : 0}:${this.segmentId(segment)}`;
+        decoded.set(
+          segment,
+          this.inWindows(embeddings, this.maxBatch.decode, options, (part, submitOptions) =>
+            this.batcher.submit(
+              group,
+              part.map((e): Payload => ({ kind: 'decode', embeds: e.data, segment, explain })),
+              submitOptions,
+            ),
           ),
-        ),
-      ),
-    );
+        );
+      }
+    }
+    const results = new Map(await Promise.all([...decoded].map(async ([segment, r]) => [segment, await r] as const)));
     const done = performance.now();
     return encoded.map((e, i) => ({
       source: e.source,
       embeddings: e.embeddings,
-      scores: prepared.map((bank, k) => {
-        const r = perBank[k]![i] as Extract<UnitResult, { kind: 'decode' }>;
-        return makeTagScores(bank, r.logits, r.weights);
+      scores: prepared.map((p) => {
+        const perSegment = p.segments.map((s) => results.get(s)?.[i] as Extract<UnitResult, { kind: 'decode' }> | undefined);
+        const logits = p.identity ? perSegment[0]!.logits : gatherLogits(p.bank, perSegment);
+        return makeTagScores(p.bank, logits, explain ? perSegment.map((r) => r?.weights) : undefined);
       }),
       timings: { preprocessMs: e.preprocessMs, inferenceMs: done - e.readyAt },
     }));
@@ -302,13 +327,33 @@ export class LocalInferenceEngine implements InferenceEngine {
     return { pixels, source, preprocessMs: readyAt - started, readyAt };
   }
 
-  private checkedBank(bank: LabelBank): LabelBank {
-    const shared = asSharedBank(bank);
-    if (!this.validBanks.has(shared)) {
-      assertValidBank(shared, this.pack.manifest.dims.embedDim);
-      this.validBanks.add(shared);
+  /** Checks a bank once (its map, and each segment once whatever bank it is in) and remembers what to decode. */
+  private checkedBank(bank: LabelBank): PreparedBank {
+    let prepared = this.preparedBanks.get(bank);
+    if (prepared) return prepared;
+    const E = this.pack.manifest.dims.embedDim;
+    assertValidBank(bank, E);
+    const segments = bank.segments.map((s) => {
+      const shared = asSharedSegment(s);
+      if (!this.segmentIds.has(shared)) {
+        assertValidSegment(shared, E);
+        this.segmentIds.set(shared, this.nextSegmentId++);
+      }
+      return shared;
+    });
+    const pointedAt = new Uint8Array(segments.length);
+    let identity = segments.length === 1 && bank.tagCount === segments[0]!.tagCount;
+    for (let c = 0; c < bank.tagCount; c++) {
+      pointedAt[bank.segmentOf[c]!] = 1;
+      if (bank.rowOf[c] !== c) identity = false;
     }
-    return shared;
+    prepared = { bank, segments, used: segments.filter((_, k) => pointedAt[k] === 1), identity };
+    this.preparedBanks.set(bank, prepared);
+    return prepared;
+  }
+
+  private segmentId(segment: BankSegment): number {
+    return this.segmentIds.get(segment)!;
   }
 
   private checkedEmbeddings(e: ImageEmbeddings): ImageEmbeddings {
@@ -381,13 +426,13 @@ export class LocalInferenceEngine implements InferenceEngine {
         const per = first.embeds.length;
         const imageEmbeds = new Float32Array(count * per);
         payloads.forEach((p, i) => imageEmbeds.set((p as typeof first).embeds, i * per));
-        const { key, tagCount, maxDescriptions, embedDim, embeds, mask } = first.bank;
+        const { key, tagCount, maxDescriptions, embedDim, embeds, mask } = first.segment;
         result = await this.pool.run(
           {
             kind: 'decode',
             imageEmbeds,
             count,
-            bank: { key, tagCount, maxDescriptions, embedDim, embeds, mask },
+            segment: { key, tagCount, maxDescriptions, embedDim, embeds, mask },
             chunkTags: this.chunkTags,
             explain: first.explain,
           },
@@ -414,6 +459,14 @@ export class LocalInferenceEngine implements InferenceEngine {
     }
     throw new AppError(ErrorCode.INTERNAL_SERVER_ERROR, `inference worker answered a ${group} job with a ${result.kind} result`);
   }
+}
+
+/** Tag c's logit is row rowOf[c] of segment segmentOf[c]'s output. */
+function gatherLogits(bank: LabelBank, perSegment: readonly ({ logits: Float32Array } | undefined)[]): Float32Array {
+  const logits = new Float32Array(bank.tagCount);
+  const from = perSegment.map((r) => r?.logits);
+  for (let c = 0; c < bank.tagCount; c++) logits[c] = from[bank.segmentOf[c]!]![bank.rowOf[c]!]!;
+  return logits;
 }
 
 function throwIfAborted(signal: AbortSignal | undefined): void {

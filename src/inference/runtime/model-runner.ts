@@ -1,14 +1,15 @@
 import * as ort from 'onnxruntime-node';
+import { float16ToFloat32 } from '../pack/float16.ts';
 import type { GraphName } from '../pack/manifest.ts';
 import type { ModelPack } from '../pack/pack.ts';
 import { createGraphSession, silentLogger, type ExecutionProvider, type Logger, type SessionSettings } from './sessions.ts';
 
-/** What the decoder needs of a label bank (thresholds and key stay with the caller). */
-export interface BankData {
+/** What the decoder needs of one bank segment (float16 embeddings as their bit patterns). */
+export interface SegmentData {
   readonly tagCount: number;
   readonly maxDescriptions: number;
   readonly embedDim: number;
-  readonly embeds: Float32Array;
+  readonly embeds: Float32Array | Uint16Array;
   readonly mask: Uint8Array;
 }
 
@@ -84,10 +85,10 @@ export class ModelRunner {
   }
 
   /**
-   * image_embeds [B,T,E] × bank [C,D,E] → logits [B,C] (+ weights [B,C,D]), in chunks of tags.
-   * Tags are independent in the decoder, so chunking changes nothing but peak memory.
+   * image_embeds [B,T,E] × segment [C,D,E] → logits [B,C] (+ weights [B,C,D]), in chunks of
+   * tags. Tags are independent in the decoder, so chunking changes nothing but peak memory.
    */
-  async decode(imageEmbeds: Float32Array, count: number, bank: BankData, options: DecodeOptions): Promise<DecodeOutput> {
+  async decode(imageEmbeds: Float32Array, count: number, bank: SegmentData, options: DecodeOptions): Promise<DecodeOutput> {
     const { tagCount: C, maxDescriptions: D, embedDim: E } = bank;
     const T = this.pack.manifest.dims.imageTokens;
     expectLength('image_embeds', imageEmbeds, count * T * E);
@@ -173,14 +174,16 @@ export class ModelRunner {
 
   /**
    * onnxruntime-node rejects views of a SharedArrayBuffer ("Invalid argument"), so shared
-   * bank slices are copied into one reusable buffer (about 8 ms per 100 MB).
+   * segment slices are copied into one reusable float32 buffer (about 8 ms per 100 MB);
+   * float16 segments are widened in that same copy.
    */
-  private unshared(source: Float32Array, offset: number, length: number): Float32Array {
+  private unshared(source: Float32Array | Uint16Array, offset: number, length: number): Float32Array {
     const view = source.subarray(offset, offset + length);
-    if (!(source.buffer instanceof SharedArrayBuffer)) return view;
+    if (view instanceof Float32Array && !(source.buffer instanceof SharedArrayBuffer)) return view;
     if (this.staging.length < length) this.staging = new Float32Array(length);
     const target = this.staging.length === length ? this.staging : this.staging.subarray(0, length);
-    target.set(view);
+    if (view instanceof Uint16Array) float16ToFloat32(view, target);
+    else target.set(view);
     return target;
   }
 

@@ -7,19 +7,20 @@ export interface WorkerInit {
   settings: SessionSettings;
 }
 
-/** Decoder input as posted: the arrays are SharedArrayBuffer views, so posting copies nothing. */
-export interface BankMessage {
+/** One bank segment as posted: the arrays are SharedArrayBuffer views, so posting copies nothing. */
+export interface SegmentMessage {
   key: string;
   tagCount: number;
   maxDescriptions: number;
   embedDim: number;
-  embeds: Float32Array;
+  /** float32 values or float16 bit patterns */
+  embeds: Float32Array | Uint16Array;
   mask: Uint8Array;
 }
 
 export type Job =
   | { kind: 'encode'; pixels: Float32Array; count: number }
-  | { kind: 'decode'; imageEmbeds: Float32Array; count: number; bank: BankMessage; chunkTags: number; explain: boolean }
+  | { kind: 'decode'; imageEmbeds: Float32Array; count: number; segment: SegmentMessage; chunkTags: number; explain: boolean }
   | { kind: 'texts'; texts: string[] }
   /** Tokenising only: no model run, so it is posted to the pool directly, not batched. */
   | { kind: 'count-tokens'; texts: string[] };

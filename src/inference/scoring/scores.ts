@@ -1,10 +1,9 @@
-import type { LabelBank } from './label-bank.ts';
+import { segmentRowCount, type LabelBank } from './label-bank.ts';
 
 /** One image scored against one label bank. Index i is tag i of the bank. */
 export interface TagScores {
   readonly bankKey: string;
   readonly tagCount: number;
-  readonly maxDescriptions: number;
   /** Decoder output before the sigmoid. [C] */
   readonly logits: Float32Array;
   /** sigmoid(logit). [C] */
@@ -13,10 +12,14 @@ export interface TagScores {
   readonly thresholds: Float32Array;
   /** 1 where probability > threshold (strict, as upstream). [C] */
   readonly passed: Uint8Array;
-  /** The re-weighting softmax over each tag's descriptions, when asked for. [C, D] */
-  readonly descriptionWeights?: Float32Array;
-  /** The bank's mask [C, D] (shared, not copied): which descriptions are real. */
-  readonly descriptionMask: Uint8Array;
+  /** The re-weighting softmax over each tag's descriptions, when asked for (see `descriptionWeights`). */
+  readonly explained?: Explained;
+}
+
+/** Per segment of the bank, its [C_s, D_s] weights for this image (absent for segments not decoded). */
+interface Explained {
+  readonly bank: LabelBank;
+  readonly weights: readonly (Float32Array | undefined)[];
 }
 
 export interface RankedTag {
@@ -27,7 +30,8 @@ export interface RankedTag {
   passed: boolean;
 }
 
-export function makeTagScores(bank: LabelBank, logits: Float32Array, weights?: Float32Array): TagScores {
+/** Scores of one image: `logits` in bank order, `weights` per segment when explained. */
+export function makeTagScores(bank: LabelBank, logits: Float32Array, weights?: readonly (Float32Array | undefined)[]): TagScores {
   const C = bank.tagCount;
   const probabilities = new Float32Array(C);
   const passed = new Uint8Array(C);
@@ -39,13 +43,11 @@ export function makeTagScores(bank: LabelBank, logits: Float32Array, weights?: F
   return {
     bankKey: bank.key,
     tagCount: C,
-    maxDescriptions: bank.maxDescriptions,
     logits,
     probabilities,
     thresholds: bank.thresholds,
     passed,
-    ...(weights ? { descriptionWeights: weights } : {}),
-    descriptionMask: bank.mask,
+    ...(weights ? { explained: { bank, weights } } : {}),
   };
 }
 
@@ -85,18 +87,23 @@ export interface DescriptionWeight {
 }
 
 /**
- * Why a tag scored as it did: its descriptions ordered by the weight the image gave them.
+ * The weights the image gave tag `tagIndex`'s real descriptions, in description order (a view).
  * Needs scores made with `explain`.
  */
-export function topDescriptions(scores: TagScores, tagIndex: number, limit = 3): DescriptionWeight[] {
-  if (!scores.descriptionWeights) throw new Error('topDescriptions needs scores computed with explain: true');
+export function descriptionWeights(scores: TagScores, tagIndex: number): Float32Array {
+  const x = scores.explained;
+  if (!x) throw new Error('descriptionWeights needs scores computed with explain: true');
   if (!(tagIndex >= 0 && tagIndex < scores.tagCount)) throw new RangeError(`tag index ${tagIndex} out of range`);
-  const D = scores.maxDescriptions;
-  const out: DescriptionWeight[] = [];
-  for (let d = 0; d < D; d++) {
-    if (scores.descriptionMask[tagIndex * D + d] !== 1) continue;
-    out.push({ description: d, weight: scores.descriptionWeights[tagIndex * D + d]! });
-  }
+  const segment = x.bank.segments[x.bank.segmentOf[tagIndex]!]!;
+  const row = x.bank.rowOf[tagIndex]!;
+  const D = segment.maxDescriptions;
+  return x.weights[x.bank.segmentOf[tagIndex]!]!.subarray(row * D, row * D + segmentRowCount(segment, row));
+}
+
+/** Why a tag scored as it did: its descriptions ordered by the weight the image gave them. */
+export function topDescriptions(scores: TagScores, tagIndex: number, limit = 3): DescriptionWeight[] {
+  const weights = descriptionWeights(scores, tagIndex);
+  const out = Array.from(weights, (weight, description) => ({ description, weight }));
   out.sort((a, b) => b.weight - a.weight || a.description - b.description);
   return out.slice(0, Math.max(0, limit));
 }

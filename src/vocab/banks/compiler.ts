@@ -1,26 +1,26 @@
 /**
- * Compiles one read revision into a bank: embeds the changed tags' descriptions (through the
- * cache; built-in tags take the pack's rows), builds each tag's piece, and lays the pieces out
- * touching as little new memory as it can (`same`, `builtin`, `append` or `full`).
+ * Compiles one read revision into a bank of segments: the pack's built-in segment, shared and
+ * never copied, for built-in tags scored with exactly the pack's rows; and the vocabulary's own
+ * segments (`segments.ts`) for every other tag. Embeds the changed tags' descriptions through
+ * the cache, rebuilds only the own segments whose tags changed, and maps the revision's tags,
+ * in bank order, onto segment rows with their thresholds.
  */
 import type { DescriptionSource } from '../../generated/prisma/client.ts';
-import type { BuiltinVocabulary, InferenceEngine, LabelBank } from '../../inference/index.ts';
+import { composeLabelBank, segmentRowEmbeddings, type BankSegment, type BuiltinVocabulary, type InferenceEngine, type LabelBank, type SegmentPrecision } from '../../inference/index.ts';
 import type { SnapshotDescriptionRow, SnapshotTagRow } from '../repository/snapshots.ts';
 import { thresholdOf } from '../views.ts';
 import type { EmbeddingCache } from './embedding-cache.ts';
 import type { RevisionRead } from './revision-reader.ts';
-import { allocate, append, borrowBuiltin, canAppend, EMPTY_BUFFERS, type BankBuffers } from './shared-buffers.ts';
+import { layoutSegments, ownSegmentBytes, type OwnSegment, type RowSource } from './segments.ts';
 import type { SnapshotDescription, SnapshotTag, VocabularySnapshot } from './snapshot.ts';
 
 /** One tag's part of a bank. */
 export interface Piece {
-  /** Identity of the rows: built-in row + description hashes. Same signature ⇒ same embeddings. */
+  /** Identity of own rows: built-in row + description hashes (same signature ⇒ same embeddings); '' for a built-in row. */
   signature: string;
-  /** [n × E]; after a compile, a view into that compile's bank. */
-  embeds: Float32Array;
   count: number;
   tag: SnapshotTag;
-  /** The pack's built-in row when the tag is exactly that row, else -1. */
+  /** The pack's built-in row when the tag is exactly that row (scored in the shared segment), else -1. */
   builtinRow: number;
 }
 
@@ -34,10 +34,11 @@ export interface Compiled {
   pieces: Map<string, Piece>;
   /** Enabled tags in bank order (skipped ones included). */
   order: string[];
-  /** Ids of the bank's rows. */
-  rowIds: string[];
-  buffers: BankBuffers;
-  /** Memory it holds, for the cache's budget. */
+  /** The vocabulary's own segments (the built-in one is the pack's). */
+  segments: OwnSegment[];
+  /** Each own tag's segment and row. */
+  places: Map<string, { segment: number; row: number }>;
+  /** Memory it holds and nobody else does, for the cache's budget. */
   bytes: number;
 }
 
@@ -45,13 +46,16 @@ export interface CompilerDeps {
   engine: InferenceEngine;
   embeddings: EmbeddingCache;
   defaultThreshold: number;
+  /** Tags per own segment at most. */
+  segmentTags: number;
+  /** Storage of own segments. */
+  precision: SegmentPrecision;
 }
-
-export type Packing = 'same' | 'builtin' | 'append' | 'full' | 'empty';
 
 export interface CompileResult {
   compiled: Compiled;
-  packing: Packing;
+  /** Own segments built by this compile (the others were reused). */
+  segmentsBuilt: number;
   embedMs: number;
   buildMs: number;
 }
@@ -61,8 +65,7 @@ export async function compileRevision(deps: CompilerDeps, tenantId: string, voca
   const encoderId = engine.info.textEncoderId;
   const E = engine.info.embedDim;
   const t0 = performance.now();
-  const needBuiltin = read.rows.some((r) => r.builtinIndex !== null);
-  const builtin: BuiltinVocabulary | undefined = needBuiltin ? await engine.builtinVocabulary() : undefined;
+  let builtin: BuiltinVocabulary | undefined = read.rows.some((r) => r.builtinIndex !== null) ? await engine.builtinVocabulary() : undefined;
 
   // embeddings of the changed tags' stored descriptions, through the cache
   const hashed = read.descriptions.map((d) => ({ hash: d.textHash, text: d.text }));
@@ -82,57 +85,79 @@ export async function compileRevision(deps: CompilerDeps, tenantId: string, voca
     entry[n.language] = n.name;
     namesByTag.set(n.tagId, entry);
   }
-  const fresh = new Map<string, Piece>();
+  const fresh = new Map<string, { piece: Piece; rows: Float32Array[] | undefined }>();
   for (const row of read.rows) {
     fresh.set(row.id, buildPiece(row, byTag.get(row.id) ?? { rows: [], vectors: [] }, namesByTag.get(row.id) ?? {}, prev, builtin, E, deps.defaultThreshold));
   }
 
-  // the bank, in the order of the revision's tag list
-  const ordered: Piece[] = [];
-  const rowIds: string[] = [];
+  // the revision's tags in bank order: the ones with rows, and the skipped ones
+  const ordered: { id: string; piece: Piece }[] = [];
   const skipped: { id: string; name: string }[] = [];
   const pieces = new Map<string, Piece>();
   for (const id of read.order) {
-    const piece = fresh.get(id) ?? prev!.pieces.get(id)!;
+    const piece = fresh.get(id)?.piece ?? prev!.pieces.get(id)!;
     pieces.set(id, piece);
-    if (piece.count > 0) {
-      ordered.push(piece);
-      rowIds.push(id);
-    } else skipped.push({ id, name: piece.tag.name });
+    if (piece.count > 0) ordered.push({ id, piece });
+    else skipped.push({ id, name: piece.tag.name });
   }
-  const packed = ordered.length > 0 ? pack(ordered, rowIds, prev, builtin, E) : undefined;
+
+  // own rows: new or changed ones from the embeddings above, the others where the previous compile put them
+  const ownIds = ordered.filter((o) => o.piece.builtinRow < 0).map((o) => o.id);
+  const sources = new Map<string, RowSource>();
+  const changed = new Set<string>();
+  for (const id of ownIds) {
+    const rows = fresh.get(id)?.rows;
+    const count = pieces.get(id)!.count;
+    if (rows) {
+      sources.set(id, { fresh: rows, count });
+      changed.add(id);
+    } else {
+      const at = prev!.places.get(id)!;
+      sources.set(id, { segment: prev!.segments[at.segment]!.segment, row: at.row, count });
+    }
+  }
+  const layout = layoutSegments(prev?.segments ?? [], ownIds, sources, changed, { segmentTags: deps.segmentTags, precision: deps.precision, embedDim: E, keyPrefix: `vocab:${vocabularyId}` });
+
   let bank: LabelBank | null = null;
-  let bytes = 0;
-  if (packed) {
-    const { buffers } = packed;
+  if (ordered.length > 0) {
+    const usesBuiltin = ordered.some((o) => o.piece.builtinRow >= 0);
+    // unchanged built-in tags come from the previous compile, which loaded the pack's rows
+    if (usesBuiltin) builtin ??= await engine.builtinVocabulary();
+    const segments: BankSegment[] = [...(usesBuiltin ? [builtin!.segment] : []), ...layout.segments.map((s) => s.segment)];
+    const first = usesBuiltin ? 1 : 0;
     const C = ordered.length;
-    const D = buffers.D;
-    const thresholds = Float32Array.from(ordered, (p) => p.tag.threshold);
-    bank = Object.freeze({
-      key: `vocab:${vocabularyId}:r${read.revision}:${encoderId.slice(0, 16)}`,
-      tagCount: C,
-      maxDescriptions: D,
-      embedDim: E,
-      embeds: new Float32Array(buffers.embeds, 0, C * D * E),
-      mask: new Uint8Array(buffers.mask, 0, C * D),
-      thresholds,
+    const segmentOf = new Uint16Array(C);
+    const rowOf = new Uint32Array(C);
+    const thresholds = new Float32Array(C);
+    ordered.forEach(({ id, piece }, c) => {
+      thresholds[c] = piece.tag.threshold;
+      if (piece.builtinRow >= 0) {
+        rowOf[c] = piece.builtinRow; // segment 0
+        return;
+      }
+      const place = layout.places.get(id)!;
+      segmentOf[c] = first + place.segment;
+      rowOf[c] = place.row;
     });
-    bytes += (buffers.borrowed ? 0 : buffers.embeds.byteLength + buffers.mask.byteLength) + thresholds.byteLength;
+    bank = composeLabelBank({ key: `vocab:${vocabularyId}:r${read.revision}:${encoderId.slice(0, 16)}`, segments, tags: { segmentOf, rowOf, thresholds } });
   }
-  bytes += metadataBytes(pieces.values());
+  const bytes = ownSegmentBytes(layout.segments) + ordered.length * 10 + metadataBytes(pieces.values());
   const snapshot: VocabularySnapshot = Object.freeze({
     tenantId,
     vocabularyId,
     revision: read.revision,
     bank,
-    tags: Object.freeze(ordered.map((p) => p.tag)),
+    tags: Object.freeze(ordered.map((o) => o.piece.tag)),
     skipped: Object.freeze(skipped),
   });
-  const compiled: Compiled = { tenantId, encoderId, revision: read.revision, snapshot, pieces, order: read.order, rowIds, buffers: packed?.buffers ?? EMPTY_BUFFERS, bytes };
-  return { compiled, packing: packed?.how ?? 'empty', embedMs: t1 - t0, buildMs: performance.now() - t1 };
+  const compiled: Compiled = { tenantId, encoderId, revision: read.revision, snapshot, pieces, order: read.order, segments: layout.segments, places: layout.places, bytes };
+  return { compiled, segmentsBuilt: layout.built, embedMs: t1 - t0, buildMs: performance.now() - t1 };
 }
 
-/** One tag's piece: the previous compile's when its rows did not change, else built now. */
+/**
+ * One tag's piece, and its own rows when they must be (re)built: a tag whose rows are exactly a
+ * built-in row has none, and one whose rows did not change keeps the previous compile's.
+ */
 function buildPiece(
   row: SnapshotTagRow,
   stored: { rows: SnapshotDescriptionRow[]; vectors: Float32Array[] },
@@ -141,25 +166,25 @@ function buildPiece(
   builtin: BuiltinVocabulary | undefined,
   E: number,
   defaultThreshold: number,
-): Piece {
+): { piece: Piece; rows: Float32Array[] | undefined } {
   const useBuiltin = row.builtinIndex !== null && row.useBuiltinDescriptions && builtin !== undefined;
   const builtinCount = useBuiltin ? (builtin!.tags[row.builtinIndex!]?.descriptionCount ?? 0) : 0;
-  const signature = `${useBuiltin ? `b${row.builtinIndex}:${builtin!.bank.key};` : ''}${stored.rows.map((r) => r.textHash).join(',')}`;
   const count = builtinCount + stored.rows.length;
-  const old = prev?.pieces.get(row.id);
-  let embeds: Float32Array;
-  if (old && old.signature === signature) {
-    embeds = old.embeds;
-  } else if (stored.rows.length === 0 && useBuiltin) {
-    const D = builtin!.bank.maxDescriptions;
-    embeds = builtin!.bank.embeds.subarray(row.builtinIndex! * D * E, (row.builtinIndex! * D + builtinCount) * E);
-  } else {
-    embeds = new Float32Array(count * E);
+  const builtinRow = useBuiltin && stored.rows.length === 0 ? row.builtinIndex! : -1;
+  // only own rows need a signature (one process has one pack, so a built-in index names its rows)
+  const signature = builtinRow >= 0 ? '' : `${useBuiltin ? `b${row.builtinIndex};` : ''}${stored.rows.map((r) => r.textHash).join(',')}`;
+  // views, not copies: the segment builder copies them once, into the segment
+  let rows: Float32Array[] | undefined;
+  if (builtinRow < 0 && count > 0 && prev?.pieces.get(row.id)?.signature !== signature) {
+    rows = [...stored.vectors];
     if (useBuiltin) {
-      const D = builtin!.bank.maxDescriptions;
-      embeds.set(builtin!.bank.embeds.subarray(row.builtinIndex! * D * E, (row.builtinIndex! * D + builtinCount) * E));
+      const packed = segmentRowEmbeddings(builtin!.segment, row.builtinIndex!);
+      rows.unshift(...Array.from({ length: builtinCount }, (_, d) => packed.subarray(d * E, (d + 1) * E)));
     }
-    stored.vectors.forEach((v, d) => embeds.set(v, (builtinCount + d) * E));
+  }
+  const threshold = thresholdOf(row, builtin, defaultThreshold);
+  if (builtinRow >= 0 && isAsPacked(row, names, builtin!)) {
+    return { piece: { signature, count, tag: new PackedTag(row.id, builtin!, row.builtinIndex!, threshold), builtinRow }, rows };
   }
   const source: DescriptionSource = useBuiltin
     ? 'BUILTIN'
@@ -174,7 +199,7 @@ function buildPiece(
     id: row.id,
     name: row.name,
     names: Object.freeze(names),
-    threshold: thresholdOf(row, builtin, defaultThreshold),
+    threshold,
     builtin: row.builtinIndex !== null,
     status: row.descriptionState,
     statusReason: row.descriptionError,
@@ -185,53 +210,91 @@ function buildPiece(
         ? builtinDescriptions(builtinCount)
         : Object.freeze([...builtinDescriptions(builtinCount), ...stored.rows.map((r) => Object.freeze({ source: r.source, text: r.text }))]),
   });
-  const builtinRow = useBuiltin && stored.rows.length === 0 ? row.builtinIndex! : -1;
-  return { signature, embeds, count, tag, builtinRow };
+  return { piece: { signature, count, tag, builtinRow }, rows };
 }
+
+/** Whether a built-in tag is exactly as the pack has it: its name, its Chinese name only, ready. */
+function isAsPacked(row: SnapshotTagRow, names: Record<string, string>, builtin: BuiltinVocabulary): boolean {
+  const packed = builtin.tags[row.builtinIndex!]!;
+  if (row.name !== packed.name || row.descriptionState !== 'READY' || row.descriptionError !== null) return false;
+  const languages = Object.keys(names);
+  return packed.nameZh === undefined ? languages.length === 0 : languages.length === 1 && names.zh === packed.nameZh;
+}
+
+const packedNames = new WeakMap<BuiltinVocabulary, readonly Readonly<Record<string, string>>[]>();
 
 /**
- * Lays the pieces out as [C, D, E] + [C, D], touching as little new memory as it can:
- * - `same`: the previous revision's rows unchanged (thresholds or names edited): its buffers;
- * - `builtin`: exactly the pack's built-in vocabulary: the pack's own buffers, shared;
- * - `append`: the previous rows plus new ones at the end: the previous buffers grow in place
- *   (rows older snapshots see are never written again);
- * - `full`: new growable buffers with room to append later.
- * Runs synchronously from its checks to its writes, so concurrent compiles cannot both append.
+ * A built-in tag exactly as the pack has it, with this vocabulary's id and threshold. Most tags of
+ * a seeded vocabulary are such tags, and every vocabulary has its own 4,585 of them: they hold
+ * three values of their own and read the rest from the pack (a third of the memory and of the
+ * compile time of a plain tag entry).
  */
-function pack(ordered: Piece[], rowIds: string[], prev: Compiled | undefined, builtin: BuiltinVocabulary | undefined, E: number): { buffers: BankBuffers; how: Packing } {
-  const C = ordered.length;
-  const needD = ordered.reduce((m, p) => Math.max(m, p.count), 1);
-  const pb = prev?.buffers;
-  const samePrefix = (n: number) => {
-    for (let i = 0; i < n; i++) {
-      if (rowIds[i] !== prev!.rowIds[i] || ordered[i]!.signature !== prev!.pieces.get(rowIds[i]!)?.signature) return false;
+class PackedTag implements SnapshotTag {
+  constructor(
+    readonly id: string,
+    private readonly pack: BuiltinVocabulary,
+    private readonly index: number,
+    readonly threshold: number,
+  ) {
+    Object.freeze(this);
+  }
+
+  get name(): string {
+    return this.pack.tags[this.index]!.name;
+  }
+
+  get names(): Readonly<Record<string, string>> {
+    let all = packedNames.get(this.pack);
+    if (!all) {
+      all = this.pack.tags.map((t) => Object.freeze<Record<string, string>>(t.nameZh === undefined ? {} : { zh: t.nameZh }));
+      packedNames.set(this.pack, all);
     }
+    return all[this.index]!;
+  }
+
+  get descriptions(): readonly SnapshotDescription[] {
+    return builtinDescriptions(this.pack.tags[this.index]!.descriptionCount);
+  }
+
+  get builtin(): true {
     return true;
-  };
-  if (pb && pb !== EMPTY_BUFFERS && needD === pb.D && C === prev!.rowIds.length && samePrefix(C)) {
-    return { buffers: pb, how: 'same' };
   }
-  if (builtin && C === builtin.bank.tagCount && needD <= builtin.bank.maxDescriptions && ordered.every((p, i) => p.builtinRow === i)) {
-    return { buffers: borrowBuiltin(builtin.bank), how: 'builtin' };
+
+  get status(): 'READY' {
+    return 'READY';
   }
-  const prevC = prev?.rowIds.length ?? 0;
-  if (pb && canAppend(pb, needD, prevC, C) && samePrefix(prevC)) {
-    append(pb, ordered, prevC);
-    return { buffers: pb, how: 'append' };
+
+  get statusReason(): null {
+    return null;
   }
-  return { buffers: allocate(ordered, needD, E), how: 'full' };
+
+  get descriptionSource(): 'BUILTIN' {
+    return 'BUILTIN';
+  }
+
+  get usedFallback(): false {
+    return false;
+  }
 }
 
-/** A rough count of what the tag entries hold besides the bank. */
+/** What the tag entries hold besides the segments (measured: `bench/tenants.bench.ts` prints heap against the budget). */
 function metadataBytes(pieces: Iterable<Piece>): number {
   let bytes = 0;
   for (const p of pieces) {
-    bytes += 160 + 2 * p.tag.name.length;
+    // the piece, its tag entry, id and map entries, calibrated on the process's resident memory per
+    // seeded vocabulary (bench/tenants.bench.ts)
+    if (p.tag instanceof PackedTag) {
+      bytes += PACKED_TAG_BYTES;
+      continue;
+    }
+    bytes += 560 + 2 * p.tag.name.length;
     if (p.tag.descriptionSource !== 'BUILTIN') for (const d of p.tag.descriptions) bytes += 48 + 2 * (d.text?.length ?? 0);
     for (const n of Object.values(p.tag.names)) bytes += 64 + 2 * n.length;
   }
   return bytes;
 }
+
+const PACKED_TAG_BYTES = 460;
 
 const builtinDescriptionLists = new Map<number, readonly SnapshotDescription[]>();
 

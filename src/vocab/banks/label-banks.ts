@@ -4,7 +4,8 @@ import type { Logger } from '../../core/log.ts';
 import type { InferenceEngine } from '../../inference/index.ts';
 import type { SnapshotReader } from '../repository/snapshots.ts';
 import { BankCache } from './bank-cache.ts';
-import { compileRevision, type Compiled, type Packing } from './compiler.ts';
+import { compileRevision, type Compiled } from './compiler.ts';
+import type { SegmentPrecision } from '../../inference/index.ts';
 import type { EmbeddingCache } from './embedding-cache.ts';
 import { readRevision } from './revision-reader.ts';
 import type { VocabularySnapshot } from './snapshot.ts';
@@ -20,19 +21,25 @@ export interface LabelBankStats {
   incremental: number;
   /** Tags whose pieces were rebuilt, over all compiles. */
   tagsRebuilt: number;
+  /** Own segments built, over all compiles (the others were reused from the previous revision). */
+  segmentsBuilt: number;
   /** Compiled snapshots too large for the budget (served, not kept). */
   oversize: number;
-  /** Timings of the latest compile (ms): the REPEATABLE READ read, embeddings, packing. */
-  lastCompile?: { totalMs: number; readMs: number; embedMs: number; buildMs: number; tags: number; rebuilt: number; packing: Packing };
+  /** Timings of the latest compile (ms): the REPEATABLE READ read, embeddings, segments. */
+  lastCompile?: { totalMs: number; readMs: number; embedMs: number; buildMs: number; tags: number; rebuilt: number; segments: number; segmentsBuilt: number };
 }
 
 export interface LabelBankServiceOptions {
   snapshots: SnapshotReader;
   engine: InferenceEngine;
   embeddings: EmbeddingCache;
-  /** Memory for compiled vocabularies across all tenants. */
+  /** Memory for compiled vocabularies across all tenants (what they own: the built-in segment is not counted). */
   maxBytes: number;
   defaultThreshold: number;
+  /** Tags per own segment at most. */
+  segmentTags: number;
+  /** Storage of own segments. */
+  precision: SegmentPrecision;
   log: Logger;
 }
 
@@ -45,7 +52,7 @@ export interface LabelBankServiceOptions {
 export class LabelBankService {
   private readonly cache: BankCache;
   private readonly inflight = new Map<string, { revision: number; promise: Promise<Compiled> }>();
-  private readonly counters = { hits: 0, misses: 0, compiles: 0, incremental: 0, tagsRebuilt: 0 };
+  private readonly counters = { hits: 0, misses: 0, compiles: 0, incremental: 0, tagsRebuilt: 0, segmentsBuilt: 0 };
   private lastCompile: LabelBankStats['lastCompile'];
 
   constructor(private readonly options: LabelBankServiceOptions) {
@@ -94,11 +101,13 @@ export class LabelBankService {
     const t0 = performance.now();
     const read = await readRevision(this.options.snapshots, tenantId, vocabularyId, prev && { revision: prev.revision, order: prev.order, has: (id) => prev.pieces.has(id) });
     const readMs = performance.now() - t0;
-    const { compiled, packing, embedMs, buildMs } = await compileRevision(this.options, tenantId, vocabularyId, read, prev);
+    const { compiled, segmentsBuilt, embedMs, buildMs } = await compileRevision(this.options, tenantId, vocabularyId, read, prev);
     this.counters.tagsRebuilt += read.rows.length;
+    this.counters.segmentsBuilt += segmentsBuilt;
     this.counters.compiles++;
     if (prev) this.counters.incremental++;
-    this.lastCompile = { totalMs: performance.now() - t0, readMs, embedMs, buildMs, tags: compiled.pieces.size, rebuilt: read.rows.length, packing };
+    const segments = compiled.snapshot.bank?.segments.length ?? 0;
+    this.lastCompile = { totalMs: performance.now() - t0, readMs, embedMs, buildMs, tags: compiled.pieces.size, rebuilt: read.rows.length, segments, segmentsBuilt };
     this.cache.keep(compiled);
     return compiled;
   }

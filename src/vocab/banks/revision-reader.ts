@@ -30,34 +30,33 @@ export function readRevision(reader: SnapshotReader, tenantId: string, vocabular
   return reader.read(async (s) => {
     const revision = await s.revision(tenantId, vocabularyId);
     if (revision === undefined) throw notFound('vocabulary');
-    let rows: SnapshotTagRow[] = [];
-    let order: string[] | undefined;
-    if (prev) {
-      rows = await s.changedSince(tenantId, vocabularyId, prev.revision);
-      const count = await s.enabledCount(tenantId, vocabularyId);
-      const changed = new Set(rows.map((r) => r.id));
-      const kept = prev.order.filter((id) => !changed.has(id));
-      const added = rows.filter((r) => r.enabled && !prev.has(r.id)).map((r) => r.id);
-      const stillIn = new Set(rows.filter((r) => r.enabled).map((r) => r.id));
-      const candidate = [...prev.order.filter((id) => !changed.has(id) || stillIn.has(id)), ...added];
-      // every tag of `kept` is unchanged since prev, so still enabled unless it was deleted
-      if (candidate.length === count && kept.length + stillIn.size === count) order = candidate;
+    if (!prev) {
+      // a whole compile: every enabled tag in bank order, their names and descriptions by vocabulary
+      const rows = await s.enabledTags(tenantId, vocabularyId);
+      const all = { enabledOf: vocabularyId };
+      const names = rows.length > 0 ? await s.names(tenantId, all) : [];
+      const descriptions = rows.length > 0 ? await s.descriptions(tenantId, all) : [];
+      return { revision, order: rows.map((r) => r.id), rows, names, descriptions };
     }
+    const rows = await s.changedSince(tenantId, vocabularyId, prev.revision);
+    const count = await s.enabledCount(tenantId, vocabularyId);
+    const changed = new Set(rows.map((r) => r.id));
+    const kept = prev.order.filter((id) => !changed.has(id));
+    const added = rows.filter((r) => r.enabled && !prev.has(r.id)).map((r) => r.id);
+    const stillIn = new Set(rows.filter((r) => r.enabled).map((r) => r.id));
+    const candidate = [...prev.order.filter((id) => !changed.has(id) || stillIn.has(id)), ...added];
+    // every tag of `kept` is unchanged since prev, so still enabled unless it was deleted
+    let order: string[] | undefined = candidate.length === count && kept.length + stillIn.size === count ? candidate : undefined;
     if (!order) {
       order = await s.enabledOrder(tenantId, vocabularyId);
-      if (!prev) {
-        rows = await s.enabledTags(tenantId, vocabularyId);
-      } else {
-        // prev's pieces stay valid for tags it has that did not change
-        const known = new Set(rows.map((r) => r.id));
-        const missing = order.filter((id) => !prev.has(id) && !known.has(id));
-        if (missing.length) rows.push(...(await s.tags(tenantId, missing)));
-      }
+      // prev's pieces stay valid for tags it has that did not change
+      const missing = order.filter((id) => !prev.has(id) && !changed.has(id));
+      if (missing.length) rows.push(...(await s.tags(tenantId, missing)));
     }
     const enabledRows = rows.filter((r) => r.enabled);
-    const ids = enabledRows.map((r) => r.id);
-    const names = ids.length > 0 ? await s.names(tenantId, ids) : [];
-    const descriptions = ids.length > 0 ? await s.descriptions(tenantId, ids) : [];
+    const ids = { ids: enabledRows.map((r) => r.id) };
+    const names = ids.ids.length > 0 ? await s.names(tenantId, ids) : [];
+    const descriptions = ids.ids.length > 0 ? await s.descriptions(tenantId, ids) : [];
     return { revision, order, rows: enabledRows, names, descriptions };
   });
 }

@@ -8,7 +8,7 @@ export interface SnapshotDescription {
   readonly text: string | null;
 }
 
-/** One scored tag of a compiled vocabulary, in bank order. */
+/** One scored tag of a compiled vocabulary, in bank order (built-in tags as packed read the pack's values). */
 export interface SnapshotTag {
   readonly id: string;
   readonly name: string;
@@ -34,7 +34,7 @@ export interface VocabularySnapshot {
   readonly revision: number;
   /** Null when no enabled tag has a description (nothing to score). */
   readonly bank: LabelBank | null;
-  /** `tags[i]` is row i of the bank. */
+  /** `tags[i]` is tag i of the bank (its rows: `bank.segmentOf[i]`, `bank.rowOf[i]`). */
   readonly tags: readonly SnapshotTag[];
   /** Enabled tags left out because they have no description. */
   readonly skipped: readonly { id: string; name: string }[];
