@@ -135,11 +135,13 @@ function rng(seed: number): () => number {
   };
 }
 const gc = (globalThis as { gc?: () => void }).gc;
+/** Memory after collections; freed shared memory is unmapped by a background sweeper, so it waits a little after each. */
 async function collect(): Promise<NodeJS.MemoryUsage> {
   if (gc) {
-    gc();
-    await new Promise((r) => setTimeout(r, 50));
-    gc();
+    for (let i = 0; i < 3; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
   return process.memoryUsage();
 }
