@@ -100,6 +100,15 @@ export class FakeLlmServer {
     held.forEach((go) => go());
   }
 
+  /** Back to how it started: answers everything, supports `n`, no requests recorded, nothing held. */
+  reset(): void {
+    this.behave = undefined;
+    this.nSupport = 'multi';
+    this.requests.length = 0;
+    this.open();
+    this.release();
+  }
+
   get heldCount(): number {
     return this.gate.held.length;
   }

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { openDatabase, type Database } from '../../src/db/client.ts';
 import type { InferenceEngine } from '../../src/inference/runtime/engine.ts';
@@ -9,6 +10,7 @@ import { ClipTokenizer } from '../../src/inference/text/tokenizer.ts';
 import { createVocabularyServices, type DescriptionView, type TagView, type VocabularyConfig, type VocabularyServices } from '../../src/vocab/index.ts';
 import { nameKey, normalizeText } from '../../src/vocab/use-cases/names.ts';
 import { createMigratedDatabase, databaseMode, type TestDatabase } from '../support/database.ts';
+import { FakeLlmServer } from '../support/fake-llm-server.ts';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const tinyPack = path.join(repoRoot, 'packs', 'tiny');
@@ -146,4 +148,25 @@ export function randomPixels(size: number, seed: number): { pixels: Float32Array
   let x = seed;
   for (let i = 0; i < p.length; i++) p[i] = ((x = (x * 1103515245 + 12345) % 2147483648) / 2147483648) * 4 - 2;
   return { pixels: p };
+}
+
+/**
+ * A vocabulary environment and a fake LLM server shared by the tests of one file: started before
+ * them, closed after them, and after each test every services instance stopped (no worker of one
+ * test may take another test's items) and the server reset. Read the fields inside tests.
+ */
+export function useVocabEnvWithLlm(): { readonly env: VocabTestEnv; readonly server: FakeLlmServer } {
+  const shared = {} as { env: VocabTestEnv; server: FakeLlmServer };
+  beforeAll(async () => {
+    [shared.env, shared.server] = await Promise.all([setupVocabEnv(), FakeLlmServer.start()]);
+  });
+  afterAll(async () => {
+    await shared.env?.close();
+    await shared.server?.close();
+  });
+  afterEach(async () => {
+    await shared.env.stopServices();
+    shared.server.reset();
+  });
+  return shared;
 }

@@ -1,24 +1,12 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { VocabularyServices } from '../../src/vocab/index.ts';
-import { FakeLlmServer } from '../support/fake-llm-server.ts';
-import { descriptionsOf as listDescriptions, eventually, setupVocabEnv, tagById, tagNamed, type ConfigOverrides, type VocabTestEnv } from './helpers.ts';
+import type { FakeLlmServer } from '../support/fake-llm-server.ts';
+import { descriptionsOf as listDescriptions, eventually, tagById, tagNamed, useVocabEnvWithLlm, type ConfigOverrides, type VocabTestEnv } from './helpers.ts';
 
+const shared = useVocabEnvWithLlm();
 let env: VocabTestEnv;
 let server: FakeLlmServer;
-
-beforeAll(async () => {
-  [env, server] = await Promise.all([setupVocabEnv(), FakeLlmServer.start()]);
-});
-afterAll(async () => {
-  await env?.close();
-  await server?.close();
-});
-afterEach(async () => {
-  await env.stopServices(); // no worker of one test may take another test's items
-  server.behave = undefined;
-  server.open();
-  server.release();
-});
+beforeAll(() => ({ env, server } = shared));
 
 const withLlm = (extra: { llm?: ConfigOverrides['llm']; worker?: NonNullable<ConfigOverrides['vocab']>['worker'] } = {}): ConfigOverrides => ({
   llm: { baseUrl: server.url, maxRetries: 0, ...extra.llm },

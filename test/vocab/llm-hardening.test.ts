@@ -1,11 +1,11 @@
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { CircuitBreaker, CircuitOpenError } from '../../src/core/concurrency.ts';
 import { cleanAnswers, MAX_ANSWER_CHARS } from '../../src/vocab/generation/clean.ts';
 import { LlmDescriptionGenerator, type LlmGeneratorOptions } from '../../src/vocab/generation/llm.ts';
 import type { VocabularyServices } from '../../src/vocab/index.ts';
-import { FakeLlmServer } from '../support/fake-llm-server.ts';
-import { baseConfig, databaseMode, descriptionsOf, eventually, setupVocabEnv, silentLog, tagById, type ConfigOverrides, type VocabTestEnv } from './helpers.ts';
+import type { FakeLlmServer } from '../support/fake-llm-server.ts';
+import { baseConfig, databaseMode, descriptionsOf, eventually, silentLog, tagById, useVocabEnvWithLlm, type ConfigOverrides, type VocabTestEnv } from './helpers.ts';
 
 /**
  * What an LLM endpoint may send that must never reach the database or the endpoint again at
@@ -13,24 +13,10 @@ import { baseConfig, databaseMode, descriptionsOf, eventually, setupVocabEnv, si
  * that only some replicas can run.
  */
 
+const shared = useVocabEnvWithLlm();
 let env: VocabTestEnv;
 let server: FakeLlmServer;
-
-beforeAll(async () => {
-  [env, server] = await Promise.all([setupVocabEnv(), FakeLlmServer.start()]);
-});
-afterAll(async () => {
-  await env?.close();
-  await server?.close();
-});
-afterEach(async () => {
-  await env.stopServices();
-  server.behave = undefined;
-  server.nSupport = 'multi';
-  server.requests.length = 0;
-  server.open();
-  server.release();
-});
+beforeAll(() => ({ env, server } = shared));
 
 /** Markup of every kind an answer can carry, and what each must become. */
 const HOSTILE: [string, string | 'markup' | 'empty'][] = [

@@ -20,13 +20,7 @@ beforeAll(async () => {
   countTokens = (t) => tokenizer.encode(t).length + 2;
 });
 afterAll(() => server?.close());
-afterEach(() => {
-  server.requests.length = 0;
-  server.behave = undefined;
-  server.nSupport = 'multi';
-  server.open();
-  server.release();
-});
+afterEach(() => server.reset());
 
 function generator(options: Partial<LlmGeneratorOptions> = {}) {
   return new LlmDescriptionGenerator({
