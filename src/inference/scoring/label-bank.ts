@@ -187,6 +187,17 @@ export function composeLabelBank(spec: {
 }): LabelBank {
   const { key, segments } = spec;
   const { segmentOf, rowOf, thresholds } = spec.tags;
+  const embedDim = checkTagMap(key, segments, spec.tags);
+  return Object.freeze({ key, tagCount: thresholds.length, embedDim, segments: Object.freeze([...segments]), segmentOf, rowOf, thresholds });
+}
+
+/** Checks that every tag points at a row of a segment and has a threshold in [0, 1]; returns the segments' E. */
+function checkTagMap(
+  key: string,
+  segments: readonly BankSegment[],
+  tags: { readonly segmentOf: Uint16Array; readonly rowOf: Uint32Array; readonly thresholds: Float32Array },
+): number {
+  const { segmentOf, rowOf, thresholds } = tags;
   const C = thresholds.length;
   if (!key) throw badBank('key is empty');
   if (segments.length === 0) throw badBank('a bank needs at least one segment', { key });
@@ -202,7 +213,7 @@ export function composeLabelBank(spec: {
     const t = thresholds[c]!;
     if (!(t >= 0 && t <= 1)) throw badBank(`tag ${c}: threshold ${t} is not in [0, 1]`, { key, tagIndex: c });
   }
-  return Object.freeze({ key, tagCount: C, embedDim: E, segments: Object.freeze([...segments]), segmentOf, rowOf, thresholds });
+  return E;
 }
 
 /** A bank that is exactly one segment, row i being tag i. */
@@ -282,8 +293,9 @@ export function assertValidSegment(segment: BankSegment, embedDim: number): void
 export function assertValidBank(bank: LabelBank, embedDim: number): void {
   if (!bank.key) throw badBank('key is empty');
   if (bank.embedDim !== embedDim) throw badBank(`embedDim ${bank.embedDim} does not match the model's ${embedDim}`, { key: bank.key });
-  // the map is checked as composeLabelBank does, for banks made elsewhere
-  composeLabelBank({ key: bank.key, segments: bank.segments, tags: bank });
+  if (bank.tagCount !== bank.thresholds.length) throw badBank(`tagCount ${bank.tagCount} but ${bank.thresholds.length} thresholds`, { key: bank.key });
+  // banks made elsewhere than composeLabelBank get the same checks
+  if (checkTagMap(bank.key, bank.segments, bank) !== embedDim) throw badBank(`segments of width other than the model's ${embedDim}`, { key: bank.key });
 }
 
 const sharedCopies = new WeakMap<BankSegment, BankSegment>();

@@ -1,11 +1,10 @@
 import { notFound } from '../../core/errors.ts';
 import { isUuid } from '../../core/ids.ts';
 import type { Logger } from '../../core/log.ts';
-import type { InferenceEngine } from '../../inference/index.ts';
+import type { InferenceEngine, SegmentPrecision } from '../../inference/index.ts';
 import type { SnapshotReader } from '../repository/snapshots.ts';
 import { BankCache } from './bank-cache.ts';
 import { compileRevision, type Compiled } from './compiler.ts';
-import type { SegmentPrecision } from '../../inference/index.ts';
 import type { EmbeddingCache } from './embedding-cache.ts';
 import { readRevision } from './revision-reader.ts';
 import type { VocabularySnapshot } from './snapshot.ts';
