@@ -478,7 +478,8 @@ print();
   const w = allCold.map((c) => c.wallMs);
   print(
     `${2 * TENANTS} forVocabulary calls in ${(memoryMs / 1000).toFixed(1)} s: ${afterMemory.misses} misses (${afterMemory.compiles} compiles, ${afterMemory.incremental} incremental), ` +
-      `${afterMemory.hits} hits; peak LRU ${MiB(peakBytes)} MiB, peak RSS (no gc) ${MiB(peakRss - baseline.rss)} MiB over the baseline, ${afterMemory.oversize} oversize. ` +
+      `${afterMemory.hits} hits; peak LRU ${MiB(peakBytes)} MiB, peak RSS (no gc) ${MiB(peakRss - baseline.rss)} MiB over the baseline, ${afterMemory.oversize} oversize; ` +
+      `segment arena: ${MiB(afterMemory.arena.committed)} MiB grown of ${MiB(afterMemory.arena.capacity)}, ${MiB(afterMemory.arena.used)} MiB in ${afterMemory.arena.blocks} live blocks, ${afterMemory.arena.misses} misses. ` +
       `All cold compiles: median ${f1(median(w))} ms, p95 ${f1(quantile(w, 0.95))} ms, max ${f1(quantile(w, 1))} ms ` +
       `(read ${f1(median(allCold.map((c) => c.readMs)))}, embeddings ${f1(median(allCold.map((c) => c.embedMs)))}, segments ${f1(median(allCold.map((c) => c.buildMs)))} ms median).`,
   );

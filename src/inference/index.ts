@@ -33,6 +33,8 @@ export {
   buildSegment,
   composeLabelBank,
   descriptionCount,
+  holdSegments,
+  isEvictedBankError,
   segmentBytes,
   SegmentBuilder,
   segmentRowEmbeddings,
@@ -41,9 +43,11 @@ export {
   type BankSegment,
   type LabelBank,
   type LabelBankTag,
+  type SegmentLifetime,
   type SegmentPrecision,
   type TagDescriptions,
 } from './scoring/label-bank.ts';
+export { SegmentArena, type ArenaStats } from './scoring/segment-arena.ts';
 export {
   descriptionWeights,
   passedTags,

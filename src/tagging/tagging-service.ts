@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { ErrorCode, badInput, isAppError } from '../core/errors.ts';
-import type { Admission, InferenceEngine, LabelBank } from '../inference/index.ts';
+import { isEvictedBankError, type Admission, type InferenceEngine, type LabelBank, type ScoredImage } from '../inference/index.ts';
 import type { Logger } from '../core/log.ts';
 import type { SnapshotTag, VocabularySnapshot } from '../vocab/index.ts';
 import { readImageInput, type ImageInputValue } from './image-input.ts';
@@ -58,6 +58,9 @@ export interface TaggingDeps {
   readonly limits: { maxImageBytes: number; maxImagesPerRequest: number };
   readonly log: Logger;
 }
+
+/** Attempts to score an image when its vocabulary keeps being evicted before it is scored. */
+const EVICTED_RETRIES = 3;
 
 const LANGUAGE = /^[a-z]{2,3}(-[a-z0-9]{2,8})*$/;
 
@@ -137,21 +140,28 @@ export class TaggingService {
 
   private async tagOne(
     tenantId: string,
-    vocab: ScorableSnapshot,
+    fetched: ScorableSnapshot,
     image: ImageInputValue,
     options: TagImageOptions,
     signal: AbortSignal | undefined,
     started: number,
     admission: Admission,
   ): Promise<TaggingResultView> {
+    let vocab = fetched;
     const bytes = await readImageInput(image, { maxBytes: this.deps.limits.maxImageBytes }, this.deps.urlFetcher, signal);
-    const [scored] = await this.deps.engine.scoreImages([bytes], [vocab.bank], {
-      fairnessKey: tenantId,
-      admission,
-      explain: !!options.explain,
-      ...(signal ? { signal } : {}),
-    });
-    const { scores, source, timings } = scored!;
+    const score = (bank: LabelBank) =>
+      this.deps.engine.scoreImages([bytes], [bank], { fairnessKey: tenantId, admission, explain: !!options.explain, ...(signal ? { signal } : {}) });
+    let scored: ScoredImage | undefined;
+    for (let attempt = 1; !scored; attempt++) {
+      try {
+        [scored] = await score(vocab.bank);
+      } catch (e) {
+        // evicted between fetching and scoring (memory is reused at once): fetch it again
+        if (!isEvictedBankError(e) || attempt >= EVICTED_RETRIES) throw e;
+        vocab = await this.snapshot(tenantId, vocab.vocabularyId);
+      }
+    }
+    const { scores, source, timings } = scored;
     const shared: ResultOptions = { threshold: options.threshold ?? undefined, language: options.language ?? undefined, explain: !!options.explain };
     return {
       tags: tagResults(scores[0]!, vocab.tags, { ...shared, passedOnly: true, minScore: options.minScore ?? undefined, topK: options.topK ?? undefined }).map(view),

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/core/errors.ts';
 import type { ImageEmbeddings, ImagePixels } from '../../src/inference/runtime/engine.ts';
-import { buildLabelBank, buildSegment, composeLabelBank, singleSegmentBank, type BankSegment, type LabelBank } from '../../src/inference/scoring/label-bank.ts';
+import { buildLabelBank, buildSegment, composeLabelBank, isEvictedBankError, SegmentBuilder, singleSegmentBank, type BankSegment, type LabelBank } from '../../src/inference/scoring/label-bank.ts';
+import { SegmentArena } from '../../src/inference/scoring/segment-arena.ts';
 import { descriptionWeights, type TagScores } from '../../src/inference/scoring/scores.ts';
 import { createLocalInferenceEngine, type LocalInferenceEngine } from '../../src/inference/runtime/local-engine.ts';
 import { ModelRunner } from '../../src/inference/runtime/model-runner.ts';
@@ -462,6 +463,28 @@ describe.skipIf(!packDir)('segmented banks', () => {
     }
     expect(largest).toBeLessThanOrEqual(1e-3);
     expect(largest).toBeGreaterThan(0); // the halves really were used
+  });
+
+  it('holds arena segments from the call until decoded, and refuses a bank whose segment was freed', async () => {
+    const arena = new SegmentArena(8 << 20);
+    const rows = Array.from({ length: 6 }, (_, c) => randomUnitRows(1 + (c % 3), E, random));
+    const builder = new SegmentBuilder('arena-own', rows.length, 3, E, 'float32', arena);
+    rows.forEach((r, c) => builder.setTag(c, r));
+    const segment = builder.build();
+    const bank = singleSegmentBank('arena-bank', segment, new Float32Array(rows.length).fill(0.5));
+    const plain = buildLabelBank({ key: 'arena-plain', embedDim: E, tags: rows.map((r) => ({ descriptions: r, threshold: 0.5 })) });
+
+    const scoring = engine.scoreImages(images, [bank, plain]);
+    segment.lifetime!.release(); // the owner lets go (an eviction) while the call is in flight
+    expect(arena.stats().blocks).toBe(1); // the engine still holds it
+    const scored = await scoring;
+    for (const { scores } of scored) expect(maxAbsDiff(scores[0]!.logits, scores[1]!.logits)).toBeLessThanOrEqual(1e-6);
+    expect(arena.stats().blocks).toBe(0); // freed once the decode was done
+
+    const late = await settle(engine.scoreImages(images, [bank]));
+    expect(late.ok).toBe(false);
+    expect(isEvictedBankError(late.ok ? undefined : late.error)).toBe(true);
+    expect(late.ok ? undefined : late.error.code).toBe('OVERLOADED');
   });
 });
 

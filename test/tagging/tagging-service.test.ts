@@ -2,6 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { AppError } from '../../src/core/errors.ts';
 import { createLogger } from '../../src/core/log.ts';
 import type { Admission, InferenceEngine } from '../../src/inference/index.ts';
+import { evictedBank } from '../../src/inference/scoring/label-bank.ts';
 import { TaggingService, type VocabularySnapshots } from '../../src/tagging/tagging-service.ts';
 import type { UsageRecorder } from '../../src/tagging/usage-recorder.ts';
 import type { VocabularySnapshot } from '../../src/vocab/index.ts';
@@ -67,5 +68,38 @@ describe('tagging admission', () => {
       [1, 1],
       [1, 1],
     ]);
+  });
+});
+
+describe('a vocabulary evicted between fetching and scoring', () => {
+  const admit = () => ({ release: vi.fn() }) as unknown as Admission;
+  const scored = { source: { format: 'png', width: 1, height: 1, bytes: 1 }, embeddings: null, scores: [{ tagCount: 0, logits: new Float32Array(0), thresholds: new Float32Array(0), passed: new Uint8Array(0) }], timings: { preprocessMs: 0, inferenceMs: 1 } };
+  const later = { ...snapshot, revision: 4, bank: { tagCount: 1, key: 'fresh' } } as unknown as VocabularySnapshot;
+
+  it('is fetched again and scored, the result naming the revision it was scored at', async () => {
+    const reads = [snapshot, later];
+    const banks: unknown[] = [];
+    const { tagging, vocabularies } = service(
+      {
+        admit,
+        scoreImages: ((_images: unknown, b: readonly unknown[]) => {
+          banks.push(b[0]);
+          return banks.length === 1 ? Promise.reject(evictedBank()) : Promise.resolve([scored]);
+        }) as unknown as InferenceEngine['scoreImages'],
+      },
+      () => Promise.resolve(reads.shift()!),
+    );
+    const result = await tagging.tagImage(TENANT, VOCAB, image);
+    expect(result.revision).toBe(4);
+    expect(banks).toEqual([snapshot.bank, later.bank]);
+    expect(vocabularies.forVocabulary).toHaveBeenCalledTimes(2);
+  });
+
+  it('gives up with OVERLOADED after three evictions in a row', async () => {
+    const { tagging, scoreImages } = service({ admit, scoreImages: () => Promise.reject(evictedBank()) }, () => Promise.resolve(snapshot));
+    const error = await tagging.tagImage(TENANT, VOCAB, image).catch((e: unknown) => e as AppError);
+    expect(error).toBeInstanceOf(AppError);
+    expect((error as AppError).code).toBe('OVERLOADED');
+    expect(scoreImages).toHaveBeenCalledTimes(3);
   });
 });

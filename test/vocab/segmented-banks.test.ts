@@ -4,7 +4,7 @@
  * monolithic bank of the same rows, and an edit rebuilds only the segment of the tag it touched.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildLabelBank, descriptionWeights, segmentBytes, type BuiltinVocabulary, type LabelBank, type LabelBankTag, type TagScores } from '../../src/inference/index.ts';
+import { buildLabelBank, descriptionWeights, isEvictedBankError, segmentBytes, type BuiltinVocabulary, type LabelBank, type LabelBankTag, type TagScores } from '../../src/inference/index.ts';
 import type { VocabularyServices, VocabularySnapshot } from '../../src/vocab/index.ts';
 import { databaseMode, randomPixels, setupVocabEnv, tagNamed, type VocabTestEnv } from './helpers.ts';
 
@@ -180,9 +180,55 @@ describe(`segmented label banks (${databaseMode} database)`, () => {
     for (const x of ownSegmentsOf(grown)) if (x !== removedFrom) expect(ownSegmentsOf(shrunk)).toContain(x);
     await expectSameScores(shrunk);
 
-    // snapshots never change: the first one still scores as it did
-    const [again] = await env.engine.scoreImages([pixels(5)], [before.bank!]);
-    expect(Array.from(again!.scores[0]!.logits)).toEqual(Array.from(first!.scores[0]!.logits));
+    // a snapshot never changes: while its segments are held it scores as it did; the segment
+    // only it used was freed when the cache moved on, so scoring it is refused (fetch it again),
+    // never answered from memory another segment now uses
+    expect(first!.scores[0]!.tagCount).toBe(before.bank!.tagCount);
+    expect(target.lifetime?.hold()).toBe(false);
+    const stale = await env.engine.scoreImages([pixels(5)], [before.bank!]).catch((e: unknown) => e);
+    expect(isEvictedBankError(stale)).toBe(true);
+    for (const x of ownSegmentsOf(shrunk)) {
+      expect(x.lifetime?.hold()).toBe(true); // the cached revision's: alive
+      x.lifetime!.release();
+    }
+  });
+
+  it('keeps own segments in an arena within the budget: an evicted vocabulary’s memory is freed at once, its stale snapshot refused', async () => {
+    const make = async (services: VocabularyServices, name: string) => {
+      const v = await services.vocabularies.create(env.tenantA, { name });
+      await services.tags.add(env.tenantA, v.id, ownTags.slice(0, 6));
+      return v.id;
+    };
+    // one such vocabulary's cost, then a budget for two and a half of them
+    const probe = await env.services({ labelBanks: { segmentTags: SEGMENT_TAGS } });
+    const probeId = await make(probe, 'probe');
+    await probe.labelBanks.forVocabulary(env.tenantA, probeId);
+    const one = probe.labelBanks.stats().bytes;
+    const budget = Math.floor(one * 2.5);
+    const small = await env.services({ labelBanks: { segmentTags: SEGMENT_TAGS, cacheBytes: budget } });
+    const ids = [probeId];
+    for (let i = 1; i < 5; i++) ids.push(await make(small, `arena ${i}`));
+
+    const first = await small.labelBanks.forVocabulary(env.tenantA, ids[0]!);
+    const [before] = await env.engine.scoreImages([pixels(6)], [first.bank!]);
+    for (const id of ids.slice(1)) await small.labelBanks.forVocabulary(env.tenantA, id);
+    const stats = small.labelBanks.stats();
+    expect(stats.entries).toBe(2);
+    // live arena memory is exactly the cached vocabularies' own segments, and never beyond the budget
+    expect(stats.arena.blocks).toBe(2 * ownSegmentsOf(first).length);
+    expect(stats.arena.used).toBeLessThanOrEqual(stats.bytes);
+    expect(stats.arena.committed).toBeLessThanOrEqual(budget);
+    expect(stats.arena.misses).toBe(0);
+
+    // the first vocabulary was evicted: its snapshot's memory is reused, so it is refused …
+    const stale = await env.engine.scoreImages([pixels(6)], [first.bank!]).catch((e: unknown) => e);
+    expect(isEvictedBankError(stale)).toBe(true);
+    // … and fetched again it scores as before
+    const again = await small.labelBanks.forVocabulary(env.tenantA, ids[0]!);
+    expect(again.revision).toBe(first.revision);
+    const [after] = await env.engine.scoreImages([pixels(6)], [again.bank!]);
+    expect(Array.from(after!.scores[0]!.logits)).toEqual(Array.from(before!.scores[0]!.logits));
+    expect(small.labelBanks.stats().arena.blocks).toBe(2 * ownSegmentsOf(first).length);
   });
 
   it('decodes the shared built-in segment once for two vocabularies scored together', async () => {

@@ -14,7 +14,7 @@ import {
   type ScoredImage,
   type TextEmbeddings,
 } from './engine.ts';
-import { asSharedSegment, assertValidBank, assertValidSegment, type BankSegment, type LabelBank } from '../scoring/label-bank.ts';
+import { asSharedSegment, assertValidBank, assertValidSegment, evictedBank, holdSegments, type BankSegment, type LabelBank } from '../scoring/label-bank.ts';
 import { openModelPack, type ModelPack } from '../pack/pack.ts';
 import { preprocessImage, type ImageSource } from '../image/preprocess.ts';
 import { resolveEngineOptions, type ImagePreprocessor, type LocalEngineOptions } from './engine-options.ts';
@@ -161,7 +161,22 @@ export class LocalInferenceEngine implements InferenceEngine {
     banks: readonly LabelBank[],
     options: ScoreOptions = {},
   ): Promise<ScoredImage[]> {
-    await this.start();
+    // segments in reusable memory are held from the call until their decodes are done
+    const release = holdSegments(banks.flatMap((b) => b.segments));
+    if (!release) throw evictedBank();
+    try {
+      await this.start();
+      return await this.scoreHeld(images, banks, options);
+    } finally {
+      release();
+    }
+  }
+
+  private async scoreHeld(
+    images: readonly (ImageInput | ImageEmbeddings)[],
+    banks: readonly LabelBank[],
+    options: ScoreOptions,
+  ): Promise<ScoredImage[]> {
     const prepared = banks.map((b) => this.checkedBank(b));
     const given = performance.now();
     const encoded: EncodedImage[] = new Array(images.length);

@@ -1,5 +1,6 @@
-import { badInput } from '../../core/errors.ts';
+import { AppError, ErrorCode, badInput } from '../../core/errors.ts';
 import { float16ToFloat32, float32ToFloat16 } from '../pack/float16.ts';
+import type { SegmentArena } from './segment-arena.ts';
 
 /** How a segment stores its embeddings: float32, or IEEE half precision (half the memory). */
 export type SegmentPrecision = 'float32' | 'float16';
@@ -24,6 +25,47 @@ export interface BankSegment {
   readonly embeds: Float32Array | Uint16Array;
   /** [C, D]: 1 for a real description, 0 for padding; real descriptions come first. */
   readonly mask: Uint8Array;
+  /**
+   * Set when the arrays live in memory that is reused once nobody holds it (a `SegmentArena`
+   * block): read them only while holding. Absent: the memory lives as long as the arrays.
+   */
+  readonly lifetime?: SegmentLifetime;
+}
+
+/** Reference counting of a segment's memory. */
+export interface SegmentLifetime {
+  /** One more holder; false (and nothing held) when the memory was already freed. */
+  hold(): boolean;
+  /** One holder fewer; the memory is freed when none is left. */
+  release(): void;
+}
+
+const EVICTED = 'label-bank-evicted';
+
+/**
+ * A bank whose reusable memory was freed (its vocabulary was evicted from the bank cache between
+ * being fetched and being scored): the caller fetches the vocabulary again and retries.
+ */
+export const evictedBank = () =>
+  new AppError(ErrorCode.OVERLOADED, 'the compiled vocabulary was evicted from memory before it was scored; try again', { details: { reason: EVICTED } });
+
+export const isEvictedBankError = (e: unknown) => e instanceof AppError && e.details.reason === EVICTED;
+
+/**
+ * Holds every segment that has a lifetime, or none: returns the function that releases them, or
+ * undefined when one of them was already freed.
+ */
+export function holdSegments(segments: Iterable<BankSegment>): (() => void) | undefined {
+  const held: SegmentLifetime[] = [];
+  for (const s of new Set(segments)) {
+    if (!s.lifetime) continue;
+    if (!s.lifetime.hold()) {
+      held.forEach((l) => l.release());
+      return undefined;
+    }
+    held.push(s.lifetime);
+  }
+  return () => held.forEach((l) => l.release());
 }
 
 /**
@@ -74,11 +116,13 @@ function sharedArray<T extends Float32Array | Uint16Array | Uint8Array>(Ctor: ne
 
 /**
  * Fills a segment tag by tag, straight into shared memory, so a large vocabulary is packed
- * without first holding a second ragged copy.
+ * without first holding a second ragged copy. Given an arena, the memory is a block of it (held
+ * once by the built segment's first owner, who must release it; `abandon()` if never built).
  */
 export class SegmentBuilder {
   private readonly embeds: Float32Array | Uint16Array;
   private readonly mask: Uint8Array;
+  private readonly lifetime: SegmentLifetime | undefined;
   private readonly filled: Uint8Array;
   /** float32 staging of one tag given as separate rows */
   private readonly row: Float32Array;
@@ -89,13 +133,24 @@ export class SegmentBuilder {
     private readonly maxDescriptions: number,
     private readonly embedDim: number,
     private readonly precision: SegmentPrecision = 'float32',
+    arena?: SegmentArena,
   ) {
     for (const [name, v] of Object.entries({ tagCount, maxDescriptions, embedDim })) {
       if (!Number.isInteger(v) || v <= 0) throw badBank(`${name} must be a positive integer, got ${v}`);
     }
     const values = tagCount * maxDescriptions * embedDim;
-    this.embeds = precision === 'float16' ? sharedArray(Uint16Array, 2, values) : sharedArray(Float32Array, 4, values);
-    this.mask = sharedArray(Uint8Array, 1, tagCount * maxDescriptions);
+    const bytesPer = precision === 'float16' ? 2 : 4;
+    // the mask after the embeddings, at an offset every view type accepts
+    const maskAt = Math.ceil((values * bytesPer) / 8) * 8;
+    const block = arena?.allocate(maskAt + tagCount * maxDescriptions);
+    if (block) {
+      this.embeds = precision === 'float16' ? new Uint16Array(block.buffer, block.offset, values) : new Float32Array(block.buffer, block.offset, values);
+      this.mask = new Uint8Array(block.buffer, block.offset + maskAt, tagCount * maxDescriptions);
+      this.lifetime = block;
+    } else {
+      this.embeds = precision === 'float16' ? sharedArray(Uint16Array, 2, values) : sharedArray(Float32Array, 4, values);
+      this.mask = sharedArray(Uint8Array, 1, tagCount * maxDescriptions);
+    }
     this.filled = new Uint8Array(tagCount);
     this.row = new Float32Array(maxDescriptions * embedDim);
   }
@@ -146,7 +201,13 @@ export class SegmentBuilder {
       precision: this.precision,
       embeds: this.embeds,
       mask: this.mask,
+      ...(this.lifetime ? { lifetime: this.lifetime } : {}),
     });
+  }
+
+  /** Gives back arena memory of a segment that will not be built (a failed compile). */
+  abandon(): void {
+    this.lifetime?.release();
   }
 }
 

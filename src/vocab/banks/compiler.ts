@@ -6,12 +6,12 @@
  * in bank order, onto segment rows with their thresholds.
  */
 import type { DescriptionSource } from '../../generated/prisma/client.ts';
-import { composeLabelBank, segmentRowEmbeddings, type BankSegment, type BuiltinVocabulary, type InferenceEngine, type LabelBank, type SegmentPrecision } from '../../inference/index.ts';
+import { composeLabelBank, segmentRowEmbeddings, type BankSegment, type BuiltinVocabulary, type InferenceEngine, type LabelBank, type SegmentArena, type SegmentPrecision } from '../../inference/index.ts';
 import type { SnapshotDescriptionRow, SnapshotTagRow } from '../repository/snapshots.ts';
 import { thresholdOf } from '../views.ts';
 import type { EmbeddingCache } from './embedding-cache.ts';
 import type { RevisionRead } from './revision-reader.ts';
-import { layoutSegments, ownSegmentBytes, type OwnSegment, type RowSource } from './segments.ts';
+import { layoutSegments, ownSegmentBytes, type Layout, type OwnSegment, type RowSource } from './segments.ts';
 import type { SnapshotDescription, SnapshotTag, VocabularySnapshot } from './snapshot.ts';
 
 /** One tag's part of a bank. */
@@ -50,10 +50,16 @@ export interface CompilerDeps {
   segmentTags: number;
   /** Storage of own segments. */
   precision: SegmentPrecision;
+  /** Where own segments are built when the compile fits the cache's budget. */
+  arena: SegmentArena;
+  /** The cache's budget: a compile larger than this is not kept, so its segments get memory of their own. */
+  maxBytes: number;
 }
 
 export interface CompileResult {
   compiled: Compiled;
+  /** Own segments built by this compile (the others were reused); arena ones are held once each, for the caller to release. */
+  built: readonly BankSegment[];
   /** Own segments built by this compile (the others were reused). */
   segmentsBuilt: number;
   embedMs: number;
@@ -116,32 +122,31 @@ export async function compileRevision(deps: CompilerDeps, tenantId: string, voca
       sources.set(id, { segment: prev!.segments[at.segment]!.segment, row: at.row, count });
     }
   }
-  const layout = layoutSegments(prev?.segments ?? [], ownIds, sources, changed, { segmentTags: deps.segmentTags, precision: deps.precision, embedDim: E, keyPrefix: `vocab:${vocabularyId}` });
+  const usesBuiltin = ordered.some((o) => o.piece.builtinRow >= 0);
+  // unchanged built-in tags come from the previous compile, which loaded the pack's rows
+  if (usesBuiltin) builtin ??= await engine.builtinVocabulary();
+
+  // from here on nothing awaits: segments built in the arena are handed to the caller or released
+  const metaBytes = ordered.length * 10 + metadataBytes(pieces.values());
+  const layout = layoutSegments(
+    prev?.segments ?? [],
+    ownIds,
+    sources,
+    changed,
+    { segmentTags: deps.segmentTags, precision: deps.precision, embedDim: E, keyPrefix: `vocab:${vocabularyId}` },
+    (ownBytes) => (ownBytes + metaBytes <= deps.maxBytes ? deps.arena : undefined),
+  );
+  const reused = new Set(prev?.segments.map((s) => s.segment));
+  const built = layout.segments.map((s) => s.segment).filter((s) => !reused.has(s));
 
   let bank: LabelBank | null = null;
-  if (ordered.length > 0) {
-    const usesBuiltin = ordered.some((o) => o.piece.builtinRow >= 0);
-    // unchanged built-in tags come from the previous compile, which loaded the pack's rows
-    if (usesBuiltin) builtin ??= await engine.builtinVocabulary();
-    const segments: BankSegment[] = [...(usesBuiltin ? [builtin!.segment] : []), ...layout.segments.map((s) => s.segment)];
-    const first = usesBuiltin ? 1 : 0;
-    const C = ordered.length;
-    const segmentOf = new Uint16Array(C);
-    const rowOf = new Uint32Array(C);
-    const thresholds = new Float32Array(C);
-    ordered.forEach(({ id, piece }, c) => {
-      thresholds[c] = piece.tag.threshold;
-      if (piece.builtinRow >= 0) {
-        rowOf[c] = piece.builtinRow; // segment 0
-        return;
-      }
-      const place = layout.places.get(id)!;
-      segmentOf[c] = first + place.segment;
-      rowOf[c] = place.row;
-    });
-    bank = composeLabelBank({ key: `vocab:${vocabularyId}:r${read.revision}:${encoderId.slice(0, 16)}`, segments, tags: { segmentOf, rowOf, thresholds } });
+  try {
+    bank = ordered.length > 0 ? mapTags(ordered, usesBuiltin ? builtin!.segment : undefined, layout, `vocab:${vocabularyId}:r${read.revision}:${encoderId.slice(0, 16)}`) : null;
+  } catch (e) {
+    built.forEach((s) => s.lifetime?.release());
+    throw e;
   }
-  const bytes = ownSegmentBytes(layout.segments) + ordered.length * 10 + metadataBytes(pieces.values());
+  const bytes = ownSegmentBytes(layout.segments) + metaBytes;
   const snapshot: VocabularySnapshot = Object.freeze({
     tenantId,
     vocabularyId,
@@ -151,7 +156,28 @@ export async function compileRevision(deps: CompilerDeps, tenantId: string, voca
     skipped: Object.freeze(skipped),
   });
   const compiled: Compiled = { tenantId, encoderId, revision: read.revision, snapshot, pieces, order: read.order, segments: layout.segments, places: layout.places, bytes };
-  return { compiled, segmentsBuilt: layout.built, embedMs: t1 - t0, buildMs: performance.now() - t1 };
+  return { compiled, built, segmentsBuilt: layout.built, embedMs: t1 - t0, buildMs: performance.now() - t1 };
+}
+
+/** The revision's tags (bank order) onto rows: built-in ones into the pack's segment, own ones where the layout put them. */
+function mapTags(ordered: readonly { id: string; piece: Piece }[], builtinSegment: BankSegment | undefined, layout: Layout, key: string): LabelBank {
+  const segments: BankSegment[] = [...(builtinSegment ? [builtinSegment] : []), ...layout.segments.map((s) => s.segment)];
+  const first = builtinSegment ? 1 : 0;
+  const C = ordered.length;
+  const segmentOf = new Uint16Array(C);
+  const rowOf = new Uint32Array(C);
+  const thresholds = new Float32Array(C);
+  ordered.forEach(({ id, piece }, c) => {
+    thresholds[c] = piece.tag.threshold;
+    if (piece.builtinRow >= 0) {
+      rowOf[c] = piece.builtinRow; // segment 0
+      return;
+    }
+    const place = layout.places.get(id)!;
+    segmentOf[c] = first + place.segment;
+    rowOf[c] = place.row;
+  });
+  return composeLabelBank({ key, segments, tags: { segmentOf, rowOf, thresholds } });
 }
 
 /**

@@ -1,7 +1,7 @@
 import { notFound } from '../../core/errors.ts';
 import { isUuid } from '../../core/ids.ts';
 import type { Logger } from '../../core/log.ts';
-import type { InferenceEngine, SegmentPrecision } from '../../inference/index.ts';
+import { holdSegments, SegmentArena, type ArenaStats, type InferenceEngine, type SegmentPrecision } from '../../inference/index.ts';
 import type { SnapshotReader } from '../repository/snapshots.ts';
 import { BankCache } from './bank-cache.ts';
 import { compileRevision, type Compiled } from './compiler.ts';
@@ -24,6 +24,8 @@ export interface LabelBankStats {
   segmentsBuilt: number;
   /** Compiled snapshots too large for the budget (served, not kept). */
   oversize: number;
+  /** The shared memory own segments are built in (its capacity is the budget). */
+  arena: ArenaStats;
   /** Timings of the latest compile (ms): the REPEATABLE READ read, embeddings, segments. */
   lastCompile?: { totalMs: number; readMs: number; embedMs: number; buildMs: number; tags: number; rebuilt: number; segments: number; segmentsBuilt: number };
 }
@@ -54,13 +56,22 @@ export class LabelBankService {
   private readonly counters = { hits: 0, misses: 0, compiles: 0, incremental: 0, tagsRebuilt: 0, segmentsBuilt: 0 };
   private lastCompile: LabelBankStats['lastCompile'];
 
+  /**
+   * Own segments live here: memory bounded by the budget and reused the moment an evicted
+   * vocabulary's last reader is done, rather than when the collector gets to it.
+   */
+  private readonly arena: SegmentArena;
+
   constructor(private readonly options: LabelBankServiceOptions) {
     this.cache = new BankCache(options.maxBytes, options.log);
+    this.arena = new SegmentArena(Math.max(options.maxBytes, 1024));
+    // a segment that does not fit makes room by evicting the least recently used vocabularies
+    this.arena.reclaim = () => this.cache.evictOldest();
   }
 
   stats(): LabelBankStats {
     const { cache } = this;
-    return { entries: cache.entries, bytes: cache.bytes, maxBytes: cache.maxBytes, ...this.counters, oversize: cache.oversize, lastCompile: this.lastCompile };
+    return { entries: cache.entries, bytes: cache.bytes, maxBytes: cache.maxBytes, ...this.counters, oversize: cache.oversize, arena: this.arena.stats(), lastCompile: this.lastCompile };
   }
 
   /** Drops a vocabulary's compiled bank (it was deleted; edits need nothing: revisions tell). */
@@ -96,18 +107,36 @@ export class LabelBankService {
     }
   }
 
-  private async compile(tenantId: string, vocabularyId: string, prev: Compiled | undefined): Promise<Compiled> {
+  private async compile(tenantId: string, vocabularyId: string, cached: Compiled | undefined): Promise<Compiled> {
+    // the previous compile's segments are read (and reused) by this one: held until it is kept,
+    // whatever the cache evicts meanwhile
+    const releasePrev = cached && holdSegments(cached.segments.map((s) => s.segment));
+    const prev = releasePrev ? cached : undefined;
+    try {
+      return await this.compileFrom(tenantId, vocabularyId, prev);
+    } finally {
+      releasePrev?.();
+    }
+  }
+
+  private async compileFrom(tenantId: string, vocabularyId: string, prev: Compiled | undefined): Promise<Compiled> {
     const t0 = performance.now();
     const read = await readRevision(this.options.snapshots, tenantId, vocabularyId, prev && { revision: prev.revision, order: prev.order, has: (id) => prev.pieces.has(id) });
     const readMs = performance.now() - t0;
-    const { compiled, segmentsBuilt, embedMs, buildMs } = await compileRevision(this.options, tenantId, vocabularyId, read, prev);
+    const { compiled, built, segmentsBuilt, embedMs, buildMs } = await compileRevision({ ...this.options, arena: this.arena }, tenantId, vocabularyId, read, prev);
+    try {
+      this.cache.keep(compiled);
+    } finally {
+      // the cache holds what it kept; segments of a compile it did not keep (a newer revision was
+      // kept meanwhile) are freed now, and its callers are told to fetch the vocabulary again
+      built.forEach((s) => s.lifetime?.release());
+    }
     this.counters.tagsRebuilt += read.rows.length;
     this.counters.segmentsBuilt += segmentsBuilt;
     this.counters.compiles++;
     if (prev) this.counters.incremental++;
     const segments = compiled.snapshot.bank?.segments.length ?? 0;
     this.lastCompile = { totalMs: performance.now() - t0, readMs, embedMs, buildMs, tags: compiled.pieces.size, rebuilt: read.rows.length, segments, segmentsBuilt };
-    this.cache.keep(compiled);
     return compiled;
   }
 }

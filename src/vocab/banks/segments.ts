@@ -5,7 +5,7 @@
  * segments whose tags changed, and a new tag joins the last segment (or starts one).
  * Segments are immutable: a rebuilt segment is a new one, and older snapshots keep theirs.
  */
-import { SegmentBuilder, segmentBytes, segmentRowEmbeddings, type BankSegment, type SegmentPrecision } from '../../inference/index.ts';
+import { SegmentBuilder, segmentBytes, segmentRowEmbeddings, type BankSegment, type SegmentArena, type SegmentPrecision } from '../../inference/index.ts';
 
 export interface OwnSegment {
   readonly segment: BankSegment;
@@ -41,8 +41,18 @@ let serial = 0;
 /**
  * Lays out the own rows of `ids` (bank order). `changed` holds the tags whose rows differ from
  * the previous compile (their sources are fresh); every other id's source is its old row.
+ * `memoryFor(bytes)`, told what the layout's segments will hold, names the arena to build them
+ * in, or none: then they get memory of their own and none of the previous segments is reused.
+ * Segments built in an arena are held once each, for the caller to hand over or release.
  */
-export function layoutSegments(previous: readonly OwnSegment[], ids: readonly string[], sources: ReadonlyMap<string, RowSource>, changed: ReadonlySet<string>, settings: LayoutSettings): Layout {
+export function layoutSegments(
+  previous: readonly OwnSegment[],
+  ids: readonly string[],
+  sources: ReadonlyMap<string, RowSource>,
+  changed: ReadonlySet<string>,
+  settings: LayoutSettings,
+  memoryFor: (bytes: number) => SegmentArena | undefined = () => undefined,
+): Layout {
   const wanted = new Set(ids);
   const placed = new Set<string>();
   const plans: { tagIds: string[]; reuse: OwnSegment | undefined }[] = [];
@@ -64,26 +74,42 @@ export function layoutSegments(previous: readonly OwnSegment[], ids: readonly st
     last.reuse = undefined;
   }
 
+  const bytesPer = settings.precision === 'float16' ? 2 : 4;
+  const depthOf = (plan: (typeof plans)[number]) => plan.reuse?.segment.maxDescriptions ?? plan.tagIds.reduce((m, id) => Math.max(m, sources.get(id)!.count), 1);
+  const planned = plans.reduce((n, plan) => n + plan.tagIds.length * (depthOf(plan) * (settings.embedDim * bytesPer + 1) + 8), 0);
+  const arena = memoryFor(planned);
+  if (!arena) plans.forEach((plan) => (plan.reuse = undefined));
+
   const places = new Map<string, { segment: number; row: number }>();
-  let built = 0;
-  const segments = plans.map((plan, index) => {
-    plan.tagIds.forEach((id, row) => places.set(id, { segment: index, row }));
-    if (plan.reuse) return plan.reuse;
-    built++;
-    return { segment: buildOwnSegment(plan.tagIds, sources, settings), tagIds: plan.tagIds };
-  });
-  return { segments, places, built };
+  const fresh: BankSegment[] = [];
+  try {
+    const segments = plans.map((plan, index) => {
+      plan.tagIds.forEach((id, row) => places.set(id, { segment: index, row }));
+      if (plan.reuse) return plan.reuse;
+      const segment = buildOwnSegment(plan.tagIds, depthOf(plan), sources, settings, arena);
+      fresh.push(segment);
+      return { segment, tagIds: plan.tagIds };
+    });
+    return { segments, places, built: fresh.length };
+  } catch (e) {
+    fresh.forEach((s) => s.lifetime?.release());
+    throw e;
+  }
 }
 
-function buildOwnSegment(tagIds: readonly string[], sources: ReadonlyMap<string, RowSource>, settings: LayoutSettings): BankSegment {
-  const D = tagIds.reduce((m, id) => Math.max(m, sources.get(id)!.count), 1);
-  const builder = new SegmentBuilder(`${settings.keyPrefix}:s${++serial}`, tagIds.length, D, settings.embedDim, settings.precision);
-  for (const [row, id] of tagIds.entries()) {
-    const source = sources.get(id)!;
-    // float16 rows widen exactly, and narrowing them again gives the same bits
-    builder.setTag(row, 'fresh' in source ? source.fresh : segmentRowEmbeddings(source.segment, source.row));
+function buildOwnSegment(tagIds: readonly string[], D: number, sources: ReadonlyMap<string, RowSource>, settings: LayoutSettings, arena: SegmentArena | undefined): BankSegment {
+  const builder = new SegmentBuilder(`${settings.keyPrefix}:s${++serial}`, tagIds.length, D, settings.embedDim, settings.precision, arena);
+  try {
+    for (const [row, id] of tagIds.entries()) {
+      const source = sources.get(id)!;
+      // float16 rows widen exactly, and narrowing them again gives the same bits
+      builder.setTag(row, 'fresh' in source ? source.fresh : segmentRowEmbeddings(source.segment, source.row));
+    }
+    return builder.build();
+  } catch (e) {
+    builder.abandon();
+    throw e;
   }
-  return builder.build();
 }
 
 export const ownSegmentBytes = (segments: readonly OwnSegment[]) => segments.reduce((n, s) => n + segmentBytes(s.segment) + 8 * s.tagIds.length, 0);
