@@ -58,12 +58,12 @@ export interface TagResult<T extends ResultTag> {
 }
 
 /** Ranks an image's scores (best first) and names and explains the tags that remain. */
-export function tagResults<T extends ResultTag>(scores: TagScores, tags: readonly T[], options: ResultOptions = {}): TagResult<T>[] {
+export function tagResults<T extends ResultTag>(scores: TagScores, tags: { at(index: number): T | undefined }, options: ResultOptions = {}): TagResult<T>[] {
   const { threshold, passedOnly, minScore, topK } = options;
   const language = options.language?.toLowerCase();
   const explain = options.explain === true && scores.explained !== undefined;
   return rankTags(scores, { threshold, passedOnly, minScore, topK }).map((r) => {
-    const tag = tags[r.index]!;
+    const tag = tags.at(r.index)!;
     return {
       tag,
       index: r.index,

@@ -94,20 +94,20 @@ describe.skipIf(!onPostgres)('concurrent edits and compiles (PostgreSQL)', () =>
     // absent together, and each row's threshold is its own tag's (rows and tags aligned)
     expect(seen.length).toBeGreaterThan(5);
     for (const snap of seen) {
-      const names = new Set(snap.tags.map((t) => t.name));
+      const names = new Set([...snap.tags].map((t) => t.name));
       for (const name of names) {
         if (name.startsWith('toggle ')) continue; // toggled one at a time
         const other = name.endsWith(' a') ? `${name.slice(0, -2)} b` : `${name.slice(0, -2)} a`;
         expect(names.has(other)).toBe(true);
       }
-      snap.tags.forEach((t, i) => expect(snap.bank!.thresholds[i]).toBeCloseTo(t.name.endsWith(' a') ? 0.3 : 0.7, 6));
+      [...snap.tags].forEach((t, i) => expect(snap.bank!.thresholds[i]).toBeCloseTo(t.name.endsWith(' a') ? 0.3 : 0.7, 6));
       expect(snap.bank!.tagCount).toBe(snap.tags.length);
     }
     // revisions only move forward for each reader, and equal revisions compile equally
     for (const revisions of readerRevisions) expect(revisions).toEqual([...revisions].sort((a, b) => a - b));
     const byRevision = new Map<number, string>();
     for (const snap of seen) {
-      const ids = snap.tags.map((t) => t.id).sort().join(',');
+      const ids = [...snap.tags].map((t) => t.id).sort().join(',');
       if (byRevision.has(snap.revision)) expect(byRevision.get(snap.revision)).toBe(ids);
       byRevision.set(snap.revision, ids);
     }
@@ -128,7 +128,7 @@ describe.skipIf(!onPostgres)('concurrent edits and compiles (PostgreSQL)', () =>
 function rowsById(snap: VocabularySnapshot) {
   const bank = snap.bank!;
   const out: Record<string, { threshold: number; count: number; rows: number[] }> = {};
-  snap.tags.forEach((t, c) => {
+  [...snap.tags].forEach((t, c) => {
     const rows = tagEmbeddings(bank, c);
     out[t.id] = { threshold: bank.thresholds[c]!, count: rows.length / bank.embedDim, rows: Array.from(rows).map((x) => Math.round(x * 1e5)) };
   });

@@ -58,7 +58,7 @@ describe('description jobs', () => {
     expect(again.alreadyQueued).toEqual([results[0]!.tag!.id]);
 
     const pending = await s.labelBanks.forVocabulary(env.tenantA, v.id);
-    expect(pending.tags.map((t) => [t.status, t.descriptionSource, t.usedFallback])).toEqual([
+    expect([...pending.tags].map((t) => [t.status, t.descriptionSource, t.usedFallback])).toEqual([
       ['PENDING', 'TEMPLATE', true],
       ['PENDING', 'TEMPLATE', true],
     ]);
@@ -69,7 +69,7 @@ describe('description jobs', () => {
     expect(done).toMatchObject({ state: 'SUCCEEDED', succeeded: 2, failed: 0, progress: 1 });
     const ready = await s.labelBanks.forVocabulary(env.tenantA, v.id);
     expect(ready.revision).toBeGreaterThan(pending.revision);
-    expect(ready.tags.map((t) => [t.status, t.descriptionSource, t.usedFallback])).toEqual([
+    expect([...ready.tags].map((t) => [t.status, t.descriptionSource, t.usedFallback])).toEqual([
       ['READY', 'LLM', false],
       ['READY', 'LLM', false],
     ]);
@@ -112,7 +112,7 @@ describe('description jobs', () => {
     const forbidden = (await tagById(s, env.tenantA, results[1]!.tag!.id))!;
     expect(forbidden).toMatchObject({ status: 'FAILED', statusReason: expect.stringMatching(/refused/) });
     const snap = await s.labelBanks.forVocabulary(env.tenantA, v.id);
-    expect(snap.tags.find((t) => t.name === 'forbidden tag')).toMatchObject({ status: 'FAILED', descriptionSource: 'TEMPLATE', usedFallback: true });
+    expect([...snap.tags].find((t) => t.name === 'forbidden tag')).toMatchObject({ status: 'FAILED', descriptionSource: 'TEMPLATE', usedFallback: true });
     expect((await listDescriptions(s, env.tenantA, forbidden.id)).every((d) => d.source === 'TEMPLATE')).toBe(true);
     await s.stop();
   });

@@ -21,7 +21,8 @@ describe('label banks', () => {
   it('compiles a revision: enabled tags only, their thresholds, one row per description', async () => {
     const v = await s.vocabularies.create(env.tenantA, { name: 'compile' });
     const empty = await s.labelBanks.forVocabulary(env.tenantA, v.id);
-    expect(empty).toMatchObject({ revision: 1, bank: null, tags: [] });
+    expect(empty).toMatchObject({ revision: 1, bank: null });
+    expect(empty.tags.length).toBe(0);
 
     const { results } = await s.tags.add(env.tenantA, v.id, [
       { name: 'kite', threshold: 0.61, names: [{ language: 'de', name: 'Drachen' }] },
@@ -32,7 +33,7 @@ describe('label banks', () => {
     const snap = await s.labelBanks.forVocabulary(env.tenantA, v.id);
     expect(snap.revision).toBe(3);
     // bank order: built-in tags by their pack row, then by creation, names within one request
-    expect(snap.tags.map((t) => t.name)).toEqual(['balloon', 'kite']);
+    expect([...snap.tags].map((t) => t.name)).toEqual(['balloon', 'kite']);
     const bank = snap.bank!;
     expect(bank).toMatchObject({ tagCount: 2, embedDim: env.engine.info.embedDim });
     expect(Array.from(bank.thresholds)).toEqual([0.5, Math.fround(0.61)]);
@@ -40,12 +41,12 @@ describe('label banks', () => {
     expect(bank.segments).toHaveLength(1);
     expect(bank.segments[0]).toMatchObject({ tagCount: 2, maxDescriptions: 8, precision: 'float32' });
     expect([descriptionCount(bank, 0), descriptionCount(bank, 1)]).toEqual([2, 8]);
-    expect(snap.tags[1]).toMatchObject({ names: { de: 'Drachen' }, descriptionSource: 'TEMPLATE', usedFallback: false, status: 'READY' });
-    expect(snap.tags[0]!.descriptions).toEqual([
+    expect(snap.tags.at(1)!).toMatchObject({ names: { de: 'Drachen' }, descriptionSource: 'TEMPLATE', usedFallback: false, status: 'READY' });
+    expect(snap.tags.at(0)!.descriptions).toEqual([
       { source: 'MANUAL', text: 'a round rubber balloon.' },
       { source: 'MANUAL', text: 'a balloon on a string.' },
     ]);
-    expect(snap.tags[0]!.descriptionSource).toBe('MANUAL');
+    expect(snap.tags.at(0)!.descriptionSource).toBe('MANUAL');
     // the rows are the text encoder's embeddings of the descriptions
     const E = bank.embedDim;
     const direct = await env.engine.embedTexts(templateDescriptions('kite', 8));
@@ -85,11 +86,11 @@ describe('label banks', () => {
     expect(after.banks.tagsRebuilt - before.banks.tagsRebuilt).toBe(1);
     expect(after.banks.incremental - before.banks.incremental).toBe(1);
     expect(after.cache.computed - before.cache.computed).toBe(51);
-    const row = snap.tags.findIndex((t) => t.id === added.results[0]!.tag!.id);
+    const row = [...snap.tags].findIndex((t) => t.id === added.results[0]!.tag!.id);
     expect(row).toBe(4585); // new tags after the built-in ones
     // built-in rows are still the pack's
     const i = 100;
-    const c = snap.tags.findIndex((t) => t.name === builtin.tags[i]!.name);
+    const c = [...snap.tags].findIndex((t) => t.name === builtin.tags[i]!.name);
     expect([snap.bank!.segmentOf[c], snap.bank!.rowOf[c]]).toEqual([0, i]);
 
     // a revision that changes no tag (a rename of the vocabulary) rebuilds nothing and embeds nothing
@@ -117,7 +118,7 @@ describe('label banks', () => {
     const stats = replica.embeddings.stats();
     expect(stats.databaseHits).toBe(8); // okapi's texts: from the shared table
     expect(stats.computed).toBe(8); // tapir's: new
-    expect(snapB.tags.map((t) => t.name).sort()).toEqual(['okapi', 'tapir']);
+    expect([...snapB.tags].map((t) => t.name).sort()).toEqual(['okapi', 'tapir']);
 
     // one row per (encoder, text) whoever asked; the table holds hashes and vectors, never text
     const rows = await env.db.pool.query('SELECT count(*)::int AS n FROM text_embeddings WHERE text_hash = ANY($1)', [texts.map(sha256Hex)]);

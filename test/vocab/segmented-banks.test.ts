@@ -68,7 +68,7 @@ async function expectSameScores(snap: VocabularySnapshot, tolerance = 1e-6) {
     for (let c = 0; c < seg.tagCount; c++) worst = Math.max(worst, Math.abs(seg.logits[c]! - one.logits[c]!));
     expect(Array.from(seg.thresholds)).toEqual(Array.from(one.thresholds));
     if (tolerance <= 1e-6) expect(Array.from(seg.passed)).toEqual(Array.from(one.passed));
-    for (const c of [0, seg.tagCount - 1, snap.tags.findIndex((t) => t.name === 'reach forklift')]) {
+    for (const c of [0, seg.tagCount - 1, [...snap.tags].findIndex((t) => t.name === 'reach forklift')]) {
       const a = descriptionWeights(seg, c);
       const b = descriptionWeights(one, c);
       expect(a.length).toBe(b.length);
@@ -80,7 +80,7 @@ async function expectSameScores(snap: VocabularySnapshot, tolerance = 1e-6) {
 }
 
 const ownSegmentsOf = (snap: VocabularySnapshot) => snap.bank!.segments.filter((x) => x !== builtin.segment);
-const segmentOfTag = (snap: VocabularySnapshot, name: string) => snap.bank!.segments[snap.bank!.segmentOf[snap.tags.findIndex((t) => t.name === name)]!]!;
+const segmentOfTag = (snap: VocabularySnapshot, name: string) => snap.bank!.segments[snap.bank!.segmentOf[[...snap.tags].findIndex((t) => t.name === name)]!]!;
 
 beforeAll(async () => {
   env = await setupVocabEnv();
@@ -104,7 +104,7 @@ describe(`segmented label banks (${databaseMode} database)`, () => {
     const snap = await s.labelBanks.forVocabulary(env.tenantA, vocabularyId);
     const bank = snap.bank!;
     expect(bank.tagCount).toBe(4585 - 3 + ownTags.length);
-    expect(snap.tags.some((t) => t.name === builtin.tags[3]!.name)).toBe(false);
+    expect([...snap.tags].some((t) => t.name === builtin.tags[3]!.name)).toBe(false);
 
     // the built-in rows are the pack's own buffers: never copied
     expect(bank.segments[0]).toBe(builtin.segment);
@@ -119,9 +119,9 @@ describe(`segmented label banks (${databaseMode} database)`, () => {
     // own rows: the 9 added tags and the re-described built-in one, nothing else
     expect(own.reduce((n, x) => n + x.tagCount, 0)).toBe(ownTags.length + 1);
     expect(own).toHaveLength(Math.ceil((ownTags.length + 1) / SEGMENT_TAGS));
-    const redescribed = snap.tags.findIndex((t) => t.name === builtin.tags[7]!.name);
+    const redescribed = [...snap.tags].findIndex((t) => t.name === builtin.tags[7]!.name);
     expect(bank.segments[bank.segmentOf[redescribed]!]).not.toBe(builtin.segment);
-    const overridden = snap.tags.findIndex((t) => t.name === builtin.tags[5]!.name);
+    const overridden = [...snap.tags].findIndex((t) => t.name === builtin.tags[5]!.name);
     expect([bank.segmentOf[overridden], bank.rowOf[overridden], bank.thresholds[overridden]]).toEqual([0, 5, Math.fround(0.33)]);
 
     // the cache counts what the vocabulary owns, not the shared segment
@@ -140,7 +140,7 @@ describe(`segmented label banks (${databaseMode} database)`, () => {
     const before = await s.labelBanks.forVocabulary(env.tenantA, vocabularyId);
     const [first] = await env.engine.scoreImages([pixels(5)], [before.bank!]);
     const built = () => s.labelBanks.stats().segmentsBuilt;
-    const tagId = (name: string) => before.tags.find((t) => t.name === name)!.id;
+    const tagId = (name: string) => [...before.tags].find((t) => t.name === name)!.id;
 
     // new descriptions for one own tag: its segment is rebuilt, every other one is reused as is
     let n = built();
@@ -156,7 +156,7 @@ describe(`segmented label banks (${databaseMode} database)`, () => {
     // thresholds and disabling built-in tags change the map only: no segment is built
     n = built();
     await s.tags.update(env.tenantA, tagId('steel mezzanine'), { threshold: 0.77 });
-    await s.tags.update(env.tenantA, edited.tags[100]!.id, { enabled: false });
+    await s.tags.update(env.tenantA, edited.tags.at(100)!.id, { enabled: false });
     const remapped = await s.labelBanks.forVocabulary(env.tenantA, vocabularyId);
     expect(built() - n).toBe(0);
     expect(remapped.bank!.segments).toEqual(edited.bank!.segments);

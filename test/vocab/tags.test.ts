@@ -139,14 +139,14 @@ describe('tags', () => {
     expect(list.map((d) => d.source)).toEqual(Array(n).fill('BUILTIN'));
     expect(list[0]).toMatchObject({ id: `builtin:${tag.id}:0`, text: null, position: -n });
     const snap = await s.labelBanks.forVocabulary(env.tenantA, v.id);
-    const row = snap.tags.findIndex((t) => t.id === tag.id);
-    expect(snap.tags[row]!.descriptions.map((d) => d.source)).toEqual(Array(n).fill('BUILTIN'));
+    const row = [...snap.tags].findIndex((t) => t.id === tag.id);
+    expect(snap.tags.at(row)!.descriptions.map((d) => d.source)).toEqual(Array(n).fill('BUILTIN'));
 
     await s.descriptions.replace(env.tenantA, tag.id, ['replaced.']);
     list = await descriptionsOf(s, env.tenantA, tag.id);
     expect(list.map((d) => d.source)).toEqual(['MANUAL']);
     expect((await tagById(s, env.tenantA, tag.id))!.usesBuiltinDescriptions).toBe(false);
     const after = await s.labelBanks.forVocabulary(env.tenantA, v.id);
-    expect(after.tags.find((t) => t.id === tag.id)).toMatchObject({ descriptionSource: 'MANUAL', descriptions: [{ source: 'MANUAL', text: 'replaced.' }] });
+    expect([...after.tags].find((t) => t.id === tag.id)).toMatchObject({ descriptionSource: 'MANUAL', descriptions: [{ source: 'MANUAL', text: 'replaced.' }] });
   });
 });

@@ -80,7 +80,7 @@ describe('vocabularies', () => {
     const snap = await s.labelBanks.forVocabulary(env.tenantA, v.id);
     expect(snap.revision).toBe(v.revision);
     expect(snap.bank!.tagCount).toBe(4585);
-    const rowOf = new Map(snap.tags.map((t, i) => [t.name, i]));
+    const rowOf = new Map([...snap.tags].map((t, i) => [t.name, i]));
     // one segment: the pack's own, not a copy
     expect(snap.bank!.segments).toEqual([builtin.segment]);
     expect(snap.bank!.segments[0]).toBe(builtin.segment);
@@ -89,7 +89,7 @@ describe('vocabularies', () => {
       expect([snap.bank!.segmentOf[c], snap.bank!.rowOf[c]]).toEqual([0, i]);
       expect(tagEmbeddings(snap.bank!, c)).toEqual(tagEmbeddings(builtin.bank, i));
       expect(snap.bank!.thresholds[c]).toBeCloseTo(builtin.tags[i]!.threshold, 6);
-      expect(snap.tags[c]).toMatchObject({ builtin: true, descriptionSource: 'BUILTIN', usedFallback: false, names: builtin.tags[i]!.nameZh ? { zh: builtin.tags[i]!.nameZh } : {} });
+      expect(snap.tags.at(c)!).toMatchObject({ builtin: true, descriptionSource: 'BUILTIN', usedFallback: false, names: builtin.tags[i]!.nameZh ? { zh: builtin.tags[i]!.nameZh } : {} });
     }
     // a second tenant never sees it
     await expect(s.tags.list(env.tenantB, v.id, { first: 5 })).rejects.toMatchObject({ code: 'NOT_FOUND' });

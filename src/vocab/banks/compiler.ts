@@ -10,9 +10,10 @@ import { composeLabelBank, segmentRowEmbeddings, type BankSegment, type BuiltinV
 import type { SnapshotDescriptionRow, SnapshotTagRow } from '../repository/snapshots.ts';
 import { thresholdOf } from '../views.ts';
 import type { EmbeddingCache } from './embedding-cache.ts';
-import type { RevisionRead } from './revision-reader.ts';
+import type { PreviousCompile, RevisionRead } from './revision-reader.ts';
 import { layoutSegments, ownSegmentBytes, type Layout, type OwnSegment, type RowSource } from './segments.ts';
-import type { SnapshotDescription, SnapshotTag, VocabularySnapshot } from './snapshot.ts';
+import type { SnapshotTag, VocabularySnapshot } from './snapshot.ts';
+import { builtinDescriptions, CompactTagList, IdList, PackedTag } from './tag-list.ts';
 
 /** One tag's part of a bank. */
 export interface Piece {
@@ -24,16 +25,24 @@ export interface Piece {
   builtinRow: number;
 }
 
-/** A compiled revision and what the next, incremental compile reuses. */
+/**
+ * A compiled revision and what the next, incremental compile reuses. Built-in tags kept exactly as
+ * the pack has them (most tags of a seeded vocabulary) hold no piece: their id, pack row and
+ * threshold are enough to make it again (`previousPieces`).
+ */
 export interface Compiled {
   tenantId: string;
   encoderId: string;
   revision: number;
   snapshot: VocabularySnapshot;
-  /** Per enabled tag (with descriptions or not: skipped ones have count 0). */
-  pieces: Map<string, Piece>;
   /** Enabled tags in bank order (skipped ones included). */
-  order: string[];
+  order: IdList;
+  /** By position in `order`: the pack's row of a built-in tag kept as packed, else -1 … */
+  packedRow: Int32Array;
+  /** … and its threshold. */
+  packedThreshold: Float32Array;
+  /** Pieces of the other enabled tags (skipped ones have count 0), by id. */
+  pieces: Map<string, Piece>;
   /** The vocabulary's own segments (the built-in one is the pack's). */
   segments: OwnSegment[];
   /** Each own tag's segment and row. */
@@ -71,7 +80,8 @@ export async function compileRevision(deps: CompilerDeps, tenantId: string, voca
   const encoderId = engine.info.textEncoderId;
   const E = engine.info.embedDim;
   const t0 = performance.now();
-  let builtin: BuiltinVocabulary | undefined = read.rows.some((r) => r.builtinIndex !== null) ? await engine.builtinVocabulary() : undefined;
+  const needsPack = read.rows.some((r) => r.builtinIndex !== null) || (prev?.packedRow.some((r) => r >= 0) ?? false);
+  const builtin: BuiltinVocabulary | undefined = needsPack ? await engine.builtinVocabulary() : undefined;
 
   // embeddings of the changed tags' stored descriptions, through the cache
   const hashed = read.descriptions.map((d) => ({ hash: d.textHash, text: d.text }));
@@ -97,23 +107,32 @@ export async function compileRevision(deps: CompilerDeps, tenantId: string, voca
   }
 
   // the revision's tags in bank order: the ones with rows, and the skipped ones
-  const ordered: { id: string; piece: Piece }[] = [];
+  const previous = prev && previousPieces(prev, builtin);
+  const ordered: { id: string; piece: Piece; position: number }[] = [];
   const skipped: { id: string; name: string }[] = [];
   const pieces = new Map<string, Piece>();
-  for (const id of read.order) {
-    const piece = fresh.get(id)?.piece ?? prev!.pieces.get(id)!;
-    pieces.set(id, piece);
-    if (piece.count > 0) ordered.push({ id, piece });
+  const packedRow = new Int32Array(read.order.length).fill(-1);
+  const packedThreshold = new Float32Array(read.order.length);
+  read.order.forEach((id, position) => {
+    const piece = fresh.get(id)?.piece ?? previous!(id)!;
+    if (piece.tag instanceof PackedTag) {
+      packedRow[position] = piece.builtinRow;
+      packedThreshold[position] = piece.tag.threshold;
+    } else {
+      pieces.set(id, piece);
+    }
+    if (piece.count > 0) ordered.push({ id, piece, position });
     else skipped.push({ id, name: piece.tag.name });
-  }
+  });
 
   // own rows: new or changed ones from the embeddings above, the others where the previous compile put them
-  const ownIds = ordered.filter((o) => o.piece.builtinRow < 0).map((o) => o.id);
+  const own = ordered.filter((o) => o.piece.builtinRow < 0);
+  const ownIds = own.map((o) => o.id);
   const sources = new Map<string, RowSource>();
   const changed = new Set<string>();
-  for (const id of ownIds) {
+  for (const { id, piece } of own) {
     const rows = fresh.get(id)?.rows;
-    const count = pieces.get(id)!.count;
+    const count = piece.count;
     if (rows) {
       sources.set(id, { fresh: rows, count });
       changed.add(id);
@@ -123,11 +142,10 @@ export async function compileRevision(deps: CompilerDeps, tenantId: string, voca
     }
   }
   const usesBuiltin = ordered.some((o) => o.piece.builtinRow >= 0);
-  // unchanged built-in tags come from the previous compile, which loaded the pack's rows
-  if (usesBuiltin) builtin ??= await engine.builtinVocabulary();
 
   // from here on nothing awaits: segments built in the arena are handed to the caller or released
-  const metaBytes = ordered.length * 10 + metadataBytes(pieces.values());
+  const order = new IdList(read.order);
+  const metaBytes = order.bytes + ordered.length * 14 + packedRow.length * 8 + (read.order.length - pieces.size) * PACKED_TAG_BYTES + metadataBytes(pieces.values());
   const layout = layoutSegments(
     prev?.segments ?? [],
     ownIds,
@@ -147,15 +165,25 @@ export async function compileRevision(deps: CompilerDeps, tenantId: string, voca
     throw e;
   }
   const bytes = ownSegmentBytes(layout.segments) + metaBytes;
+  const entries = new Map<number, SnapshotTag>();
+  ordered.forEach((o, i) => {
+    if (!(o.piece.tag instanceof PackedTag)) entries.set(i, o.piece.tag);
+  });
   const snapshot: VocabularySnapshot = Object.freeze({
     tenantId,
     vocabularyId,
     revision: read.revision,
     bank,
-    tags: Object.freeze(ordered.map((o) => o.piece.tag)),
+    tags: new CompactTagList(
+      order,
+      Int32Array.from(ordered, (o) => o.position),
+      entries,
+      bank,
+      builtin,
+    ),
     skipped: Object.freeze(skipped),
   });
-  const compiled: Compiled = { tenantId, encoderId, revision: read.revision, snapshot, pieces, order: read.order, segments: layout.segments, places: layout.places, bytes };
+  const compiled: Compiled = { tenantId, encoderId, revision: read.revision, snapshot, order, packedRow, packedThreshold, pieces, segments: layout.segments, places: layout.places, bytes };
   return { compiled, built, segmentsBuilt: layout.built, embedMs: t1 - t0, buildMs: performance.now() - t1 };
 }
 
@@ -247,60 +275,28 @@ function isAsPacked(row: SnapshotTagRow, names: Record<string, string>, builtin:
   return packed.nameZh === undefined ? languages.length === 0 : languages.length === 1 && names.zh === packed.nameZh;
 }
 
-const packedNames = new WeakMap<BuiltinVocabulary, readonly Readonly<Record<string, string>>[]>();
-
 /**
- * A built-in tag exactly as the pack has it, with this vocabulary's id and threshold. Most tags of
- * a seeded vocabulary are such tags, and every vocabulary has its own 4,585 of them: they hold
- * three values of their own and read the rest from the pack (a third of the memory and of the
- * compile time of a plain tag entry).
+ * The previous compile's piece of a tag, by id: its kept piece, or a built-in tag as packed made
+ * again from its pack row and threshold (the id → position map lives only for this compile).
  */
-class PackedTag implements SnapshotTag {
-  constructor(
-    readonly id: string,
-    private readonly pack: BuiltinVocabulary,
-    private readonly index: number,
-    readonly threshold: number,
-  ) {
-    Object.freeze(this);
-  }
+function previousPieces(prev: Compiled, pack: BuiltinVocabulary | undefined): (id: string) => Piece | undefined {
+  let positions: Map<string, number> | undefined;
+  return (id) => {
+    const kept = prev.pieces.get(id);
+    if (kept) return kept;
+    positions ??= new Map(prev.order.toArray().map((x, p) => [x, p]));
+    const p = positions.get(id);
+    if (p === undefined || prev.packedRow[p]! < 0) return undefined;
+    const row = prev.packedRow[p]!;
+    return { signature: '', count: pack!.tags[row]!.descriptionCount, tag: new PackedTag(id, pack!, row, prev.packedThreshold[p]!), builtinRow: row };
+  };
+}
 
-  get name(): string {
-    return this.pack.tags[this.index]!.name;
-  }
-
-  get names(): Readonly<Record<string, string>> {
-    let all = packedNames.get(this.pack);
-    if (!all) {
-      all = this.pack.tags.map((t) => Object.freeze<Record<string, string>>(t.nameZh === undefined ? {} : { zh: t.nameZh }));
-      packedNames.set(this.pack, all);
-    }
-    return all[this.index]!;
-  }
-
-  get descriptions(): readonly SnapshotDescription[] {
-    return builtinDescriptions(this.pack.tags[this.index]!.descriptionCount);
-  }
-
-  get builtin(): true {
-    return true;
-  }
-
-  get status(): 'READY' {
-    return 'READY';
-  }
-
-  get statusReason(): null {
-    return null;
-  }
-
-  get descriptionSource(): 'BUILTIN' {
-    return 'BUILTIN';
-  }
-
-  get usedFallback(): false {
-    return false;
-  }
+/** What the previous compile tells the revision reader: its order, and which tags it has. */
+export function previousCompile(prev: Compiled): PreviousCompile {
+  const order = prev.order.toArray();
+  const enabled = new Set(order);
+  return { revision: prev.revision, order, has: (id) => enabled.has(id) };
 }
 
 /** What the tag entries hold besides the segments (measured: `bench/tenants.bench.ts` prints heap against the budget). */
@@ -310,10 +306,6 @@ function metadataBytes(pieces: Iterable<Piece>): number {
     // the piece, its tag entry, id and map entries, and the heap V8 keeps committed around them:
     // calibrated on the process's resident memory per seeded vocabulary after a collection
     // (bench/tenants.bench.ts), so that the budget bounds resident memory, not only live objects
-    if (p.tag instanceof PackedTag) {
-      bytes += PACKED_TAG_BYTES;
-      continue;
-    }
     bytes += 660 + 2 * p.tag.name.length;
     if (p.tag.descriptionSource !== 'BUILTIN') for (const d of p.tag.descriptions) bytes += 48 + 2 * (d.text?.length ?? 0);
     for (const n of Object.values(p.tag.names)) bytes += 64 + 2 * n.length;
@@ -321,16 +313,9 @@ function metadataBytes(pieces: Iterable<Piece>): number {
   return bytes;
 }
 
-const PACKED_TAG_BYTES = 560;
+/**
+ * A built-in tag as packed beyond its id (36), bank map (14) and packed row and threshold (8):
+ * calibrated like the entries above (bench/tenants.bench.ts, heap and RSS per seeded vocabulary).
+ */
+const PACKED_TAG_BYTES = 185;
 
-const builtinDescriptionLists = new Map<number, readonly SnapshotDescription[]>();
-
-/** `n` BUILTIN entries, one frozen list per length shared by every tag. */
-function builtinDescriptions(n: number): readonly SnapshotDescription[] {
-  let list = builtinDescriptionLists.get(n);
-  if (!list) {
-    list = Object.freeze(Array.from({ length: n }, () => Object.freeze({ source: 'BUILTIN' as const, text: null })));
-    builtinDescriptionLists.set(n, list);
-  }
-  return list;
-}

@@ -4,7 +4,7 @@ import type { Logger } from '../../core/log.ts';
 import { holdSegments, SegmentArena, type ArenaStats, type InferenceEngine, type SegmentPrecision } from '../../inference/index.ts';
 import type { SnapshotReader } from '../repository/snapshots.ts';
 import { BankCache } from './bank-cache.ts';
-import { compileRevision, type Compiled } from './compiler.ts';
+import { compileRevision, previousCompile, type Compiled } from './compiler.ts';
 import type { EmbeddingCache } from './embedding-cache.ts';
 import { readRevision } from './revision-reader.ts';
 import type { VocabularySnapshot } from './snapshot.ts';
@@ -121,7 +121,7 @@ export class LabelBankService {
 
   private async compileFrom(tenantId: string, vocabularyId: string, prev: Compiled | undefined): Promise<Compiled> {
     const t0 = performance.now();
-    const read = await readRevision(this.options.snapshots, tenantId, vocabularyId, prev && { revision: prev.revision, order: prev.order, has: (id) => prev.pieces.has(id) });
+    const read = await readRevision(this.options.snapshots, tenantId, vocabularyId, prev && previousCompile(prev));
     const readMs = performance.now() - t0;
     const { compiled, built, segmentsBuilt, embedMs, buildMs } = await compileRevision({ ...this.options, arena: this.arena }, tenantId, vocabularyId, read, prev);
     try {
@@ -136,7 +136,7 @@ export class LabelBankService {
     this.counters.compiles++;
     if (prev) this.counters.incremental++;
     const segments = compiled.snapshot.bank?.segments.length ?? 0;
-    this.lastCompile = { totalMs: performance.now() - t0, readMs, embedMs, buildMs, tags: compiled.pieces.size, rebuilt: read.rows.length, segments, segmentsBuilt };
+    this.lastCompile = { totalMs: performance.now() - t0, readMs, embedMs, buildMs, tags: compiled.order.length, rebuilt: read.rows.length, segments, segmentsBuilt };
     return compiled;
   }
 }

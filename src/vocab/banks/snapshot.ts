@@ -27,6 +27,13 @@ export interface SnapshotTag {
   readonly descriptions: readonly SnapshotDescription[];
 }
 
+/** A compiled vocabulary's tags, tag i being bank row i; entries are made when read, so read the ones you need. */
+export interface SnapshotTagList extends Iterable<SnapshotTag> {
+  readonly length: number;
+  /** Tag `index` (negative: from the end), undefined out of range, as `Array.prototype.at`. */
+  at(index: number): SnapshotTag | undefined;
+}
+
 /** One revision of a vocabulary, compiled for the engine. Every field is of that one revision. */
 export interface VocabularySnapshot {
   readonly tenantId: string;
@@ -34,8 +41,8 @@ export interface VocabularySnapshot {
   readonly revision: number;
   /** Null when no enabled tag has a description (nothing to score). */
   readonly bank: LabelBank | null;
-  /** `tags[i]` is tag i of the bank (its rows: `bank.segmentOf[i]`, `bank.rowOf[i]`). */
-  readonly tags: readonly SnapshotTag[];
+  /** `tags.at(i)` is tag i of the bank (its rows: `bank.segmentOf[i]`, `bank.rowOf[i]`). */
+  readonly tags: SnapshotTagList;
   /** Enabled tags left out because they have no description. */
   readonly skipped: readonly { id: string; name: string }[];
 }
