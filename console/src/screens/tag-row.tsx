@@ -1,0 +1,167 @@
+import { useEffect, useState, type KeyboardEvent } from 'react';
+import type { TagRowFragment, UpdateTagInput } from '../generated/graphql';
+import { UpdateTagMutation } from '../api/operations';
+import { useSession } from '../api/session';
+import { explain } from '../api/messages';
+
+/** `zh: 算盘; fr: boulier` ⇄ localised names. */
+export const formatNames = (names: readonly { language: string; name: string }[]): string => names.map((n) => `${n.language}: ${n.name}`).join('; ');
+export function parseNames(text: string): { language: string; name: string }[] {
+  return text
+    .split(';')
+    .map((part) => part.trim())
+    .filter(Boolean)
+    .map((part) => {
+      const at = part.indexOf(':');
+      return { language: part.slice(0, at).trim().toLowerCase(), name: part.slice(at + 1).trim() };
+    });
+}
+const parseAliases = (text: string): string[] => text.split(',').map((a) => a.trim()).filter(Boolean);
+
+interface Props {
+  tag: TagRowFragment;
+  admin: boolean;
+  selected: boolean;
+  onSelect: (on: boolean) => void;
+  onChanged: (tag: TagRowFragment) => void;
+  onDescriptions: () => void;
+}
+
+/** One tag: inline editors for an ADMIN key, plain values for a CLIENT key. */
+export function TagRow({ tag, admin, selected, onSelect, onChanged, onDescriptions }: Props) {
+  const { call } = useSession();
+  const [threshold, setThreshold] = useState(tag.threshold);
+  // Shown at once; put back if the server refuses the change.
+  const [enabled, setEnabled] = useState(tag.enabled);
+  const [aliases, setAliases] = useState(tag.aliases.join(', '));
+  const [names, setNames] = useState(formatNames(tag.names));
+  // A fresh copy of the tag from the server (a reload, a finished job) resets the editors.
+  useEffect(() => {
+    setThreshold(tag.threshold);
+    setEnabled(tag.enabled);
+    setAliases(tag.aliases.join(', '));
+    setNames(formatNames(tag.names));
+  }, [tag]);
+  const [state, setState] = useState<{ saving: boolean; error: string | null; saved: boolean }>({ saving: false, error: null, saved: false });
+
+  const save = async (input: UpdateTagInput) => {
+    setState({ saving: true, error: null, saved: false });
+    try {
+      const { updateTag } = await call(UpdateTagMutation, { id: tag.id, input });
+      onChanged(updateTag);
+      setThreshold(updateTag.threshold);
+      setEnabled(updateTag.enabled);
+      setState({ saving: false, error: null, saved: true });
+    } catch (err) {
+      setEnabled(tag.enabled);
+      const { summary, detail } = explain(err);
+      setState({ saving: false, error: `${summary} ${detail}`, saved: false });
+    }
+  };
+  const saveThreshold = () => {
+    if (Math.abs(threshold - tag.threshold) > 1e-9 && threshold > 0 && threshold < 1) void save({ threshold });
+  };
+  const onEnter = (commit: () => void) => (e: KeyboardEvent) => {
+    if (e.key === 'Enter') commit();
+  };
+  const saveAliases = () => {
+    if (aliases !== tag.aliases.join(', ')) void save({ aliases: parseAliases(aliases) });
+  };
+  const saveNames = () => {
+    if (names !== formatNames(tag.names)) void save({ names: parseNames(names) });
+  };
+
+  const label = (what: string) => `${what} of ${tag.name}`;
+  return (
+    <tr aria-selected={admin ? selected : undefined} data-tag={tag.name}>
+      {admin && (
+        <td>
+          <input type="checkbox" aria-label={`Select ${tag.name}`} checked={selected} onChange={(e) => onSelect(e.target.checked)} />
+        </td>
+      )}
+      <th scope="row">
+        {tag.name}
+        {tag.builtin && <span className="badge">built-in</span>}
+      </th>
+      <td className="threshold">
+        {admin ? (
+          <>
+            <input
+              type="range"
+              min={0.01}
+              max={0.99}
+              step={0.01}
+              aria-label={label('Threshold slider')}
+              value={threshold}
+              onChange={(e) => setThreshold(Number(e.target.value))}
+              onPointerUp={saveThreshold}
+              onKeyUp={saveThreshold}
+            />
+            <input
+              type="number"
+              min={0.01}
+              max={0.99}
+              step={0.01}
+              aria-label={label('Threshold')}
+              value={threshold}
+              onChange={(e) => setThreshold(Number(e.target.value))}
+              onBlur={saveThreshold}
+              onKeyDown={onEnter(saveThreshold)}
+            />
+          </>
+        ) : (
+          threshold.toFixed(2)
+        )}
+        {tag.thresholdOverride == null && <span className="hint"> default</span>}
+      </td>
+      <td>
+        {admin ? (
+          <input
+            type="checkbox"
+            aria-label={label('Enabled')}
+            checked={enabled}
+            onChange={(e) => {
+              setEnabled(e.target.checked);
+              void save({ enabled: e.target.checked });
+            }}
+          />
+        ) : tag.enabled ? (
+          'yes'
+        ) : (
+          'no'
+        )}
+      </td>
+      <td>
+        {admin ? (
+          <input aria-label={label('Aliases (comma-separated)')} value={aliases} onChange={(e) => setAliases(e.target.value)} onBlur={saveAliases} onKeyDown={onEnter(saveAliases)} />
+        ) : (
+          tag.aliases.join(', ')
+        )}
+      </td>
+      <td>
+        {admin ? (
+          <input aria-label={label('Names in other languages (language: name; …)')} value={names} onChange={(e) => setNames(e.target.value)} onBlur={saveNames} onKeyDown={onEnter(saveNames)} />
+        ) : (
+          formatNames(tag.names)
+        )}
+      </td>
+      <td>
+        <span className={`status status-${tag.status.toLowerCase()}`}>{tag.status.toLowerCase()}</span>
+        {tag.statusReason && <span className="reason">{tag.statusReason}</span>}
+      </td>
+      <td>
+        <button type="button" onClick={onDescriptions}>
+          Descriptions<span className="visually-hidden"> of {tag.name}</span>
+        </button>
+        <span className="row-state" role="status">
+          {state.saving ? 'Saving…' : state.saved ? 'Saved' : ''}
+        </span>
+        {state.error && (
+          <span className="error" role="alert">
+            {state.error}
+          </span>
+        )}
+      </td>
+    </tr>
+  );
+}
