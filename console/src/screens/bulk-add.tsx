@@ -50,7 +50,9 @@ export function BulkAdd({ vocabularyId, onAdded }: { vocabularyId: string; onAdd
       <h2 id="bulk-title">Add tags</h2>
       <form onSubmit={submit}>
         <label>
-          Tags, one per line: <code>name</code>, optionally <code>,threshold</code> and <code>,alias|alias</code>
+          <span>
+            Tags, one per line: <code>name</code>, optionally <code>,threshold</code> and <code>,alias|alias</code>
+          </span>
           <textarea rows={5} value={text} onChange={(e) => setText(e.target.value)} />
         </label>
         <label>

@@ -35,13 +35,14 @@ export function TagRow({ tag, admin, selected, onSelect, onChanged, onDescriptio
   const [enabled, setEnabled] = useState(tag.enabled);
   const [aliases, setAliases] = useState(tag.aliases.join(', '));
   const [names, setNames] = useState(formatNames(tag.names));
-  // A fresh copy of the tag from the server (a reload, a finished job) resets the editors.
-  useEffect(() => {
-    setThreshold(tag.threshold);
-    setEnabled(tag.enabled);
-    setAliases(tag.aliases.join(', '));
-    setNames(formatNames(tag.names));
-  }, [tag]);
+  // A value that changed on the server (a save, a reload) replaces its editor's text; editors of
+  // the other fields keep what the user is typing.
+  const savedAliases = tag.aliases.join(', ');
+  const savedNames = formatNames(tag.names);
+  useEffect(() => setThreshold(tag.threshold), [tag.threshold]);
+  useEffect(() => setEnabled(tag.enabled), [tag.enabled]);
+  useEffect(() => setAliases(savedAliases), [savedAliases]);
+  useEffect(() => setNames(savedNames), [savedNames]);
   const [state, setState] = useState<{ saving: boolean; error: string | null; saved: boolean }>({ saving: false, error: null, saved: false });
 
   const save = async (input: UpdateTagInput) => {
@@ -49,8 +50,6 @@ export function TagRow({ tag, admin, selected, onSelect, onChanged, onDescriptio
     try {
       const { updateTag } = await call(UpdateTagMutation, { id: tag.id, input });
       onChanged(updateTag);
-      setThreshold(updateTag.threshold);
-      setEnabled(updateTag.enabled);
       setState({ saving: false, error: null, saved: true });
     } catch (err) {
       setEnabled(tag.enabled);
@@ -65,10 +64,10 @@ export function TagRow({ tag, admin, selected, onSelect, onChanged, onDescriptio
     if (e.key === 'Enter') commit();
   };
   const saveAliases = () => {
-    if (aliases !== tag.aliases.join(', ')) void save({ aliases: parseAliases(aliases) });
+    if (aliases !== savedAliases) void save({ aliases: parseAliases(aliases) });
   };
   const saveNames = () => {
-    if (names !== formatNames(tag.names)) void save({ names: parseNames(names) });
+    if (names !== savedNames) void save({ names: parseNames(names) });
   };
 
   const label = (what: string) => `${what} of ${tag.name}`;
@@ -112,7 +111,7 @@ export function TagRow({ tag, admin, selected, onSelect, onChanged, onDescriptio
         ) : (
           threshold.toFixed(2)
         )}
-        {tag.thresholdOverride == null && <span className="hint"> default</span>}
+        {tag.thresholdOverride == null && <span className="hint"> inherited</span>}
       </td>
       <td>
         {admin ? (

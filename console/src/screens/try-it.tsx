@@ -36,6 +36,7 @@ export function TryIt() {
 
   const list = vocabs.data?.vocabularies.edges.map((e) => e.node) ?? [];
   const chosen = vocabularyId || list[0]?.id || '';
+  const chosenVocab = list.find((v) => v.id === chosen);
 
   // The same images are sent again when the vocabulary, language or "all scores" change.
   useEffect(() => {
@@ -108,6 +109,9 @@ export function TryIt() {
           </label>
         </div>
       )}
+      {chosenVocab && chosenVocab.stats.enabledTags === 0 && (
+        <p className="notice">{chosenVocab.name} has no enabled tags yet: the server will have nothing to score. Add or enable tags first.</p>
+      )}
       {list.length > 0 && (
         <div
           className={`drop${dragging ? ' dragging' : ''}`}
@@ -143,7 +147,7 @@ function ImageResult({ outcome, picked }: { outcome: Outcome; picked: Picked | u
   return (
     <article className="image-result" aria-label={`Result for ${name}`}>
       <header>
-        {picked && <img src={picked.preview} alt="" width={96} height={96} />}
+        {picked && !outcome.error && <img src={picked.preview} alt="" width={96} height={96} />}
         <h2>{name}</h2>
         {r && (
           <p className="meta">
