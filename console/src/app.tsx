@@ -1,15 +1,15 @@
 import { lazy, Suspense, useEffect } from 'react';
-import { useSession, type Identity } from './api/session';
-import { href, useRoute, type Route } from './route';
-import { ApiKeys } from './screens/api-keys';
-import { SignIn } from './screens/sign-in';
-import { Tenants } from './screens/tenants';
-import { TryIt } from './screens/try-it';
-import { VocabularyDetail } from './screens/vocabulary';
-import { Vocabularies } from './screens/vocabularies';
+import { useSession, type Identity } from './api/session.tsx';
+import { href, useRoute, type Route } from './route.ts';
+import { ApiKeys } from './screens/api-keys.tsx';
+import { SignIn } from './screens/sign-in.tsx';
+import { Tenants } from './screens/tenants.tsx';
+import { TryIt } from './screens/try-it.tsx';
+import { VocabularyDetail } from './screens/vocabulary.tsx';
+import { Vocabularies } from './screens/vocabularies.tsx';
 
 // GraphiQL is large; it loads only when the explorer is opened.
-const Explorer = lazy(() => import('./screens/explorer'));
+const Explorer = lazy(() => import('./screens/explorer.tsx'));
 
 /** The screens each kind of key may open, in menu order. */
 function screensFor(who: Identity): { route: Route; label: string }[] {

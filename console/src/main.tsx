@@ -1,7 +1,7 @@
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
-import { restoreIdentity, SessionProvider } from './api/session';
-import { App } from './app';
+import { restoreIdentity, SessionProvider } from './api/session.tsx';
+import { App } from './app.tsx';
 import './styles.css';
 
 const identity = await restoreIdentity();

@@ -4,7 +4,7 @@
  * steps run in order, as one admin's session would: each starts where the last one left off.
  */
 import sharp from 'sharp';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { gql, PLATFORM_KEY, startTestApp, type TestApp } from '../support/app.ts';
 import { browserSkipReason, expectAccessible, launchBrowser, screenshot, watchPage } from '../support/browser.ts';
@@ -60,6 +60,18 @@ describe.skipIf(skip)('the console in a browser', () => {
   };
   const storedKeys = () => page.evaluate(`[sessionStorage.getItem('omnitag.console.key'), localStorage.getItem('omnitag.console.key')]`) as Promise<(string | null)[]>;
   const dialog = () => page.getByRole('dialog');
+  /** Drops files on `target`, or pastes them there, as a user's drag and drop or clipboard would. */
+  const handOver = (target: Locator, how: 'drop' | 'paste', files: { name: string; mimeType: string; buffer: Buffer }[]) =>
+    target.evaluate(
+      (el, { how, files }) => {
+        const w = globalThis as any;
+        const data = new w.DataTransfer();
+        for (const f of files) data.items.add(new w.File([Uint8Array.from(w.atob(f.base64), (c: string) => c.charCodeAt(0))], f.name, { type: f.mimeType }));
+        const init = { bubbles: true, cancelable: true };
+        el.dispatchEvent(how === 'drop' ? new w.DragEvent('drop', { ...init, dataTransfer: data }) : new w.ClipboardEvent('paste', { ...init, clipboardData: data }));
+      },
+      { how, files: files.map((f) => ({ name: f.name, mimeType: f.mimeType, base64: f.buffer.toString('base64') })) },
+    );
   const go = (screen: string) => page.getByRole('navigation').getByRole('link', { name: screen, exact: true }).click();
 
   it('is served at /console with a strict Content-Security-Policy, and refuses a wrong key in words', async () => {
@@ -256,7 +268,7 @@ describe.skipIf(skip)('the console in a browser', () => {
     await expect.poll(() => page.evaluate('document.activeElement?.textContent')).toBe('Descriptions of dog');
   });
 
-  it('tags an uploaded photo: scores against thresholds, why, languages, all scores; a non-image is explained', async () => {
+  it('tags a dropped photo: scores against thresholds, why, languages, all scores; a dropped non-image is explained', async () => {
     const dog = page.locator('tr[data-tag="dog"]');
     await dog.getByLabel(/Names in other languages/).fill('fr: chien');
     await dog.getByLabel(/Names in other languages/).press('Enter');
@@ -264,9 +276,9 @@ describe.skipIf(skip)('the console in a browser', () => {
 
     await go('Try it');
     await page.getByLabel('Vocabulary').selectOption({ label: 'Pets (3 tags)' });
-    await page.getByLabel('Choose images').setInputFiles([
+    await handOver(page.getByTestId('drop-zone'), 'drop', [
       { name: 'photo.jpg', mimeType: 'image/jpeg', buffer: photo },
-      { name: 'notes.txt', mimeType: 'image/png', buffer: Buffer.from('this is not an image') },
+      { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('this is not an image') },
     ]);
     const result = page.getByRole('article', { name: 'Result for photo.jpg' });
     await result.getByText('Tags that passed').waitFor();
@@ -289,11 +301,11 @@ describe.skipIf(skip)('the console in a browser', () => {
     await expect.poll(() => result.locator('ul.scores').nth(1).locator(':scope > li').count()).toBe(1);
   });
 
-  it('explains why an empty vocabulary cannot tag', async () => {
+  it('explains why an empty vocabulary cannot tag a pasted image', async () => {
     await gql(t.url, 'mutation { createVocabulary(input: { name: "Empty" }) { id } }', {}, adminKey);
     await page.reload();
     await page.getByLabel('Vocabulary').selectOption({ label: 'Empty (0 tags)' });
-    await page.getByLabel('Choose images').setInputFiles([{ name: 'photo.jpg', mimeType: 'image/jpeg', buffer: photo }]);
+    await handOver(page.locator('body'), 'paste', [{ name: 'photo.jpg', mimeType: 'image/jpeg', buffer: photo }]);
     await page.getByText('Empty has no enabled tags yet').waitFor();
     const alert = page.locator('[role="alert"][data-code="BAD_USER_INPUT"]');
     await alert.waitFor();

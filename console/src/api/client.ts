@@ -1,4 +1,4 @@
-import type { TypedDocumentString } from '../generated/graphql';
+import type { TypedDocumentString } from '../generated/graphql.ts';
 
 /** A failed call, with the API's stable code (or NETWORK when the server could not be reached). */
 export class ApiError extends Error {

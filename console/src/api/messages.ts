@@ -1,4 +1,4 @@
-import { ApiError } from './client';
+import { ApiError } from './client.ts';
 
 /** What each code means to a person using the console. */
 const EXPLANATIONS: Record<string, string> = {

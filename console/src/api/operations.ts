@@ -1,4 +1,4 @@
-import { graphql } from '../generated/gql';
+import { graphql } from '../generated/gql.ts';
 
 // Every operation the console sends; codegen types each one from schema.graphql.
 

@@ -1,8 +1,8 @@
 import { createContext, useCallback, useContext, useMemo, useState, type ReactNode } from 'react';
-import type { Role, TypedDocumentString } from '../generated/graphql';
-import { ApiError, request } from './client';
-import { forgetKey, loadKey, saveKey } from './key-store';
-import { PlatformProbeQuery, ViewerQuery } from './operations';
+import type { Role, TypedDocumentString } from '../generated/graphql.ts';
+import { ApiError, request } from './client.ts';
+import { forgetKey, loadKey, saveKey } from './key-store.ts';
+import { PlatformProbeQuery, ViewerQuery } from './operations.ts';
 
 /** Who the signed-in key belongs to. */
 export type Identity =

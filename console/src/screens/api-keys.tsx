@@ -1,12 +1,12 @@
 import { useState, type FormEvent } from 'react';
-import type { Role } from '../generated/graphql';
-import { ApiKeysQuery, CreateApiKeyMutation, RevokeApiKeyMutation } from '../api/operations';
-import { useSession } from '../api/session';
-import { ConfirmDialog, Dialog } from '../ui/dialog';
-import { ErrorNote } from '../ui/error-note';
-import { when } from '../ui/format';
-import { SecretOnce } from '../ui/secret-once';
-import { useLoad } from '../ui/use-load';
+import type { Role } from '../generated/graphql.ts';
+import { ApiKeysQuery, CreateApiKeyMutation, RevokeApiKeyMutation } from '../api/operations.ts';
+import { useSession } from '../api/session.tsx';
+import { ConfirmDialog, Dialog } from '../ui/dialog.tsx';
+import { ErrorNote } from '../ui/error-note.tsx';
+import { when } from '../ui/format.ts';
+import { SecretOnce } from '../ui/secret-once.tsx';
+import { useLoad } from '../ui/use-load.ts';
 
 type Key = { id: string; name: string; prefix: string };
 

@@ -1,9 +1,9 @@
 import { useState, type FormEvent } from 'react';
-import { AddTagsMutation } from '../api/operations';
-import { explainItem } from '../api/messages';
-import { useSession } from '../api/session';
-import { ErrorNote } from '../ui/error-note';
-import { parseTagLines } from './tag-lines';
+import { AddTagsMutation } from '../api/operations.ts';
+import { explainItem } from '../api/messages.ts';
+import { useSession } from '../api/session.tsx';
+import { ErrorNote } from '../ui/error-note.tsx';
+import { parseTagLines } from './tag-lines.ts';
 
 type Outcome = { text: string; ok: boolean; message: string };
 

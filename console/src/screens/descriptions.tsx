@@ -1,9 +1,9 @@
 import { useState } from 'react';
-import { SetTagDescriptionsMutation, TagDescriptionsQuery } from '../api/operations';
-import { useSession } from '../api/session';
-import { Dialog } from '../ui/dialog';
-import { ErrorNote } from '../ui/error-note';
-import { useLoad } from '../ui/use-load';
+import { SetTagDescriptionsMutation, TagDescriptionsQuery } from '../api/operations.ts';
+import { useSession } from '../api/session.tsx';
+import { Dialog } from '../ui/dialog.tsx';
+import { ErrorNote } from '../ui/error-note.tsx';
+import { useLoad } from '../ui/use-load.ts';
 
 /** One tag's descriptions with their source; an ADMIN rewrites them by hand or asks for new ones. */
 export function Descriptions(props: { tagId: string; tagName: string; admin: boolean; onClose: () => void; onGenerate: () => void; onChanged: () => void }) {

@@ -1,7 +1,7 @@
 import { GraphiQL } from 'graphiql';
 import 'graphiql/style.css';
 import { useEffect, useMemo, useRef } from 'react';
-import { useSession } from '../api/session';
+import { useSession } from '../api/session.tsx';
 
 const TENANT_START = `# The signed-in key is sent with every request (it is never shown here).
 query WhoAmI {

@@ -1,9 +1,9 @@
 import { useEffect, useState } from 'react';
-import type { DescriptionJobQuery as Job } from '../generated/graphql';
-import { CancelDescriptionJobMutation, DescriptionJobQuery } from '../api/operations';
-import { useSession } from '../api/session';
-import { ErrorNote } from '../ui/error-note';
-import { percent } from '../ui/format';
+import type { DescriptionJobQuery as Job } from '../generated/graphql.ts';
+import { CancelDescriptionJobMutation, DescriptionJobQuery } from '../api/operations.ts';
+import { useSession } from '../api/session.tsx';
+import { ErrorNote } from '../ui/error-note.tsx';
+import { percent } from '../ui/format.ts';
 
 const POLL_MS = 500;
 const FINISHED = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);

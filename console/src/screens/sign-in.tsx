@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from 'react';
-import { useSession } from '../api/session';
-import { ErrorNote } from '../ui/error-note';
+import { useSession } from '../api/session.tsx';
+import { ErrorNote } from '../ui/error-note.tsx';
 
 export function SignIn() {
   const session = useSession();

@@ -1,4 +1,4 @@
-import type { TagInput } from '../generated/graphql';
+import type { TagInput } from '../generated/graphql.ts';
 
 /** One pasted or uploaded line: the tag it asks for, or why it cannot be sent. */
 export type TagLine = { text: string; input: TagInput } | { text: string; problem: string };

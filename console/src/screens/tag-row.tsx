@@ -1,21 +1,10 @@
 import { useEffect, useState, type KeyboardEvent } from 'react';
-import type { TagRowFragment, UpdateTagInput } from '../generated/graphql';
-import { UpdateTagMutation } from '../api/operations';
-import { useSession } from '../api/session';
-import { explain } from '../api/messages';
+import type { TagRowFragment, UpdateTagInput } from '../generated/graphql.ts';
+import { UpdateTagMutation } from '../api/operations.ts';
+import { useSession } from '../api/session.tsx';
+import { explain } from '../api/messages.ts';
+import { formatNames, parseNames } from './localized-names.ts';
 
-/** `zh: 算盘; fr: boulier` ⇄ localised names. */
-export const formatNames = (names: readonly { language: string; name: string }[]): string => names.map((n) => `${n.language}: ${n.name}`).join('; ');
-export function parseNames(text: string): { language: string; name: string }[] {
-  return text
-    .split(';')
-    .map((part) => part.trim())
-    .filter(Boolean)
-    .map((part) => {
-      const at = part.indexOf(':');
-      return { language: part.slice(0, at).trim().toLowerCase(), name: part.slice(at + 1).trim() };
-    });
-}
 const parseAliases = (text: string): string[] => text.split(',').map((a) => a.trim()).filter(Boolean);
 
 interface Props {

@@ -1,10 +1,10 @@
 import { useEffect, useState } from 'react';
-import type { TagRowFragment } from '../generated/graphql';
-import { RemoveTagsMutation, TagsQuery } from '../api/operations';
-import { useSession } from '../api/session';
-import { ConfirmDialog } from '../ui/dialog';
-import { ErrorNote } from '../ui/error-note';
-import { TagRow } from './tag-row';
+import type { TagRowFragment } from '../generated/graphql.ts';
+import { RemoveTagsMutation, TagsQuery } from '../api/operations.ts';
+import { useSession } from '../api/session.tsx';
+import { ConfirmDialog } from '../ui/dialog.tsx';
+import { ErrorNote } from '../ui/error-note.tsx';
+import { TagRow } from './tag-row.tsx';
 
 /** Rows per page: the server pages, so a vocabulary of thousands of tags costs one page at a time. */
 export const PAGE_SIZE = 50;

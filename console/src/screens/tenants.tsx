@@ -1,11 +1,11 @@
 import { useState, type FormEvent } from 'react';
-import { CreateApiKeyMutation, CreateTenantMutation, TenantsQuery } from '../api/operations';
-import { useSession } from '../api/session';
-import { Dialog } from '../ui/dialog';
-import { ErrorNote } from '../ui/error-note';
-import { when } from '../ui/format';
-import { SecretOnce } from '../ui/secret-once';
-import { useLoad } from '../ui/use-load';
+import { CreateApiKeyMutation, CreateTenantMutation, TenantsQuery } from '../api/operations.ts';
+import { useSession } from '../api/session.tsx';
+import { Dialog } from '../ui/dialog.tsx';
+import { ErrorNote } from '../ui/error-note.tsx';
+import { when } from '../ui/format.ts';
+import { SecretOnce } from '../ui/secret-once.tsx';
+import { useLoad } from '../ui/use-load.ts';
 
 const PAGE = 20;
 

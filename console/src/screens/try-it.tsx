@@ -1,11 +1,11 @@
 import { useEffect, useState, type DragEvent } from 'react';
-import type { ScoreFragment, TagImagesMutation as Outcomes } from '../generated/graphql';
-import { TagImagesMutation, VocabulariesQuery } from '../api/operations';
-import { explainItem } from '../api/messages';
-import { useSession } from '../api/session';
-import { ErrorNote } from '../ui/error-note';
-import { percent } from '../ui/format';
-import { useLoad } from '../ui/use-load';
+import type { ScoreFragment, TagImagesMutation as Outcomes } from '../generated/graphql.ts';
+import { TagImagesMutation, VocabulariesQuery } from '../api/operations.ts';
+import { explainItem } from '../api/messages.ts';
+import { useSession } from '../api/session.tsx';
+import { ErrorNote } from '../ui/error-note.tsx';
+import { percent } from '../ui/format.ts';
+import { useLoad } from '../ui/use-load.ts';
 
 type Outcome = Outcomes['tagImages'][number];
 interface Picked {

@@ -1,11 +1,11 @@
 import { useState, type FormEvent } from 'react';
-import { CreateVocabularyMutation, DeleteVocabularyMutation, ModelInfoQuery, RenameVocabularyMutation, VocabulariesQuery } from '../api/operations';
-import { useSession } from '../api/session';
-import { href } from '../route';
-import { ConfirmDialog, Dialog } from '../ui/dialog';
-import { ErrorNote } from '../ui/error-note';
-import { when } from '../ui/format';
-import { useLoad } from '../ui/use-load';
+import { CreateVocabularyMutation, DeleteVocabularyMutation, ModelInfoQuery, RenameVocabularyMutation, VocabulariesQuery } from '../api/operations.ts';
+import { useSession } from '../api/session.tsx';
+import { href } from '../route.ts';
+import { ConfirmDialog, Dialog } from '../ui/dialog.tsx';
+import { ErrorNote } from '../ui/error-note.tsx';
+import { when } from '../ui/format.ts';
+import { useLoad } from '../ui/use-load.ts';
 
 type Vocab = { id: string; name: string; stats: { tags: number } };
 

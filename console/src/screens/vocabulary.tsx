@@ -1,14 +1,14 @@
 import { useState } from 'react';
-import type { TagRowFragment } from '../generated/graphql';
-import { GenerateDescriptionsMutation, VocabularyQuery } from '../api/operations';
-import { useSession } from '../api/session';
-import { href } from '../route';
-import { ErrorNote } from '../ui/error-note';
-import { useLoad } from '../ui/use-load';
-import { BulkAdd } from './bulk-add';
-import { Descriptions } from './descriptions';
-import { JobProgress } from './job-progress';
-import { TagTable } from './tag-table';
+import type { TagRowFragment } from '../generated/graphql.ts';
+import { GenerateDescriptionsMutation, VocabularyQuery } from '../api/operations.ts';
+import { useSession } from '../api/session.tsx';
+import { href } from '../route.ts';
+import { ErrorNote } from '../ui/error-note.tsx';
+import { useLoad } from '../ui/use-load.ts';
+import { BulkAdd } from './bulk-add.tsx';
+import { Descriptions } from './descriptions.tsx';
+import { JobProgress } from './job-progress.tsx';
+import { TagTable } from './tag-table.tsx';
 
 /** One vocabulary: stats, its tags, adding tags, descriptions and generation jobs. */
 export function VocabularyDetail({ id, admin }: { id: string; admin: boolean }) {

@@ -1,4 +1,4 @@
-import { explain } from '../api/messages';
+import { explain } from '../api/messages.ts';
 
 /** An error in words, announced to screen readers. */
 export function ErrorNote({ error }: { error: unknown }) {
