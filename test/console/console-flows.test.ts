@@ -146,12 +146,31 @@ describe.skipIf(skip)('the console in a browser', () => {
     await page.getByRole('link', { name: 'All tags' }).waitFor();
     await expectAccessible(page, 'vocabularies');
     await screenshot(page, 'vocabularies');
+
+    // Deleting asks first, naming what goes with it.
+    await gql(t.url, 'mutation { createVocabulary(input: { name: "Scratch" }) { id } }', {}, adminKey).then((r) =>
+      gql(t.url, 'mutation($v: ID!) { addTags(vocabularyId: $v, tags: [{ name: "a" }, { name: "b" }]) { results { ok } } }', { v: r.data!.createVocabulary.id }, adminKey),
+    );
+    await page.reload();
+    await page.getByRole('button', { name: 'Delete Scratch' }).click();
+    expect(await dialog().textContent()).toContain('Its 2 tags and all their descriptions will be deleted for good');
+    await expectAccessible(page, 'delete confirmation');
+    await dialog().getByRole('button', { name: 'Cancel' }).click();
+    await expect.poll(() => page.getByRole('link', { name: 'Scratch' }).count()).toBe(1);
+    await page.getByRole('button', { name: 'Delete Scratch' }).click();
+    await dialog().getByRole('button', { name: 'Delete vocabulary' }).click();
+    await expect.poll(() => page.getByRole('link', { name: 'Scratch' }).count()).toBe(0);
   });
 
   it('pages and searches the 4,585 tags by name and alias, and edits a tag inline', async () => {
     await page.getByRole('link', { name: 'All tags' }).click();
     await page.getByText('4,585 tags · page 1 of 92').waitFor();
+    expect(await page.getByTestId('stat-tags').textContent()).toBe('4,585');
     expect(await page.locator('table.tags tbody tr').count()).toBe(50);
+    await page.getByRole('button', { name: 'Next page' }).click();
+    await page.getByText('4,585 tags · page 2 of 92').waitFor();
+    await page.getByRole('button', { name: 'Previous page' }).click();
+    await page.getByText('4,585 tags · page 1 of 92').waitFor();
 
     await page.getByLabel('Search names and aliases').fill('abacus');
     await page.getByText('1 tags match “abacus”').waitFor();
