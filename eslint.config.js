@@ -30,7 +30,7 @@ const BOUNDARIES = {
 const restrict = (patterns) => ({ '@typescript-eslint/no-restricted-imports': ['error', { patterns }] });
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'src/generated/', 'packs/', '.data/', 'scratch/', 'tools/**/*.py'] },
+  { ignores: ['node_modules/', 'src/generated/', 'console/dist/', 'console/src/generated/', 'packs/', '.data/', 'scratch/', 'tools/**/*.py'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -59,5 +59,10 @@ export default tseslint.config(
     files: ['**/*.ts', '**/*.mjs', '**/*.js'],
     ignores: ['src/**', 'test/**', 'bench/**'],
     rules: restrict([inferenceFace]),
+  },
+  {
+    // The console runs in the browser and reaches the server through GraphQL only.
+    files: ['console/src/**/*.{ts,tsx}'],
+    rules: restrict([forbid(['**/src/**', '../../src/*', '**/test/**', 'node:*'], 'the console reaches the server over GraphQL only (console/src/api)')]),
   },
 );

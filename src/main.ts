@@ -31,6 +31,7 @@ try {
   await app.start();
   // Plain line for people starting it by hand; the JSON log has the same.
   console.log(`Omnitag ready at ${app.url}/graphql`);
+  console.log(`Console at ${app.url}/console/`);
 } catch (err) {
   log.fatal({ err }, 'start-up failed');
   console.error(`Omnitag could not start: ${(err as Error).message}`);

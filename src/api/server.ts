@@ -9,6 +9,7 @@ import express from 'express';
 import type { Config } from '../config.ts';
 import type { Logger } from '../core/log.ts';
 import type { Principal } from '../tenancy/principal.ts';
+import { consoleRoutes } from './console.ts';
 import { createContext, principalOf, type RequestContext } from './context.ts';
 import { formatErrorFor, httpErrorHandler } from './errors.ts';
 import { bodyDeadline } from './plugins/body-deadline.ts';
@@ -127,6 +128,9 @@ export async function createHttpServer({ services, log, limits, shutdownTimeoutM
     const { database } = await services.health.check();
     res.status(database ? 200 : 503).json({ ready: database, database });
   });
+
+  // The web console: static files on the same origin as /graphql, so it needs no CORS.
+  app.use('/console', consoleRoutes());
 
   await apollo.start();
   const context = createContext(services, log, { maxImagesPerRequest: limits.maxImagesPerRequest });

@@ -121,6 +121,18 @@ describe(`vocabulary operations over HTTP (${databaseMode} database)`, () => {
     expect((await poll()).data!.descriptionJob).toMatchObject({ succeeded: 2, failed: 0, progress: 1 });
   });
 
+  it('reads one tag by id with its descriptions; another tenant’s tag is NOT_FOUND', async () => {
+    const id = (await admin(CREATE_VOCAB, { i: { name: 'One tag' } })).data!.createVocabulary.id;
+    const added = await admin(ADD, { v: id, tags: [{ name: 'heron', descriptions: ['a tall grey wading bird'] }] });
+    const heron = added.data!.addTags.results[0].tag.id;
+    const TAG = 'query($id: ID!) { tag(id: $id) { id name descriptions { text source } } }';
+    const read = await gql(t.url, TAG, { id: heron }, tenant.clientKey);
+    expect(read.data!.tag).toEqual({ id: heron, name: 'heron', descriptions: [{ text: 'a tall grey wading bird', source: 'MANUAL' }] });
+    const other = await createTenantWithKeys(t.url, 'Other Co');
+    expect(errorCodes(await gql(t.url, TAG, { id: heron }, other.adminKey))).toEqual(['NOT_FOUND']);
+    expect(errorCodes(await admin(TAG, { id: 'not-a-uuid' }))).toEqual(['NOT_FOUND']);
+  });
+
   it('keeps CLIENT keys to reading and tagging', async () => {
     const client = (q: string, v?: Record<string, unknown>) => gql(t.url, q, v, tenant.clientKey);
     expect(errorCodes(await client(CREATE_VOCAB, { i: { name: 'Nope' } }))).toEqual(['FORBIDDEN']);

@@ -5,7 +5,7 @@ import { healthQuery } from './health.ts';
 import { cancelDescriptionJobMutation, DescriptionJob, DescriptionJobItem, descriptionJobQuery, generateDescriptionsMutation } from './jobs.ts';
 import { modelInfoQuery } from './model.ts';
 import { tagImageMutation, tagImagesMutation, TagScore } from './tagging.ts';
-import { addTagsMutation, removeTagsMutation, setTagDescriptionsMutation, Tag, updateTagMutation } from './tags.ts';
+import { addTagsMutation, removeTagsMutation, setTagDescriptionsMutation, Tag, tagQuery, updateTagMutation } from './tags.ts';
 import {
   createVocabularyMutation,
   deleteVocabularyMutation,
@@ -29,6 +29,7 @@ export const resolvers: Resolvers = {
     modelInfo: modelInfoQuery,
     vocabularies: vocabulariesQuery,
     vocabulary: vocabularyQuery,
+    tag: tagQuery,
     descriptionJob: descriptionJobQuery,
   },
   Mutation: {

@@ -1,9 +1,14 @@
-import type { MutationResolvers, TagResolvers } from '../../generated/graphql.ts';
+import type { MutationResolvers, QueryResolvers, TagResolvers } from '../../generated/graphql.ts';
 import { notFound } from '../../core/errors.ts';
 import { requireTenant } from '../../tenancy/principal.ts';
 
 export const Tag: TagResolvers = {
   descriptions: (tag, _args, { loaders }) => loaders().descriptions.load(tag.id),
+};
+
+export const tagQuery: QueryResolvers['tag'] = async (_root, { id }, { principal, services }) => {
+  const tags = await services.vocab.tags.getMany(requireTenant(principal).tenantId, [id]);
+  return tags.get(id) ?? Promise.reject(notFound('tag'));
 };
 
 export const addTagsMutation: MutationResolvers['addTags'] = async (_root, { vocabularyId, tags }, { principal, services }) => {
