@@ -5,10 +5,13 @@ import { openDatabase, type Database } from './db/client.ts';
 import { applyMigrations, pendingMigrations } from './db/migrate.ts';
 import { openDatabaseServer, type DatabaseServer } from './db/server.ts';
 import { createHttpServer, type HttpServer } from './api/server.ts';
+import pg from 'pg';
+import { Counters, LimitsService } from './limits/index.ts';
 import { createLocalInferenceEngine, ENGINE_DEFAULTS, type LocalInferenceEngine } from './inference/index.ts';
 import { TaggingService } from './tagging/tagging-service.ts';
 import { UrlFetcher } from './tagging/url-fetcher.ts';
 import { UsageRecorder } from './tagging/usage-recorder.ts';
+import { UsageReport } from './tagging/usage-report.ts';
 import { createVocabularyServices, type VocabularyServices } from './vocab/index.ts';
 import { ApiKeyService } from './tenancy/api-key-service.ts';
 import type { Logger } from './core/log.ts';
@@ -25,6 +28,7 @@ interface Resources {
   readonly dbServer: DatabaseServer;
   readonly db: Database;
   readonly engine: LocalInferenceEngine;
+  readonly counters: Counters;
   readonly vocab: VocabularyServices;
   readonly usage: UsageRecorder;
   readonly http: HttpServer;
@@ -115,12 +119,14 @@ export class App {
         throw new Error(`the database lacks migrations ${pending.join(', ')}: run \`npm run db:migrate\``);
       }
       const engine = (acquired.engine = await this.startEngine());
-      const { services, usage } = await this.buildServices(db, dbServer.embedded, engine, acquired);
+      const counters = (acquired.counters = this.openCounters(dbServer.url));
+      await counters.start();
+      const { services, usage } = await this.buildServices(db, dbServer.embedded, engine, counters, acquired);
       const vocab = (acquired.vocab = services.vocab);
       vocab.start();
       const http = (acquired.http = await createHttpServer({ services, log, limits: config.limits, shutdownTimeoutMs: config.http.shutdownTimeoutMs }));
       const address = await http.listen(config.http.host, config.http.port);
-      this.lifecycle = { phase: 'running', dbServer, db, engine, vocab, usage, http, services, address };
+      this.lifecycle = { phase: 'running', dbServer, db, engine, counters, vocab, usage, http, services, address };
       log.info({ url: `${this.url}/graphql` }, 'Omnitag is listening');
     } catch (error) {
       await this.release(acquired);
@@ -153,9 +159,22 @@ export class App {
     return engine;
   }
 
-  private async buildServices(db: Database, embedded: boolean, engine: LocalInferenceEngine, acquired: Acquired): Promise<{ services: Services; usage: UsageRecorder }> {
+  /** Where the per-tenant counters live; PostgreSQL's get a small pool of their own, apart from the requests'. */
+  private openCounters(databaseUrl: string): Counters {
+    const { store, redisUrl } = this.config.tenantLimits;
+    if (store === 'redis') return new Counters({ kind: 'redis', url: redisUrl! });
+    if (store === 'postgresql') {
+      const pool = new pg.Pool({ connectionString: databaseUrl, max: 4, connectionTimeoutMillis: this.config.database.timeouts.connectMs });
+      pool.on('error', (err) => this.log.warn({ err }, 'rate-limit counter connection failed'));
+      return new Counters({ kind: 'postgresql', pool });
+    }
+    return new Counters({ kind: 'memory' });
+  }
+
+  private async buildServices(db: Database, embedded: boolean, engine: LocalInferenceEngine, counters: Counters, acquired: Acquired): Promise<{ services: Services; usage: UsageRecorder }> {
     const { config, log } = this;
     const health: HealthService = { check: async () => ({ database: await db.ping() }) };
+    const limits = new LimitsService({ prisma: db.prisma, counters, defaults: config.tenantLimits.defaults, cacheMs: config.tenantLimits.cacheMs });
     const urlFetcher = config.urlFetch.enabled
       ? new UrlFetcher({ timeoutMs: config.urlFetch.timeoutMs, maxRedirects: config.urlFetch.maxRedirects, maxBytes: config.limits.maxImageBytes })
       : undefined;
@@ -165,12 +184,14 @@ export class App {
       engine,
       config,
       log: log.child({ component: 'vocab' }),
+      quotas: limits,
     });
     const usage = (acquired.usage = new UsageRecorder(db.prisma, log.child({ component: 'usage' })));
     const tagging = new TaggingService({
       engine,
       vocabularies: vocab.labelBanks,
       usage,
+      allowance: limits,
       urlFetcher,
       limits: config.limits,
       log: log.child({ component: 'tagging' }),
@@ -187,6 +208,8 @@ export class App {
       engine,
       vocab,
       tagging,
+      limits,
+      usage: new UsageReport(db.prisma),
     };
     return { services, usage };
   }
@@ -221,11 +244,12 @@ export class App {
   }
 
   /** Releases in the reverse of start order; a step that fails is logged and the rest still run. */
-  private async release({ http, vocab, usage, engine, db, dbServer }: Acquired): Promise<void> {
+  private async release({ http, vocab, usage, counters, engine, db, dbServer }: Acquired): Promise<void> {
     const steps: [string, (() => Promise<void>) | undefined][] = [
       ['http', http && (() => http.close(this.config.http.shutdownTimeoutMs))],
       ['description worker', vocab && (() => vocab.stop())],
       ['usage records', usage && (() => usage.stop())],
+      ['rate-limit counters', counters && (() => counters.stop())],
       ['inference engine', engine && (() => engine.dispose())],
       ['database client', db && (() => db.close())],
       ['database server', dbServer && (() => dbServer.stop())],

@@ -17,6 +17,7 @@ import { requestScope } from './plugins/request-scope.ts';
 import { multipart } from './plugins/multipart.ts';
 import { trackOperations } from './plugins/operations.ts';
 import { queryNesting } from './plugins/query-nesting.ts';
+import { rateLimit } from './plugins/rate-limit.ts';
 import { requestId } from './plugins/request-id.ts';
 import { textInputs } from './plugins/text-inputs.ts';
 import { resolvers } from './resolvers/index.ts';
@@ -133,6 +134,13 @@ export async function createHttpServer({ services, log, limits, shutdownTimeoutM
   const operations = trackOperations({ handler: expressMiddleware(apollo, { context }) });
   app.use(
     '/graphql',
+    rateLimit({
+      tenantOf: async (req, res) => {
+        const p = await principalOf(services, req, res);
+        return p.kind === 'tenant' ? p.tenantId : undefined;
+      },
+      take: (tenantId) => services.limits.takeRequest(tenantId),
+    }),
     express.json({ limit: limits.maxRequestBytes }),
     // Files are read straight from the request; one byte over the image limit lets the reader
     // tell "too large" from a complete file. Apollo's CSRF check asks multipart clients for a header.

@@ -15,7 +15,8 @@ import {
   vocabularyQuery,
 } from './vocabularies.ts';
 import { DateTimeScalar } from './scalars.ts';
-import { createTenantMutation, tenantsQuery } from './tenants.ts';
+import { createTenantMutation, setTenantLimitsMutation, Tenant, tenantsQuery } from './tenants.ts';
+import { usageQuery } from './usage.ts';
 
 /** Thin by design: each resolver checks who calls, then hands over to one service. */
 export const resolvers: Resolvers = {
@@ -30,9 +31,11 @@ export const resolvers: Resolvers = {
     vocabularies: vocabulariesQuery,
     vocabulary: vocabularyQuery,
     descriptionJob: descriptionJobQuery,
+    usage: usageQuery,
   },
   Mutation: {
     createTenant: createTenantMutation,
+    setTenantLimits: setTenantLimitsMutation,
     createApiKey: createApiKeyMutation,
     revokeApiKey: revokeApiKeyMutation,
     createVocabulary: createVocabularyMutation,
@@ -47,6 +50,7 @@ export const resolvers: Resolvers = {
     tagImage: tagImageMutation,
     tagImages: tagImagesMutation,
   },
+  Tenant,
   Viewer,
   Vocabulary,
   Tag,

@@ -86,6 +86,8 @@ export class DescriptionJobService {
       if (tagIds && ids.length !== tagIds.length) throw notFound('tag');
       const busy = await tx.jobs.busyTags(tenantId, ids);
       const targets = ids.filter((id) => !busy.has(id));
+      // Charged inside the edit: a refusal leaves no job behind (the counters have connections of their own).
+      if (generator.kind === 'llm' && targets.length > 0) await this.ctx.quotas?.takeLlmGenerations(tenantId, targets.length);
       const job = await tx.jobs.create({
         tenantId,
         vocabularyId,
