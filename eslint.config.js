@@ -25,6 +25,8 @@ const BOUNDARIES = {
   'src/tenancy': [noTests, noTransports, noApp, layer('inference', 'vocab', 'tagging', 'limits')],
   // Per-tenant limits: counters and stored quotas; the layers they guard take them as interfaces.
   'src/limits': [noTests, noTransports, noApp, layer('inference', 'vocab', 'tagging', 'tenancy')],
+  // Metrics: defined here, fed through plain functions by the composition root.
+  'src/metrics': [noTests, noTransports, noApp, noDatabase, inferenceFace, layer('vocab', 'tagging', 'tenancy', 'limits')],
   // The edge: resolvers reach services, never the database handle.
   'src/api': [noTests, noApp, inferenceFace, vocabFace, forbid(['**/db/**', '@prisma/*', 'pg'], 'src/api reaches data through the services only')],
   'src/cli': [noTests, inferenceFace, vocabFace, forbid(['**/api', '**/api/**'], 'the command line does not go through GraphQL')],

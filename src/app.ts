@@ -5,6 +5,8 @@ import { openDatabase, type Database } from './db/client.ts';
 import { applyMigrations, pendingMigrations } from './db/migrate.ts';
 import { openDatabaseServer, type DatabaseServer } from './db/server.ts';
 import { createHttpServer, type HttpServer } from './api/server.ts';
+import { createMetricsServer, type MetricsServer } from './api/metrics-endpoint.ts';
+import { Metrics } from './metrics/index.ts';
 import pg from 'pg';
 import { Counters, LimitsService } from './limits/index.ts';
 import { createLocalInferenceEngine, ENGINE_DEFAULTS, type LocalInferenceEngine } from './inference/index.ts';
@@ -32,14 +34,18 @@ interface Resources {
   readonly vocab: VocabularyServices;
   readonly usage: UsageRecorder;
   readonly http: HttpServer;
+  /** Serves /metrics on OMNITAG_METRICS_PORT, when set. */
+  readonly metricsServer: MetricsServer;
 }
 
 /** Resources acquired so far during start(): a failed start releases exactly these. */
 type Acquired = { -readonly [K in keyof Resources]?: Resources[K] };
 
-interface Running extends Resources {
+interface Running extends Omit<Resources, 'metricsServer'> {
+  readonly metricsServer: MetricsServer | undefined;
   readonly services: Services;
   readonly address: { host: string; port: number };
+  readonly metricsAddress: { host: string; port: number } | undefined;
 }
 
 /** Each phase carries only what exists in it (after start() fails, nothing is held any more). */
@@ -84,6 +90,12 @@ export class App {
     return `http://${host}:${address.port}`;
   }
 
+  /** The metrics server's own address (OMNITAG_METRICS_PORT), when it has one. */
+  get metricsUrl(): string | undefined {
+    const a = this.running().metricsAddress;
+    return a && `http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}/metrics`;
+  }
+
   private running(): Running {
     if (this.lifecycle.phase !== 'running') throw new Error(`the app is ${this.lifecycle.phase}, not running`);
     return this.lifecycle;
@@ -118,15 +130,45 @@ export class App {
       if (pending.length) {
         throw new Error(`the database lacks migrations ${pending.join(', ')}: run \`npm run db:migrate\``);
       }
-      const engine = (acquired.engine = await this.startEngine());
+      const metrics = config.metrics.port !== undefined || config.metrics.token ? new Metrics() : undefined;
+      const engine = (acquired.engine = await this.startEngine(metrics));
       const counters = (acquired.counters = this.openCounters(dbServer.url));
       await counters.start();
-      const { services, usage } = await this.buildServices(db, dbServer.embedded, engine, counters, acquired);
+      const { services, usage } = await this.buildServices(db, dbServer.embedded, engine, counters, metrics, acquired);
       const vocab = (acquired.vocab = services.vocab);
       vocab.start();
-      const http = (acquired.http = await createHttpServer({ services, log, limits: config.limits, shutdownTimeoutMs: config.http.shutdownTimeoutMs }));
+      metrics?.watch({
+        engine: () => engine.stats(),
+        labelBanks: () => vocab.labelBanks.stats(),
+        embeddings: () => vocab.embeddings.stats(),
+        llm: () => vocab.llmStats(),
+        jobItemsByState: () => vocab.jobs.itemsByState(),
+        databasePool: () => ({ total: db.pool.totalCount, idle: db.pool.idleCount, waiting: db.pool.waitingCount, max: dbServer.maxConnections }),
+      });
+      const http = (acquired.http = await createHttpServer({
+        services,
+        log,
+        limits: config.limits,
+        shutdownTimeoutMs: config.http.shutdownTimeoutMs,
+        ...(metrics
+          ? {
+              metrics: {
+                token: config.metrics.token,
+                contentType: metrics.contentType,
+                render: () => metrics.render(),
+                observeOperation: (operation: string, outcome: string, seconds: number) => metrics.observeOperation(operation, outcome, seconds),
+              },
+            }
+          : {}),
+      }));
       const address = await http.listen(config.http.host, config.http.port);
-      this.lifecycle = { phase: 'running', dbServer, db, engine, counters, vocab, usage, http, services, address };
+      let metricsAddress: { host: string; port: number } | undefined;
+      const metricsServer = metrics && config.metrics.port !== undefined ? (acquired.metricsServer = createMetricsServer(metrics)) : undefined;
+      if (metricsServer) {
+        metricsAddress = await metricsServer.listen(config.http.host, config.metrics.port!);
+        log.info({ url: `http://${metricsAddress.host}:${metricsAddress.port}/metrics` }, 'metrics are served');
+      }
+      this.lifecycle = { phase: 'running', dbServer, db, engine, counters, vocab, usage, http, metricsServer, services, address, metricsAddress };
       log.info({ url: `${this.url}/graphql` }, 'Omnitag is listening');
     } catch (error) {
       await this.release(acquired);
@@ -136,7 +178,7 @@ export class App {
   }
 
   /** Opens the model pack and starts the inference workers; a broken pack fails start-up here. */
-  private async startEngine(): Promise<LocalInferenceEngine> {
+  private async startEngine(metrics: Metrics | undefined): Promise<LocalInferenceEngine> {
     const { model, limits } = this.config;
     const engine = await createLocalInferenceEngine({
       packDir: model.packDir,
@@ -153,6 +195,7 @@ export class App {
       // The side limit has no setting of its own: the engine's default (20,000 px).
       imageLimits: { ...ENGINE_DEFAULTS.imageLimits, maxBytes: limits.maxImageBytes, maxPixels: limits.maxImagePixels },
       logger: this.log.child({ component: 'inference' }),
+      ...(metrics ? { observer: metrics.engineObserver } : {}),
     });
     const info = await engine.start();
     this.log.info({ pack: info.packName, provider: info.provider, workers: info.workers }, 'inference engine ready');
@@ -171,10 +214,12 @@ export class App {
     return new Counters({ kind: 'memory' });
   }
 
-  private async buildServices(db: Database, embedded: boolean, engine: LocalInferenceEngine, counters: Counters, acquired: Acquired): Promise<{ services: Services; usage: UsageRecorder }> {
+  private async buildServices(db: Database, embedded: boolean, engine: LocalInferenceEngine, counters: Counters, metrics: Metrics | undefined, acquired: Acquired): Promise<{ services: Services; usage: UsageRecorder }> {
     const { config, log } = this;
     const health: HealthService = { check: async () => ({ database: await db.ping() }) };
-    const limits = new LimitsService({ prisma: db.prisma, counters, defaults: config.tenantLimits.defaults, cacheMs: config.tenantLimits.cacheMs });
+    const limits = new LimitsService({ prisma: db.prisma, counters, defaults: config.tenantLimits.defaults, cacheMs: config.tenantLimits.cacheMs,
+      ...(metrics ? { onRefused: (limit: string) => metrics.refused(limit) } : {}),
+    });
     const urlFetcher = config.urlFetch.enabled
       ? new UrlFetcher({ timeoutMs: config.urlFetch.timeoutMs, maxRedirects: config.urlFetch.maxRedirects, maxBytes: config.limits.maxImageBytes })
       : undefined;
@@ -244,9 +289,10 @@ export class App {
   }
 
   /** Releases in the reverse of start order; a step that fails is logged and the rest still run. */
-  private async release({ http, vocab, usage, counters, engine, db, dbServer }: Acquired): Promise<void> {
+  private async release({ http, metricsServer, vocab, usage, counters, engine, db, dbServer }: Acquired): Promise<void> {
     const steps: [string, (() => Promise<void>) | undefined][] = [
       ['http', http && (() => http.close(this.config.http.shutdownTimeoutMs))],
+      ['metrics server', metricsServer && (() => metricsServer.close())],
       ['description worker', vocab && (() => vocab.stop())],
       ['usage records', usage && (() => usage.stop())],
       ['rate-limit counters', counters && (() => counters.stop())],

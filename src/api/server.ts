@@ -11,10 +11,12 @@ import type { Logger } from '../core/log.ts';
 import type { Principal } from '../tenancy/principal.ts';
 import { createContext, principalOf, type RequestContext } from './context.ts';
 import { formatErrorFor, httpErrorHandler } from './errors.ts';
+import { metricsRoute, type MetricsSource } from './metrics-endpoint.ts';
 import { bodyDeadline } from './plugins/body-deadline.ts';
 import { errorStatus } from './plugins/error-status.ts';
 import { requestScope } from './plugins/request-scope.ts';
 import { multipart } from './plugins/multipart.ts';
+import { operationMetrics } from './plugins/operation-metrics.ts';
 import { trackOperations } from './plugins/operations.ts';
 import { queryNesting } from './plugins/query-nesting.ts';
 import { rateLimit } from './plugins/rate-limit.ts';
@@ -56,6 +58,11 @@ export interface HttpServerOptions {
   >;
   /** How long a stop lets in-flight requests finish (config.http.shutdownTimeoutMs). */
   shutdownTimeoutMs: number;
+  /** Operations are timed into these metrics; with a token, GET /metrics serves them on this port too. */
+  metrics?: MetricsSource & {
+    readonly token: string | undefined;
+    observeOperation(operation: string, outcome: string, seconds: number): void;
+  };
 }
 
 export interface HttpServer {
@@ -70,7 +77,7 @@ export interface HttpServer {
 const callerKey = (p: Principal): string => (p.kind === 'tenant' ? `key:${p.keyId}` : p.kind);
 
 /** The HTTP server: wiring only; each concern lives in a module of its own. */
-export async function createHttpServer({ services, log, limits, shutdownTimeoutMs }: HttpServerOptions): Promise<HttpServer> {
+export async function createHttpServer({ services, log, limits, shutdownTimeoutMs, metrics }: HttpServerOptions): Promise<HttpServer> {
   const app = express();
   app.disable('x-powered-by');
   const server = http.createServer(
@@ -113,6 +120,7 @@ export async function createHttpServer({ services, log, limits, shutdownTimeoutM
       ApolloServerPluginDrainHttpServer({ httpServer: server, stopGracePeriodMillis: shutdownTimeoutMs }),
       textInputs(),
       errorStatus(),
+      ...(metrics ? [operationMetrics<RequestContext>({ observe: (...a) => metrics.observeOperation(...a) })] : []),
     ],
     formatError: formatErrorFor(log),
     logger: log,
@@ -128,6 +136,7 @@ export async function createHttpServer({ services, log, limits, shutdownTimeoutM
     const { database } = await services.health.check();
     res.status(database ? 200 : 503).json({ ready: database, database });
   });
+  if (metrics?.token) app.get('/metrics', metricsRoute(metrics, metrics.token));
 
   await apollo.start();
   const context = createContext(services, log, { maxImagesPerRequest: limits.maxImagesPerRequest });

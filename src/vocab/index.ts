@@ -62,6 +62,8 @@ export interface VocabularyServices {
   readonly worker: DescriptionWorker;
   /** `llm:<model>` or `template`: where new descriptions come from. */
   readonly descriptionGenerator: string;
+  /** Requests sent to the LLM endpoint so far, their retries and failures; undefined without an LLM. */
+  llmStats(): { requests: number; retries: number; failures: number } | undefined;
   /** Starts the description worker (unless `config.descriptionWorker` is false). */
   start(): void;
   /** Stops the worker (handing its claimed items back) and finishes writing new embeddings. */
@@ -118,6 +120,7 @@ export function createVocabularyServices(options: VocabularyServicesOptions): Vo
     embeddings,
     worker,
     descriptionGenerator: (llm ?? template).name,
+    llmStats: () => (llm && 'stats' in llm && typeof llm.stats === 'function' ? (llm.stats() as { requests: number; retries: number; failures: number }) : undefined),
     start: () => {
       if (config.descriptionWorker) worker.start();
     },

@@ -107,6 +107,11 @@ export class DescriptionJobService {
     return result;
   }
 
+  /** Job items of all tenants by state, for operators' metrics. */
+  itemsByState(): Promise<Record<'PENDING' | 'GENERATING' | 'READY' | 'FAILED', number>> {
+    return this.ctx.store.run((db) => db.jobs.itemsByState());
+  }
+
   async get(tenantId: string, jobId: string): Promise<DescriptionJobView> {
     checkTenant(tenantId);
     if (!isUuid(jobId)) throw notFound('description job');
