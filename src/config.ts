@@ -76,6 +76,7 @@ const EnvSchema = z.object({
   OMNITAG_LLM_TIMEOUT_MS: int(100, 600_000).default(30_000),
   OMNITAG_LLM_MAX_RETRIES: int(0, 10).default(3),
   OMNITAG_DESCRIPTION_WORKER: bool.default(true),
+  OMNITAG_JOB_LEASE_MS: int(1_000, 3_600_000).default(60_000),
 
   OMNITAG_REDIS_URL: z
     .string()
@@ -205,7 +206,7 @@ export interface Config {
       readonly concurrency: number;
       /** How often an idle worker looks for work (other replicas' jobs, retries that came due). */
       readonly pollIntervalMs: number;
-      /** A claim lasts this long unless renewed; a dead worker's items are claimable after it. */
+      /** A claim lasts this long unless renewed; a dead worker's items are claimable after it (OMNITAG_JOB_LEASE_MS). */
       readonly leaseMs: number;
       /** How often a running item's lease is renewed (well under `leaseMs`). */
       readonly renewEveryMs: number;
@@ -343,8 +344,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       worker: {
         concurrency: 2,
         pollIntervalMs: 1_000,
-        leaseMs: 60_000,
-        renewEveryMs: 20_000,
+        leaseMs: e.OMNITAG_JOB_LEASE_MS,
+        renewEveryMs: Math.floor(e.OMNITAG_JOB_LEASE_MS / 3),
         maxAttempts: 5,
         retryBaseMs: 5_000,
         retryMaxMs: 600_000,

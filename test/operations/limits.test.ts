@@ -1,5 +1,7 @@
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { App } from '../../src/app.ts';
+import { createLogger } from '../../src/core/log.ts';
 import { gql, PLATFORM_KEY, startTestApp, type GraphQLResponse, type TestApp } from '../support/app.ts';
 import { databaseMode } from '../support/database.ts';
 import { FakeLlmServer } from '../support/fake-llm-server.ts';
@@ -64,6 +66,24 @@ function requestRateCases(start: () => Promise<TestApp>, store: string) {
       // after the window, the noisy tenant is served again
       await new Promise((r) => setTimeout(r, 1_100));
       expect((await raw(t.url, noisy.clientKey, '{ viewer { role } }')).status).toBe(200);
+    });
+
+    // A second instance on the same database and store, as a second replica would be (the
+    // embedded database is one process's own: no second instance on it).
+    it.skipIf(store === 'memory' || databaseMode === 'embedded')('shares its counters with another instance on the same store', async () => {
+      const other = new App(t.app.config, createLogger('silent'));
+      await other.start();
+      try {
+        const v = (await gql(t.url, CREATE_VOCAB, { n: 'shared' }, quiet.adminKey)).data!.createVocabulary.id;
+        await gql(t.url, ADD, { v, t: [{ name: 'cat' }] }, quiet.adminKey);
+        await setLimits(t.url, quiet.id, { imagesPerMinute: 3 });
+        const image = (await sharp({ create: { width: 16, height: 16, channels: 3, background: '#123' } }).png().toBuffer()).toString('base64');
+        const codes = [];
+        for (const url of [t.url, other.url, t.url, other.url, other.url]) codes.push(code(await gql(url, TAG, { v, i: image }, quiet.clientKey)));
+        expect(codes).toEqual(['OK', 'OK', 'OK', 'RATE_LIMITED', 'RATE_LIMITED']);
+      } finally {
+        await other.stop();
+      }
     });
   });
 }
