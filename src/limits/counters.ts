@@ -12,6 +12,13 @@ export type CounterBackend =
 export interface CounterWindow {
   readonly name: string;
   readonly durationS: number;
+  /**
+   * Taken one point at a time (requests): once a key is refused, this process refuses it from
+   * memory until the window ends, so a tenant far over its rate costs no store round trip per
+   * request. Other windows give a refused attempt's points back instead (a refused batch of
+   * images takes nothing), which needs the store each time.
+   */
+  readonly oneAtATime?: boolean;
 }
 
 export type Taken = { readonly ok: true } | { readonly ok: false; readonly retryAfterMs: number };
@@ -56,8 +63,9 @@ export class Counters {
       return { ok: true };
     } catch (e) {
       if (!(e instanceof RateLimiterRes)) throw e;
-      // The library counts a refused attempt; give it back so refusals do not prolong the wait.
-      await this.limiter(window, points).reward(key, n).catch(() => {});
+      // The library counts a refused attempt: give it back, so that what was refused is not
+      // counted as used (a window taken one point at a time has nothing to lose by it).
+      if (!window.oneAtATime) await this.limiter(window, points).reward(key, n).catch(() => {});
       return { ok: false, retryAfterMs: Math.max(1, e.msBeforeNext) };
     }
   }
@@ -73,13 +81,15 @@ export class Counters {
     if (!limiter) {
       const common = { keyPrefix: `omnitag:${window.name}`, points, duration: window.durationS };
       const insuranceLimiter = new RateLimiterMemory(common);
+      // blocked until the window ends (duration 0) from the first refusal on
+      const shared = { ...common, insuranceLimiter, ...(window.oneAtATime ? { inMemoryBlockOnConsumed: points + 1, inMemoryBlockDuration: 0 } : {}) };
       const b = this.backend;
       limiter =
         b.kind === 'memory'
           ? new RateLimiterMemory(common)
           : b.kind === 'postgresql'
-            ? new RateLimiterPostgres({ ...common, storeClient: b.pool, tableName: TABLE, tableCreated: true, clearExpiredByTimeout: false, insuranceLimiter })
-            : new RateLimiterRedis({ ...common, storeClient: this.redis!, insuranceLimiter });
+            ? new RateLimiterPostgres({ ...shared, storeClient: b.pool, tableName: TABLE, tableCreated: true, clearExpiredByTimeout: false })
+            : new RateLimiterRedis({ ...shared, storeClient: this.redis! });
       this.limiters.set(id, limiter);
     }
     return limiter;

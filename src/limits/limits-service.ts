@@ -17,7 +17,7 @@ export interface TenantLimitsView {
 export type TenantLimitsInput = { readonly [K in LimitName]?: number | null };
 
 const WINDOWS = {
-  requestsPerSecond: { name: 'rps', durationS: 1 },
+  requestsPerSecond: { name: 'rps', durationS: 1, oneAtATime: true },
   imagesPerMinute: { name: 'images-minute', durationS: 60 },
   imagesPerDay: { name: 'images-day', durationS: 86_400 },
   llmGenerationsPerDay: { name: 'llm-day', durationS: 86_400 },
