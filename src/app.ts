@@ -207,7 +207,9 @@ export class App {
     const { store, redisUrl } = this.config.tenantLimits;
     if (store === 'redis') return new Counters({ kind: 'redis', url: redisUrl! });
     if (store === 'postgresql') {
-      const pool = new pg.Pool({ connectionString: databaseUrl, max: 4, connectionTimeoutMillis: this.config.database.timeouts.connectMs });
+      // Short bounds: while PostgreSQL does not answer, the in-memory fallback counts instead of
+      // holding requests for the database's own timeouts.
+      const pool = new pg.Pool({ connectionString: databaseUrl, max: 4, connectionTimeoutMillis: Math.min(1_000, this.config.database.timeouts.connectMs), query_timeout: 1_000, keepAlive: true });
       pool.on('error', (err) => this.log.warn({ err }, 'rate-limit counter connection failed'));
       return new Counters({ kind: 'postgresql', pool });
     }

@@ -253,7 +253,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }
   const e = parsed.data;
-  const limitsStore = e.OMNITAG_LIMITS_STORE ?? (e.OMNITAG_REDIS_URL ? 'redis' : e.DATABASE_URL ? 'postgresql' : 'memory');
+  // Shared counters are asked for (several replicas): a single process keeps them in memory.
+  const limitsStore = e.OMNITAG_LIMITS_STORE ?? (e.OMNITAG_REDIS_URL ? 'redis' : 'memory');
   const problems: string[] = [];
   if (limitsStore === 'redis' && !e.OMNITAG_REDIS_URL) problems.push('OMNITAG_LIMITS_STORE: redis needs OMNITAG_REDIS_URL');
   // the embedded database is one process's own: its counters may as well be in memory

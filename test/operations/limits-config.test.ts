@@ -12,11 +12,12 @@ const problems = (env: Record<string, string>) => {
 };
 
 describe('limits, metrics and replica settings', () => {
-  it('keeps counters where the replicas can share them: Redis when named, else the PostgreSQL server, else memory', () => {
+  it('keeps counters in memory unless shared ones are asked for: Redis when named, or PostgreSQL', () => {
     expect(loadConfig({}).tenantLimits.store).toBe('memory');
-    expect(loadConfig({ DATABASE_URL: 'postgresql://db/x' }).tenantLimits.store).toBe('postgresql');
+    expect(loadConfig({ DATABASE_URL: 'postgresql://db/x' }).tenantLimits.store).toBe('memory');
+    expect(loadConfig({ DATABASE_URL: 'postgresql://db/x', OMNITAG_LIMITS_STORE: 'postgresql' }).tenantLimits.store).toBe('postgresql');
     expect(loadConfig({ DATABASE_URL: 'postgresql://db/x', OMNITAG_REDIS_URL: 'redis://cache:6379' }).tenantLimits.store).toBe('redis');
-    expect(loadConfig({ DATABASE_URL: 'postgresql://db/x', OMNITAG_LIMITS_STORE: 'memory' }).tenantLimits.store).toBe('memory');
+    expect(loadConfig({ OMNITAG_REDIS_URL: 'redis://cache:6379', OMNITAG_LIMITS_STORE: 'memory' }).tenantLimits.store).toBe('memory');
   });
 
   it('names every impossible combination and bad value', () => {

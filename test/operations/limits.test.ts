@@ -88,7 +88,8 @@ function requestRateCases(start: () => Promise<TestApp>, store: string) {
   });
 }
 
-requestRateCases(() => startTestApp(), databaseMode === 'postgresql' ? 'postgresql' : 'memory');
+requestRateCases(() => startTestApp(), 'memory');
+if (databaseMode === 'postgresql') requestRateCases(() => startTestApp({ OMNITAG_LIMITS_STORE: 'postgresql' }), 'postgresql');
 
 describe('request rate with counters in Redis', async () => {
   const url = await testRedisUrl();
@@ -105,7 +106,13 @@ describe(`images, quotas and the platform admin's settings (${databaseMode} data
   let image: string;
   beforeAll(async () => {
     llm = await FakeLlmServer.start();
-    t = await startTestApp({ OMNITAG_LLM_BASE_URL: llm.url, OMNITAG_DESCRIPTION_WORKER: 'false', OMNITAG_DEFAULT_MAX_VOCABULARIES: '2' });
+    t = await startTestApp({
+      OMNITAG_LLM_BASE_URL: llm.url,
+      OMNITAG_DESCRIPTION_WORKER: 'false',
+      OMNITAG_DEFAULT_MAX_VOCABULARIES: '2',
+      OMNITAG_DEFAULT_REQUESTS_PER_SECOND: '50',
+      OMNITAG_DEFAULT_IMAGES_PER_MINUTE: '1200',
+    });
     image = (await sharp({ create: { width: 32, height: 24, channels: 3, background: '#468' } }).png().toBuffer()).toString('base64');
   });
   afterAll(async () => {

@@ -53,6 +53,7 @@ describe.skipIf(why)(`several replicas behind nginx${why ? ` (skipped: ${why})` 
           OMNITAG_DATA_DIR: dir,
           OMNITAG_PLATFORM_ADMIN_KEY: PLATFORM_KEY,
           OMNITAG_AUTH_CACHE_MS: String(AUTH_CACHE_MS),
+          OMNITAG_LIMITS_STORE: 'postgresql',
           OMNITAG_LIMITS_CACHE_MS: '300',
           OMNITAG_INFERENCE_WORKERS: '1',
           OMNITAG_INTRA_OP_THREADS: '1',
@@ -107,7 +108,7 @@ describe.skipIf(why)(`several replicas behind nginx${why ? ` (skipped: ${why})` 
     await new Promise((r) => setTimeout(r, 400)); // past OMNITAG_LIMITS_CACHE_MS on every replica
     const answers = [];
     for (let i = 0; i < 9; i++) answers.push(await post(lb.url, TAG, { v, i: image }, limited.clientKey));
-    // each replica alone would have allowed 4
+    // each replica alone (counters in memory) would have allowed 4
     expect(answers.filter((a) => a.code === 'OK').length).toBe(4);
     expect(answers.filter((a) => a.code === 'RATE_LIMITED').length).toBe(5);
     expect(new Set(answers.map((a) => a.upstream)).size).toBe(3);
