@@ -219,7 +219,11 @@ export class App {
   private async buildServices(db: Database, embedded: boolean, engine: LocalInferenceEngine, counters: Counters, metrics: Metrics | undefined, acquired: Acquired): Promise<{ services: Services; usage: UsageRecorder }> {
     const { config, log } = this;
     const health: HealthService = { check: async () => ({ database: await db.ping() }) };
-    const limits = new LimitsService({ prisma: db.prisma, counters, defaults: config.tenantLimits.defaults, cacheMs: config.tenantLimits.cacheMs,
+    const limits = new LimitsService({
+      prisma: db.prisma,
+      counters,
+      defaults: config.tenantLimits.defaults,
+      cacheMs: config.tenantLimits.cacheMs,
       ...(metrics ? { onRefused: (limit: string) => metrics.refused(limit) } : {}),
     });
     const urlFetcher = config.urlFetch.enabled
