@@ -12,6 +12,8 @@ export interface UsagePeriodView {
   readonly tagsScored: number;
   readonly tagsDescribed: number;
   readonly descriptionsGenerated: number;
+  readonly llmCalls: number;
+  readonly llmTokens: number;
 }
 
 export interface UsageQuery {
@@ -25,12 +27,12 @@ export interface UsageQuery {
 const PERIOD_MS: Record<UsageGranularity, number> = { HOUR: 3_600_000, DAY: 86_400_000, MONTH: 28 * 86_400_000 };
 const MAX_PERIODS = 1_000;
 
-type Row = { start: Date; requests?: bigint; images?: bigint; tags?: bigint; code?: string; n?: bigint; described?: bigint; descriptions?: bigint };
+type Row = { start: Date; requests?: bigint; images?: bigint; tags?: bigint; code?: string; n?: bigint; described?: bigint; descriptions?: bigint; calls?: bigint; tokens?: bigint | null };
 
 /**
  * Usage per period from what the service already keeps: tagging runs (requests, images, tag
- * scores, errors by code) and finished description-job items. Periods are UTC; only periods
- * with some use are listed.
+ * scores, errors by code) and finished description-job items (descriptions, LLM calls and the
+ * tokens the endpoint reported). Periods are UTC; only periods with some use are listed.
  */
 export class UsageReport {
   constructor(private readonly prisma: PrismaClient) {}
@@ -63,7 +65,8 @@ export class UsageReport {
            AND (${tenant}::uuid IS NULL OR r.tenant_id = ${tenant}::uuid)
          GROUP BY 1, 2`,
       this.prisma.$queryRaw<Row[]>`
-        SELECT date_trunc(${unit}, i.updated_at) AS start, count(*) AS described, sum(j.descriptions_per_tag) AS descriptions
+        SELECT date_trunc(${unit}, i.updated_at) AS start, count(*) AS described, sum(j.descriptions_per_tag) AS descriptions,
+               sum(i.llm_calls) AS calls, sum(i.llm_tokens) AS tokens
           FROM description_job_items i JOIN description_jobs j ON j.id = i.job_id
          WHERE i.state = 'READY'
            AND i.updated_at >= (${lo}::timestamptz AT TIME ZONE 'UTC') AND i.updated_at < (${hi}::timestamptz AT TIME ZONE 'UTC')
@@ -76,12 +79,14 @@ export class UsageReport {
       // date_trunc of a zone-less timestamp comes back as that wall time read as UTC
       const key = start.getTime();
       let p = periods.get(key);
-      if (!p) periods.set(key, (p = { start, tenantId: tenant, requests: 0, imagesTagged: 0, errors: [], tagsScored: 0, tagsDescribed: 0, descriptionsGenerated: 0 }));
+      if (!p) periods.set(key, (p = { start, tenantId: tenant, requests: 0, imagesTagged: 0, errors: [], tagsScored: 0, tagsDescribed: 0, descriptionsGenerated: 0, llmCalls: 0, llmTokens: 0 }));
       return p;
     };
     for (const r of runs) Object.assign(period(r.start), { requests: Number(r.requests), imagesTagged: Number(r.images ?? 0), tagsScored: Number(r.tags ?? 0) });
     for (const r of errors) period(r.start).errors.push({ code: r.code!, count: Number(r.n) });
-    for (const r of described) Object.assign(period(r.start), { tagsDescribed: Number(r.described), descriptionsGenerated: Number(r.descriptions ?? 0) });
+    for (const r of described) {
+      Object.assign(period(r.start), { tagsDescribed: Number(r.described), descriptionsGenerated: Number(r.descriptions ?? 0), llmCalls: Number(r.calls ?? 0), llmTokens: Number(r.tokens ?? 0) });
+    }
     const out = [...periods.values()].sort((a, b) => a.start.getTime() - b.start.getTime());
     for (const p of out) p.errors.sort((a, b) => a.code.localeCompare(b.code));
     return out;

@@ -2,17 +2,19 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gql, PLATFORM_KEY, startTestApp, type TestApp } from '../support/app.ts';
 import { databaseMode } from '../support/database.ts';
+import { FakeLlmServer } from '../support/fake-llm-server.ts';
 import { createTenantWithKeys, type TestTenant } from '../support/tenants.ts';
 
 const USAGE = `query($from: DateTime!, $to: DateTime!, $g: UsageGranularity, $t: ID) {
   usage(from: $from, to: $to, granularity: $g, tenantId: $t) {
-    start tenantId requests imagesTagged tagsScored tagsDescribed descriptionsGenerated errors { code count }
+    start tenantId requests imagesTagged tagsScored tagsDescribed descriptionsGenerated llmCalls llmTokens errors { code count }
   }
 }`;
 const TAG_MANY = 'mutation($v: ID!, $i: [ImageInput!]!) { tagImages(vocabularyId: $v, images: $i) { index error { code } } }';
 
 describe(`usage query (${databaseMode} database)`, () => {
   let t: TestApp;
+  let llm: FakeLlmServer;
   let a: TestTenant;
   let b: TestTenant;
   const from = new Date(Date.now() - 3_600_000).toISOString();
@@ -29,7 +31,8 @@ describe(`usage query (${databaseMode} database)`, () => {
   };
 
   beforeAll(async () => {
-    t = await startTestApp();
+    llm = await FakeLlmServer.start();
+    t = await startTestApp({ OMNITAG_LLM_BASE_URL: llm.url, OMNITAG_LLM_MODEL: 'fake-model' });
     [a, b] = [await createTenantWithKeys(t.url, 'Usage A'), await createTenantWithKeys(t.url, 'Usage B')];
     const image = (await sharp({ create: { width: 40, height: 30, channels: 3, background: '#a63' } }).jpeg().toBuffer()).toString('base64');
     const bad = Buffer.from('not an image').toString('base64');
@@ -42,7 +45,7 @@ describe(`usage query (${databaseMode} database)`, () => {
       const r = await gql(t.url, TAG_MANY, { v, i: images.map((base64) => ({ base64 })) }, tenant.clientKey);
       expect(r.errors).toBeUndefined();
       if (tenant === a) {
-        // a template job: its three tags get generated descriptions
+        // an LLM job: its three tags get generated descriptions
         const job = await gql(t.url, 'mutation($v: ID!) { generateDescriptions(vocabularyId: $v) { id } }', { v }, tenant.adminKey);
         const id = job.data!.generateDescriptions.id;
         for (let i = 0; i < 100; i++) {
@@ -54,7 +57,10 @@ describe(`usage query (${databaseMode} database)`, () => {
     }
     await recorded();
   });
-  afterAll(() => t?.stop());
+  afterAll(async () => {
+    await t?.stop();
+    await llm?.close();
+  });
 
   it("gives a tenant ADMIN its own usage: images, tag scores, errors by code, descriptions", async () => {
     const r = await gql(t.url, USAGE, { from, to, g: 'HOUR' }, a.adminKey);
@@ -66,6 +72,10 @@ describe(`usage query (${databaseMode} database)`, () => {
     expect(new Date(hour.start).getUTCMinutes()).toBe(0);
     expect({ requests: sum('requests'), images: sum('imagesTagged'), scores: sum('tagsScored'), described: sum('tagsDescribed') }).toEqual({ requests: 1, images: 2, scores: 6, described: 3 });
     expect(sum('descriptionsGenerated')).toBeGreaterThanOrEqual(3);
+    // every request the endpoint got, and the tokens it reported (the fake: 40 + 20 a choice)
+    expect(sum('llmCalls')).toBe(llm.requests.length);
+    expect(sum('llmTokens')).toBe(llm.requests.reduce((s, r) => s + 40 + 20 * (r.n ?? 1), 0));
+    expect(llm.requests.length).toBeGreaterThan(0);
     expect(r.data!.usage.flatMap((p: any) => p.errors)).toEqual([{ code: 'BAD_IMAGE', count: 1 }]);
   });
 
@@ -79,7 +89,7 @@ describe(`usage query (${databaseMode} database)`, () => {
     const one = await gql(t.url, USAGE, { from, to, g: 'DAY', t: b.id }, PLATFORM_KEY);
     const sum = (f: string) => one.data!.usage.reduce((s: number, p: any) => s + p[f], 0);
     expect(one.data!.usage.every((p: any) => p.tenantId === b.id)).toBe(true);
-    expect([sum('requests'), sum('imagesTagged'), sum('tagsScored'), sum('tagsDescribed')]).toEqual([1, 1, 1, 0]);
+    expect([sum('requests'), sum('imagesTagged'), sum('tagsScored'), sum('tagsDescribed'), sum('llmCalls')]).toEqual([1, 1, 1, 0, 0]);
     const all = await gql(t.url, USAGE, { from, to, g: 'MONTH' }, PLATFORM_KEY);
     const images = all.data!.usage.reduce((s: number, p: any) => s + p.imagesTagged, 0);
     expect(images).toBe(3);
