@@ -37,7 +37,7 @@ const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const ADMIN = 'bench-platform-admin-key-000000';
 
 const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'omnitag-bench-'));
-const config = loadConfig({ ...process.env, PORT: '0', LOG_LEVEL: 'warn', OMNITAG_DATA_DIR: dataDir, OMNITAG_PLATFORM_ADMIN_KEY: ADMIN, OMNITAG_MODEL_PACK: opts.pack, OMNITAG_MAX_QUEUE: '256' });
+const config = loadConfig({ ...process.env, PORT: '0', LOG_LEVEL: 'warn', OMNITAG_DATA_DIR: dataDir, OMNITAG_PLATFORM_ADMIN_KEY: ADMIN, OMNITAG_MODEL_PACK: opts.pack, OMNITAG_MAX_QUEUE: '256', OMNITAG_DEFAULT_REQUESTS_PER_SECOND: '0', OMNITAG_DEFAULT_IMAGES_PER_MINUTE: '0' }); // the API's own cost, not the tenant's limits (bench/limits.bench.ts)
 const app = new App(config, createLogger('warn'));
 await app.start();
 const gqlUrl = `${app.url}/graphql`;

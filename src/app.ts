@@ -5,10 +5,15 @@ import { openDatabase, type Database } from './db/client.ts';
 import { applyMigrations, pendingMigrations } from './db/migrate.ts';
 import { openDatabaseServer, type DatabaseServer } from './db/server.ts';
 import { createHttpServer, type HttpServer } from './api/server.ts';
+import { createMetricsServer, type MetricsServer } from './api/metrics-endpoint.ts';
+import { Metrics } from './metrics/index.ts';
+import pg from 'pg';
+import { Counters, LimitsService } from './limits/index.ts';
 import { createLocalInferenceEngine, ENGINE_DEFAULTS, type LocalInferenceEngine } from './inference/index.ts';
 import { TaggingService } from './tagging/tagging-service.ts';
 import { UrlFetcher } from './tagging/url-fetcher.ts';
 import { UsageRecorder } from './tagging/usage-recorder.ts';
+import { UsageReport } from './tagging/usage-report.ts';
 import { createVocabularyServices, type VocabularyServices } from './vocab/index.ts';
 import { ApiKeyService } from './tenancy/api-key-service.ts';
 import type { Logger } from './core/log.ts';
@@ -25,17 +30,22 @@ interface Resources {
   readonly dbServer: DatabaseServer;
   readonly db: Database;
   readonly engine: LocalInferenceEngine;
+  readonly counters: Counters;
   readonly vocab: VocabularyServices;
   readonly usage: UsageRecorder;
   readonly http: HttpServer;
+  /** Serves /metrics on OMNITAG_METRICS_PORT, when set. */
+  readonly metricsServer: MetricsServer;
 }
 
 /** Resources acquired so far during start(): a failed start releases exactly these. */
 type Acquired = { -readonly [K in keyof Resources]?: Resources[K] };
 
-interface Running extends Resources {
+interface Running extends Omit<Resources, 'metricsServer'> {
+  readonly metricsServer: MetricsServer | undefined;
   readonly services: Services;
   readonly address: { host: string; port: number };
+  readonly metricsAddress: { host: string; port: number } | undefined;
 }
 
 /** Each phase carries only what exists in it (after start() fails, nothing is held any more). */
@@ -80,6 +90,12 @@ export class App {
     return `http://${host}:${address.port}`;
   }
 
+  /** The metrics server's own address (OMNITAG_METRICS_PORT), when it has one. */
+  get metricsUrl(): string | undefined {
+    const a = this.running().metricsAddress;
+    return a && `http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}/metrics`;
+  }
+
   private running(): Running {
     if (this.lifecycle.phase !== 'running') throw new Error(`the app is ${this.lifecycle.phase}, not running`);
     return this.lifecycle;
@@ -114,13 +130,45 @@ export class App {
       if (pending.length) {
         throw new Error(`the database lacks migrations ${pending.join(', ')}: run \`npm run db:migrate\``);
       }
-      const engine = (acquired.engine = await this.startEngine());
-      const { services, usage } = await this.buildServices(db, dbServer.embedded, engine, acquired);
+      const metrics = config.metrics.port !== undefined || config.metrics.token ? new Metrics() : undefined;
+      const engine = (acquired.engine = await this.startEngine(metrics));
+      const counters = (acquired.counters = this.openCounters(dbServer.url));
+      await counters.start();
+      const { services, usage } = await this.buildServices(db, dbServer.embedded, engine, counters, metrics, acquired);
       const vocab = (acquired.vocab = services.vocab);
       vocab.start();
-      const http = (acquired.http = await createHttpServer({ services, log, limits: config.limits, shutdownTimeoutMs: config.http.shutdownTimeoutMs }));
+      metrics?.watch({
+        engine: () => engine.stats(),
+        labelBanks: () => vocab.labelBanks.stats(),
+        embeddings: () => vocab.embeddings.stats(),
+        llm: () => vocab.llmStats(),
+        jobItemsByState: () => vocab.jobs.itemsByState(),
+        databasePool: () => ({ total: db.pool.totalCount, idle: db.pool.idleCount, waiting: db.pool.waitingCount, max: dbServer.maxConnections }),
+      });
+      const http = (acquired.http = await createHttpServer({
+        services,
+        log,
+        limits: config.limits,
+        shutdownTimeoutMs: config.http.shutdownTimeoutMs,
+        ...(metrics
+          ? {
+              metrics: {
+                token: config.metrics.token,
+                contentType: metrics.contentType,
+                render: () => metrics.render(),
+                observeOperation: (operation: string, outcome: string, seconds: number) => metrics.observeOperation(operation, outcome, seconds),
+              },
+            }
+          : {}),
+      }));
       const address = await http.listen(config.http.host, config.http.port);
-      this.lifecycle = { phase: 'running', dbServer, db, engine, vocab, usage, http, services, address };
+      let metricsAddress: { host: string; port: number } | undefined;
+      const metricsServer = metrics && config.metrics.port !== undefined ? (acquired.metricsServer = createMetricsServer(metrics)) : undefined;
+      if (metricsServer) {
+        metricsAddress = await metricsServer.listen(config.http.host, config.metrics.port!);
+        log.info({ url: `http://${metricsAddress.host}:${metricsAddress.port}/metrics` }, 'metrics are served');
+      }
+      this.lifecycle = { phase: 'running', dbServer, db, engine, counters, vocab, usage, http, metricsServer, services, address, metricsAddress };
       log.info({ url: `${this.url}/graphql` }, 'Omnitag is listening');
     } catch (error) {
       await this.release(acquired);
@@ -130,7 +178,7 @@ export class App {
   }
 
   /** Opens the model pack and starts the inference workers; a broken pack fails start-up here. */
-  private async startEngine(): Promise<LocalInferenceEngine> {
+  private async startEngine(metrics: Metrics | undefined): Promise<LocalInferenceEngine> {
     const { model, limits } = this.config;
     const engine = await createLocalInferenceEngine({
       packDir: model.packDir,
@@ -147,15 +195,37 @@ export class App {
       // The side limit has no setting of its own: the engine's default (20,000 px).
       imageLimits: { ...ENGINE_DEFAULTS.imageLimits, maxBytes: limits.maxImageBytes, maxPixels: limits.maxImagePixels },
       logger: this.log.child({ component: 'inference' }),
+      ...(metrics ? { observer: metrics.engineObserver } : {}),
     });
     const info = await engine.start();
     this.log.info({ pack: info.packName, provider: info.provider, workers: info.workers }, 'inference engine ready');
     return engine;
   }
 
-  private async buildServices(db: Database, embedded: boolean, engine: LocalInferenceEngine, acquired: Acquired): Promise<{ services: Services; usage: UsageRecorder }> {
+  /** Where the per-tenant counters live; PostgreSQL's get a small pool of their own, apart from the requests'. */
+  private openCounters(databaseUrl: string): Counters {
+    const { store, redisUrl } = this.config.tenantLimits;
+    if (store === 'redis') return new Counters({ kind: 'redis', url: redisUrl! });
+    if (store === 'postgresql') {
+      // Short bounds: while PostgreSQL does not answer, the in-memory fallback counts instead of
+      // holding requests for the database's own timeouts.
+      const pool = new pg.Pool({ connectionString: databaseUrl, max: 4, connectionTimeoutMillis: Math.min(1_000, this.config.database.timeouts.connectMs), query_timeout: 1_000, keepAlive: true });
+      pool.on('error', (err) => this.log.warn({ err }, 'rate-limit counter connection failed'));
+      return new Counters({ kind: 'postgresql', pool });
+    }
+    return new Counters({ kind: 'memory' });
+  }
+
+  private async buildServices(db: Database, embedded: boolean, engine: LocalInferenceEngine, counters: Counters, metrics: Metrics | undefined, acquired: Acquired): Promise<{ services: Services; usage: UsageRecorder }> {
     const { config, log } = this;
     const health: HealthService = { check: async () => ({ database: await db.ping() }) };
+    const limits = new LimitsService({
+      prisma: db.prisma,
+      counters,
+      defaults: config.tenantLimits.defaults,
+      cacheMs: config.tenantLimits.cacheMs,
+      ...(metrics ? { onRefused: (limit: string) => metrics.refused(limit) } : {}),
+    });
     const urlFetcher = config.urlFetch.enabled
       ? new UrlFetcher({ timeoutMs: config.urlFetch.timeoutMs, maxRedirects: config.urlFetch.maxRedirects, maxBytes: config.limits.maxImageBytes })
       : undefined;
@@ -165,12 +235,14 @@ export class App {
       engine,
       config,
       log: log.child({ component: 'vocab' }),
+      quotas: limits,
     });
     const usage = (acquired.usage = new UsageRecorder(db.prisma, log.child({ component: 'usage' })));
     const tagging = new TaggingService({
       engine,
       vocabularies: vocab.labelBanks,
       usage,
+      allowance: limits,
       urlFetcher,
       limits: config.limits,
       log: log.child({ component: 'tagging' }),
@@ -187,6 +259,8 @@ export class App {
       engine,
       vocab,
       tagging,
+      limits,
+      usage: new UsageReport(db.prisma),
     };
     return { services, usage };
   }
@@ -221,11 +295,13 @@ export class App {
   }
 
   /** Releases in the reverse of start order; a step that fails is logged and the rest still run. */
-  private async release({ http, vocab, usage, engine, db, dbServer }: Acquired): Promise<void> {
+  private async release({ http, metricsServer, vocab, usage, counters, engine, db, dbServer }: Acquired): Promise<void> {
     const steps: [string, (() => Promise<void>) | undefined][] = [
       ['http', http && (() => http.close(this.config.http.shutdownTimeoutMs))],
+      ['metrics server', metricsServer && (() => metricsServer.close())],
       ['description worker', vocab && (() => vocab.stop())],
       ['usage records', usage && (() => usage.stop())],
+      ['rate-limit counters', counters && (() => counters.stop())],
       ['inference engine', engine && (() => engine.dispose())],
       ['database client', db && (() => db.close())],
       ['database server', dbServer && (() => dbServer.stop())],

@@ -13,6 +13,8 @@ const bool = z
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bytes = int(1, 2 ** 40);
+/** A per-tenant limit; 0 means none. */
+const limit = int(0, 2 ** 31 - 1);
 const optionalUrl = z
   .string()
   .url()
@@ -74,6 +76,23 @@ const EnvSchema = z.object({
   OMNITAG_LLM_TIMEOUT_MS: int(100, 600_000).default(30_000),
   OMNITAG_LLM_MAX_RETRIES: int(0, 10).default(3),
   OMNITAG_DESCRIPTION_WORKER: bool.default(true),
+  OMNITAG_JOB_LEASE_MS: int(1_000, 3_600_000).default(60_000),
+
+  OMNITAG_REDIS_URL: z
+    .string()
+    .refine((u) => /^rediss?:\/\//.test(u), 'must be a redis:// or rediss:// URL')
+    .optional(),
+  OMNITAG_LIMITS_STORE: z.enum(['memory', 'postgresql', 'redis']).optional(),
+  OMNITAG_LIMITS_CACHE_MS: int(0, 600_000).default(5_000),
+  OMNITAG_DEFAULT_REQUESTS_PER_SECOND: limit.default(50),
+  OMNITAG_DEFAULT_IMAGES_PER_MINUTE: limit.default(1_200),
+  OMNITAG_DEFAULT_IMAGES_PER_DAY: limit.default(200_000),
+  OMNITAG_DEFAULT_MAX_VOCABULARIES: limit.default(100),
+  OMNITAG_DEFAULT_MAX_TAGS: limit.default(50_000),
+  OMNITAG_DEFAULT_LLM_GENERATIONS_PER_DAY: limit.default(10_000),
+
+  OMNITAG_METRICS_PORT: int(0, 65535).optional(),
+  OMNITAG_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
 
   OMNITAG_EMBEDDING_CACHE_BYTES: bytes.default(256 * 1024 * 1024),
   OMNITAG_LABEL_BANK_CACHE_BYTES: bytes.default(2 * 1024 * 1024 * 1024),
@@ -151,6 +170,20 @@ export interface Config {
     /** Longest wait before a retry; a longer Retry-After ends the attempts. */
     readonly retryMaxMs: number;
   };
+  /**
+   * Per-tenant limits: the defaults of tenants the platform admin gave none of their own, and
+   * where the counters live (`memory`: this process only, the embedded default; `postgresql` or
+   * `redis`: shared by every replica).
+   */
+  readonly tenantLimits: {
+    readonly store: 'memory' | 'postgresql' | 'redis';
+    readonly redisUrl: string | undefined;
+    /** How long a tenant's limits are kept before they are read again (a change reaches every replica within it). */
+    readonly cacheMs: number;
+    readonly defaults: TenantLimitValues;
+  };
+  /** Prometheus metrics: on a port of their own, and/or at /metrics of the API port behind a bearer token. */
+  readonly metrics: { readonly port: number | undefined; readonly token: string | undefined };
   /** Whether this process runs description jobs (API-only replicas can leave them to others). */
   readonly descriptionWorker: boolean;
   readonly cache: { readonly embeddingBytes: number };
@@ -173,7 +206,7 @@ export interface Config {
       readonly concurrency: number;
       /** How often an idle worker looks for work (other replicas' jobs, retries that came due). */
       readonly pollIntervalMs: number;
-      /** A claim lasts this long unless renewed; a dead worker's items are claimable after it. */
+      /** A claim lasts this long unless renewed; a dead worker's items are claimable after it (OMNITAG_JOB_LEASE_MS). */
       readonly leaseMs: number;
       /** How often a running item's lease is renewed (well under `leaseMs`). */
       readonly renewEveryMs: number;
@@ -185,6 +218,18 @@ export interface Config {
       readonly retryMaxMs: number;
     };
   };
+}
+
+/** Every per-tenant limit; 0 means none. */
+export interface TenantLimitValues {
+  /** Requests in any one-second window (the largest burst). */
+  readonly requestsPerSecond: number;
+  readonly imagesPerMinute: number;
+  readonly imagesPerDay: number;
+  readonly maxVocabularies: number;
+  readonly maxTags: number;
+  /** Tags sent to the LLM for descriptions per day. */
+  readonly llmGenerationsPerDay: number;
 }
 
 export class ConfigError extends Error {
@@ -208,6 +253,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }
   const e = parsed.data;
+  // Shared counters are asked for (several replicas): a single process keeps them in memory.
+  const limitsStore = e.OMNITAG_LIMITS_STORE ?? (e.OMNITAG_REDIS_URL ? 'redis' : 'memory');
+  const problems: string[] = [];
+  if (limitsStore === 'redis' && !e.OMNITAG_REDIS_URL) problems.push('OMNITAG_LIMITS_STORE: redis needs OMNITAG_REDIS_URL');
+  // the embedded database is one process's own: its counters may as well be in memory
+  if (limitsStore === 'postgresql' && !e.DATABASE_URL) problems.push('OMNITAG_LIMITS_STORE: postgresql needs DATABASE_URL');
+  if (problems.length) throw new ConfigError(problems);
   return deepFreeze({
     env: e.NODE_ENV,
     http: { host: e.HOST, port: e.PORT, shutdownTimeoutMs: e.OMNITAG_SHUTDOWN_TIMEOUT_MS },
@@ -269,6 +321,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       retryBaseMs: 500,
       retryMaxMs: 30_000,
     },
+    tenantLimits: {
+      store: limitsStore,
+      redisUrl: e.OMNITAG_REDIS_URL,
+      cacheMs: e.OMNITAG_LIMITS_CACHE_MS,
+      defaults: {
+        requestsPerSecond: e.OMNITAG_DEFAULT_REQUESTS_PER_SECOND,
+        imagesPerMinute: e.OMNITAG_DEFAULT_IMAGES_PER_MINUTE,
+        imagesPerDay: e.OMNITAG_DEFAULT_IMAGES_PER_DAY,
+        maxVocabularies: e.OMNITAG_DEFAULT_MAX_VOCABULARIES,
+        maxTags: e.OMNITAG_DEFAULT_MAX_TAGS,
+        llmGenerationsPerDay: e.OMNITAG_DEFAULT_LLM_GENERATIONS_PER_DAY,
+      },
+    },
+    metrics: { port: e.OMNITAG_METRICS_PORT, token: e.OMNITAG_METRICS_TOKEN },
     descriptionWorker: e.OMNITAG_DESCRIPTION_WORKER,
     cache: { embeddingBytes: e.OMNITAG_EMBEDDING_CACHE_BYTES },
     labelBanks: { cacheBytes: e.OMNITAG_LABEL_BANK_CACHE_BYTES, precision: e.OMNITAG_LABEL_BANK_PRECISION, segmentTags: e.OMNITAG_LABEL_BANK_SEGMENT_TAGS },
@@ -279,8 +345,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       worker: {
         concurrency: 2,
         pollIntervalMs: 1_000,
-        leaseMs: 60_000,
-        renewEveryMs: 20_000,
+        leaseMs: e.OMNITAG_JOB_LEASE_MS,
+        renewEveryMs: Math.floor(e.OMNITAG_JOB_LEASE_MS / 3),
         maxAttempts: 5,
         retryBaseMs: 5_000,
         retryMaxMs: 600_000,

@@ -15,11 +15,28 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
   PAYLOAD_TOO_LARGE: 413,
+  RATE_LIMITED: 429,
+  QUOTA_EXCEEDED: 429,
   OVERLOADED: 503,
   DATABASE_UNAVAILABLE: 503,
 };
 
 export const httpStatusOf = (code: ErrorCode): number | undefined => HTTP_STATUS[code];
+
+/**
+ * The `Retry-After` header (whole seconds, rounded up) of an answer with these errors: the
+ * longest wait any of them names, for refusals that say when to come back (RATE_LIMITED,
+ * QUOTA_EXCEEDED); undefined when none does.
+ */
+export function retryAfterOfErrors(errors: readonly unknown[]): string | undefined {
+  let ms: number | undefined;
+  for (const error of errors) {
+    const appError = findAppError(error);
+    const wait = appError?.details.retryAfterMs;
+    if ((appError?.code === ErrorCode.RATE_LIMITED || appError?.code === ErrorCode.QUOTA_EXCEEDED) && typeof wait === 'number') ms = Math.max(ms ?? 0, wait);
+  }
+  return ms === undefined ? undefined : String(Math.max(1, Math.ceil(ms / 1000)));
+}
 
 /** Apollo's own codes for requests it rejects before execution, mapped onto ours. */
 const APOLLO_TO_APP: Record<string, ErrorCode> = {
@@ -98,8 +115,8 @@ export function formatErrorFor(log: Logger) {
 }
 
 /** A GraphQL-shaped error body for failures before GraphQL runs (body too large, bad JSON). */
-export const errorBody = (code: ErrorCode, message: string, requestId?: string) => ({
-  errors: [{ message, extensions: { code, ...(requestId ? { requestId } : {}) } }],
+export const errorBody = (code: ErrorCode, message: string, requestId?: string, details: Readonly<Record<string, unknown>> = {}) => ({
+  errors: [{ message, extensions: { ...details, code, ...(requestId ? { requestId } : {}) } }],
 });
 
 export interface HttpErrorHandlerOptions {
@@ -114,7 +131,9 @@ export function httpErrorHandler({ log, maxRequestBytes }: HttpErrorHandlerOptio
     const requestId = requestIdOf(res);
     const e = err as { type?: string; status?: number };
     if (isAppError(err)) {
-      res.status(httpStatusOf(err.code) ?? 400).json(errorBody(err.code, err.message, requestId));
+      const retryAfter = retryAfterOfErrors([err]);
+      if (retryAfter) res.setHeader('retry-after', retryAfter);
+      res.status(httpStatusOf(err.code) ?? 400).json(errorBody(err.code, err.message, requestId, err.details));
     } else if (e.status === 413) {
       const message = e.type === 'entity.too.large' ? `request body over ${maxRequestBytes} bytes` : String((err as Error).message);
       res.status(413).json(errorBody(ErrorCode.PAYLOAD_TOO_LARGE, message, requestId));

@@ -12,12 +12,15 @@ import type { Principal } from '../tenancy/principal.ts';
 import { consoleRoutes } from './console.ts';
 import { createContext, principalOf, type RequestContext } from './context.ts';
 import { formatErrorFor, httpErrorHandler } from './errors.ts';
+import { metricsRoute, type MetricsSource } from './metrics-endpoint.ts';
 import { bodyDeadline } from './plugins/body-deadline.ts';
 import { errorStatus } from './plugins/error-status.ts';
 import { requestScope } from './plugins/request-scope.ts';
 import { multipart } from './plugins/multipart.ts';
+import { operationMetrics } from './plugins/operation-metrics.ts';
 import { trackOperations } from './plugins/operations.ts';
 import { queryNesting } from './plugins/query-nesting.ts';
+import { rateLimit } from './plugins/rate-limit.ts';
 import { requestId } from './plugins/request-id.ts';
 import { textInputs } from './plugins/text-inputs.ts';
 import { resolvers } from './resolvers/index.ts';
@@ -56,6 +59,11 @@ export interface HttpServerOptions {
   >;
   /** How long a stop lets in-flight requests finish (config.http.shutdownTimeoutMs). */
   shutdownTimeoutMs: number;
+  /** Operations are timed into these metrics; with a token, GET /metrics serves them on this port too. */
+  metrics?: MetricsSource & {
+    readonly token: string | undefined;
+    observeOperation(operation: string, outcome: string, seconds: number): void;
+  };
 }
 
 export interface HttpServer {
@@ -70,7 +78,7 @@ export interface HttpServer {
 const callerKey = (p: Principal): string => (p.kind === 'tenant' ? `key:${p.keyId}` : p.kind);
 
 /** The HTTP server: wiring only; each concern lives in a module of its own. */
-export async function createHttpServer({ services, log, limits, shutdownTimeoutMs }: HttpServerOptions): Promise<HttpServer> {
+export async function createHttpServer({ services, log, limits, shutdownTimeoutMs, metrics }: HttpServerOptions): Promise<HttpServer> {
   const app = express();
   app.disable('x-powered-by');
   const server = http.createServer(
@@ -113,6 +121,7 @@ export async function createHttpServer({ services, log, limits, shutdownTimeoutM
       ApolloServerPluginDrainHttpServer({ httpServer: server, stopGracePeriodMillis: shutdownTimeoutMs }),
       textInputs(),
       errorStatus(),
+      ...(metrics ? [operationMetrics<RequestContext>({ observe: (...a) => metrics.observeOperation(...a) })] : []),
     ],
     formatError: formatErrorFor(log),
     logger: log,
@@ -128,6 +137,7 @@ export async function createHttpServer({ services, log, limits, shutdownTimeoutM
     const { database } = await services.health.check();
     res.status(database ? 200 : 503).json({ ready: database, database });
   });
+  if (metrics?.token) app.get('/metrics', metricsRoute(metrics, metrics.token));
 
   // The web console: static files on the same origin as /graphql, so it needs no CORS.
   app.use('/console', consoleRoutes());
@@ -137,6 +147,13 @@ export async function createHttpServer({ services, log, limits, shutdownTimeoutM
   const operations = trackOperations({ handler: expressMiddleware(apollo, { context }) });
   app.use(
     '/graphql',
+    rateLimit({
+      tenantOf: async (req, res) => {
+        const p = await principalOf(services, req, res);
+        return p.kind === 'tenant' ? p.tenantId : undefined;
+      },
+      take: (tenantId) => services.limits.takeRequest(tenantId),
+    }),
     express.json({ limit: limits.maxRequestBytes }),
     // Files are read straight from the request; one byte over the image limit lets the reader
     // tell "too large" from a complete file. Apollo's CSRF check asks multipart clients for a header.

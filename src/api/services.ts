@@ -1,5 +1,7 @@
 import type { InferenceEngine } from '../inference/index.ts';
+import type { LimitsService } from '../limits/index.ts';
 import type { TaggingService } from '../tagging/tagging-service.ts';
+import type { UsageReport } from '../tagging/usage-report.ts';
 import type { ApiKeyService } from '../tenancy/api-key-service.ts';
 import type { VocabularyServices } from '../vocab/index.ts';
 import type { Authenticator } from '../tenancy/authenticator.ts';
@@ -26,4 +28,6 @@ export interface Services {
   readonly engine: InferenceEngine;
   readonly vocab: VocabularyServices;
   readonly tagging: TaggingService;
+  readonly limits: LimitsService;
+  readonly usage: UsageReport;
 }

@@ -10,6 +10,10 @@ export const ErrorCode = {
   UNSUPPORTED_FORMAT: 'UNSUPPORTED_FORMAT',
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   OVERLOADED: 'OVERLOADED',
+  /** Over a per-tenant rate; `details.retryAfterMs` says when to try again. */
+  RATE_LIMITED: 'RATE_LIMITED',
+  /** Over a per-tenant quota; `details.quota` names it (and `retryAfterMs` when it renews). */
+  QUOTA_EXCEEDED: 'QUOTA_EXCEEDED',
   LLM_UNAVAILABLE: 'LLM_UNAVAILABLE',
   LLM_RATE_LIMITED: 'LLM_RATE_LIMITED',
   MODEL_UNAVAILABLE: 'MODEL_UNAVAILABLE',

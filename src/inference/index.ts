@@ -22,6 +22,7 @@ export {
   type TextEmbeddings,
 } from './runtime/engine.ts';
 export { createLocalInferenceEngine, type ImagePreprocessor, type LocalEngineOptions, type LocalInferenceEngine } from './runtime/local-engine.ts';
+export type { EngineObserver } from './runtime/engine-options.ts';
 export { ENGINE_DEFAULTS } from './runtime/engine-options.ts';
 export type { ExecutionProvider, Logger, ProviderPreference } from './runtime/sessions.ts';
 export type { ImageLimits } from './image/limits.ts';

@@ -50,10 +50,16 @@ export type TagImageOutcomeView =
   | { index: number; result: TaggingResultView; error: null }
   | { index: number; result: null; error: { code: string; message: string } };
 
+/** The tenant's image rate and daily quota (RATE_LIMITED, QUOTA_EXCEEDED); every image counts. */
+export interface ImageAllowance {
+  takeImages(tenantId: string, n: number): Promise<void>;
+}
+
 export interface TaggingDeps {
   readonly engine: InferenceEngine;
   readonly vocabularies: VocabularySnapshots;
   readonly usage: UsageRecorder;
+  readonly allowance?: ImageAllowance;
   readonly urlFetcher: UrlFetcher | undefined;
   readonly limits: { maxImageBytes: number; maxImagesPerRequest: number };
   readonly log: Logger;
@@ -84,6 +90,7 @@ export class TaggingService {
     }
     checkOptions(options);
     const started = performance.now();
+    await this.deps.allowance?.takeImages(tenantId, images.length);
     // Admission first: a request the engine cannot take is answered OVERLOADED before it holds
     // anything (a database connection, its images' bytes, decoded pixels).
     const admission = this.deps.engine.admit(images.length);
@@ -103,7 +110,7 @@ export class TaggingService {
           ),
         ),
       );
-      this.record(tenantId, vocab, outcomes.length, outcomes.filter((o) => o.error).length, performance.now() - started);
+      this.record(tenantId, vocab, outcomes.map((o) => o.error?.code), performance.now() - started);
       return outcomes;
     } finally {
       admission.release();
@@ -114,16 +121,20 @@ export class TaggingService {
   async tagImage(tenantId: string, vocabularyId: string, image: ImageInputValue, options: TagImageOptions = {}, signal?: AbortSignal): Promise<TaggingResultView> {
     checkOptions(options);
     const started = performance.now();
+    await this.deps.allowance?.takeImages(tenantId, 1);
     const admission = this.deps.engine.admit(1);
     try {
       const vocab = await this.snapshot(tenantId, vocabularyId);
-      let failed = 1;
+      let failure: string | undefined = ErrorCode.INTERNAL_SERVER_ERROR;
       try {
         const result = await this.tagOne(tenantId, vocab, image, options, signal, started, admission);
-        failed = 0;
+        failure = undefined;
         return result;
+      } catch (e) {
+        if (isAppError(e)) failure = e.code;
+        throw e;
       } finally {
-        this.record(tenantId, vocab, 1, failed, performance.now() - started);
+        this.record(tenantId, vocab, [failure], performance.now() - started);
       }
     } finally {
       admission.release();
@@ -174,8 +185,21 @@ export class TaggingService {
     };
   }
 
-  private record(tenantId: string, vocab: VocabularySnapshot, imageCount: number, failedCount: number, durationMs: number): void {
-    this.deps.usage.record({ tenantId, vocabularyId: vocab.vocabularyId, revision: vocab.revision, imageCount, failedCount, durationMs });
+  /** One usage record per request; `failures`: each image's error code, undefined for those tagged. */
+  private record(tenantId: string, vocab: ScorableSnapshot, failures: readonly (string | undefined)[], durationMs: number): void {
+    const errorCodes: Record<string, number> = {};
+    for (const code of failures) if (code) errorCodes[code] = (errorCodes[code] ?? 0) + 1;
+    const failedCount = failures.filter(Boolean).length;
+    this.deps.usage.record({
+      tenantId,
+      vocabularyId: vocab.vocabularyId,
+      revision: vocab.revision,
+      imageCount: failures.length,
+      failedCount,
+      tagsScored: (failures.length - failedCount) * vocab.bank.tagCount,
+      errorCodes: failedCount ? errorCodes : undefined,
+      durationMs,
+    });
   }
 }
 

@@ -9,6 +9,10 @@ export interface TaggingRunRecord {
   revision: number;
   imageCount: number;
   failedCount: number;
+  /** Images scored × the tags of the revision. */
+  tagsScored: number;
+  /** Failed images by error code. */
+  errorCodes?: Record<string, number> | undefined;
   durationMs: number;
 }
 
@@ -24,7 +28,7 @@ export interface UsageRecorderOptions {
 }
 
 const DEFAULTS: UsageRecorderOptions = { flushMs: 1_000, maxBuffered: 500, retryMs: 5_000, maxKept: 50_000 };
-/** Rows per insert (7 bind parameters each, far below PostgreSQL's 65,535). */
+/** Rows per insert (9 bind parameters each, far below PostgreSQL's 65,535). */
 const ROWS_PER_INSERT = 1_000;
 
 /**

@@ -7,6 +7,17 @@ import type { VocabStore } from './repository/store.ts';
 /** Settings every vocabulary service reads: the configuration's vocabulary values and the request limit. */
 export type VocabSettings = Omit<Config['vocab'], 'worker'> & Pick<Config['limits'], 'maxTagsPerRequest'>;
 
+/**
+ * The tenant's quotas, checked before an edit stores more (QUOTA_EXCEEDED); built by the
+ * composition root over the limits service, absent where nothing is limited.
+ */
+export interface VocabQuotas {
+  admitVocabularies(tenantId: string, adding: number): Promise<void>;
+  admitTags(tenantId: string, adding: number): Promise<void>;
+  /** `n` tags about to be sent to the LLM. */
+  takeLlmGenerations(tenantId: string, n: number): Promise<void>;
+}
+
 /** What the services share; built once by `createVocabularyServices`. */
 export interface VocabContext {
   readonly store: VocabStore;
@@ -16,6 +27,7 @@ export interface VocabContext {
   /** The LLM generator when one is configured. */
   readonly llm: DescriptionGenerator | undefined;
   readonly template: DescriptionGenerator;
+  readonly quotas: VocabQuotas | undefined;
   /** Wakes this process's description worker (new work was queued). */
   nudgeWorker(): void;
 }

@@ -9,7 +9,7 @@ import type { Config } from '../config.ts';
 import type { PrismaClient } from '../db/client.ts';
 import type { InferenceEngine } from '../inference/index.ts';
 import type { Logger } from '../core/log.ts';
-import type { VocabContext } from './context.ts';
+import type { VocabContext, VocabQuotas } from './context.ts';
 import { DescriptionService } from './use-cases/descriptions.ts';
 import { EmbeddingCache } from './banks/embedding-cache.ts';
 import { TemplateGenerator, type DescriptionGenerator } from './generation/generators.ts';
@@ -24,6 +24,7 @@ import { TagService } from './use-cases/tags.ts';
 import { VocabularyService } from './use-cases/vocabularies.ts';
 
 export type { DescriptionView, ItemResult, TagView } from './views.ts';
+export type { VocabQuotas } from './context.ts';
 export type { AddTagResult, AddTagsResult, TagInput, TagListOptions, UpdateTagInput } from './use-cases/tags.ts';
 export type { CreateJobResult, DescriptionJobItemView, DescriptionJobView } from './generation/job-service.ts';
 export type { LabelBankStats } from './banks/label-banks.ts';
@@ -47,6 +48,8 @@ export interface VocabularyServicesOptions {
   log: Logger;
   /** Replaces the LLM generator (tests, other providers). */
   generator?: DescriptionGenerator;
+  /** The tenants' quotas of vocabularies, tags and LLM generations. */
+  quotas?: VocabQuotas;
 }
 
 export interface VocabularyServices {
@@ -59,6 +62,8 @@ export interface VocabularyServices {
   readonly worker: DescriptionWorker;
   /** `llm:<model>` or `template`: where new descriptions come from. */
   readonly descriptionGenerator: string;
+  /** Requests sent to the LLM endpoint so far, their retries and failures; undefined without an LLM. */
+  llmStats(): { requests: number; retries: number; failures: number } | undefined;
   /** Starts the description worker (unless `config.descriptionWorker` is false). */
   start(): void;
   /** Stops the worker (handing its claimed items back) and finishes writing new embeddings. */
@@ -91,6 +96,7 @@ export function createVocabularyServices(options: VocabularyServicesOptions): Vo
     settings: { ...vocab, maxTagsPerRequest: config.limits.maxTagsPerRequest },
     llm,
     template,
+    quotas: options.quotas,
     nudgeWorker: () => worker.nudge(),
   };
   const labelBanks = new LabelBankService({
@@ -114,6 +120,7 @@ export function createVocabularyServices(options: VocabularyServicesOptions): Vo
     embeddings,
     worker,
     descriptionGenerator: (llm ?? template).name,
+    llmStats: () => (llm && 'stats' in llm && typeof llm.stats === 'function' ? (llm.stats() as { requests: number; retries: number; failures: number }) : undefined),
     start: () => {
       if (config.descriptionWorker) worker.start();
     },

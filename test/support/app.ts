@@ -5,6 +5,7 @@ import { App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger, type Logger } from '../../src/core/log.ts';
 import { copyEmbeddedTemplate, createServerDatabase, pgServerUrl, type TestDatabase } from './database.ts';
+import { NO_DEFAULT_LIMITS } from './limits.ts';
 
 export const PLATFORM_KEY = 'test-platform-admin-key-0123456789';
 
@@ -33,6 +34,7 @@ export async function startTestApp(env: Record<string, string> = {}, { log }: { 
     OMNITAG_DATA_DIR: dataDir,
     OMNITAG_PLATFORM_ADMIN_KEY: PLATFORM_KEY,
     OMNITAG_SHUTDOWN_TIMEOUT_MS: '2000',
+    ...NO_DEFAULT_LIMITS,
     ...(db ? { DATABASE_URL: db.url } : {}),
     ...env,
   });

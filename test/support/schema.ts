@@ -50,6 +50,8 @@ export function valueOf(type: GraphQLInputType, inner: InputPath | undefined, te
       return 0.5;
     case 'Boolean':
       return false;
+    case 'DateTime':
+      return '2026-01-01T00:00:00Z';
     default:
       return 'x';
   }

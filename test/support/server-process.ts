@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { NO_DEFAULT_LIMITS } from './limits.ts';
 
 const repoRoot = path.resolve(import.meta.dirname, '..', '..');
 
@@ -15,7 +16,7 @@ export interface ServerProcess {
 export function startServerProcess(env: Record<string, string>, timeoutMs = 90_000): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: repoRoot,
-    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', ...env },
+    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', ...NO_DEFAULT_LIMITS, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -3,7 +3,7 @@ import { createLogger } from '../../src/core/log.ts';
 import type { PrismaClient } from '../../src/db/client.ts';
 import { UsageRecorder, type TaggingRunRecord } from '../../src/tagging/usage-recorder.ts';
 
-const run = (n: number): TaggingRunRecord => ({ tenantId: 't', vocabularyId: `v${n}`, revision: 1, imageCount: 1, failedCount: 0, durationMs: n + 0.4 });
+const run = (n: number): TaggingRunRecord => ({ tenantId: 't', vocabularyId: `v${n}`, revision: 1, imageCount: 1, failedCount: 0, tagsScored: 0, durationMs: n + 0.4 });
 
 /** A table that fails its writes while `down` says so, the way the driver fails them. */
 function table(down: () => Error | undefined) {

@@ -15,7 +15,8 @@ import {
   vocabularyQuery,
 } from './vocabularies.ts';
 import { DateTimeScalar } from './scalars.ts';
-import { createTenantMutation, tenantsQuery } from './tenants.ts';
+import { createTenantMutation, setTenantLimitsMutation, Tenant, tenantsQuery } from './tenants.ts';
+import { usageQuery } from './usage.ts';
 
 /** Thin by design: each resolver checks who calls, then hands over to one service. */
 export const resolvers: Resolvers = {
@@ -31,9 +32,11 @@ export const resolvers: Resolvers = {
     vocabulary: vocabularyQuery,
     tag: tagQuery,
     descriptionJob: descriptionJobQuery,
+    usage: usageQuery,
   },
   Mutation: {
     createTenant: createTenantMutation,
+    setTenantLimits: setTenantLimitsMutation,
     createApiKey: createApiKeyMutation,
     revokeApiKey: revokeApiKeyMutation,
     createVocabulary: createVocabularyMutation,
@@ -48,6 +51,7 @@ export const resolvers: Resolvers = {
     tagImage: tagImageMutation,
     tagImages: tagImagesMutation,
   },
+  Tenant,
   Viewer,
   Vocabulary,
   Tag,

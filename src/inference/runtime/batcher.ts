@@ -19,6 +19,8 @@ export interface MicroBatcherOptions<P, R> {
   freeSlots(): number;
   /** Runs one batch; results align with payloads. */
   execute(group: string, payloads: P[]): Promise<R[]>;
+  /** Told of each batch as it starts: its group and how long each of its units waited. */
+  onBatch?(group: string, waitedMs: readonly number[]): void;
 }
 
 export interface SubmitOptions {
@@ -309,6 +311,7 @@ export class MicroBatcher<P, R> {
     this.counters.batches++;
     this.counters.batchedUnits += batch.length;
     const started = performance.now();
+    this.options.onBatch?.(group, batch.map((u) => started - u.enqueuedAt));
     let execution: Promise<R[]>;
     try {
       execution = this.options.execute(

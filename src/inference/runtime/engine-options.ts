@@ -56,6 +56,13 @@ export interface LocalEngineOptions {
   /** Worker entry override (tests). */
   workerUrl?: URL;
   shutdownTimeoutMs?: number;
+  /** Told of what the engine does, for metrics. */
+  observer?: EngineObserver;
+}
+
+export interface EngineObserver {
+  /** A batch starts: its kind (`encode`, `decode` or `text`) and how long each unit in it waited in the queue. */
+  batch(kind: 'encode' | 'decode' | 'text', waitedMs: readonly number[]): void;
 }
 
 
@@ -75,6 +82,7 @@ export interface ResolvedEngineOptions {
   readonly logger: Logger;
   readonly workerUrl: URL | undefined;
   readonly shutdownTimeoutMs: number | undefined;
+  readonly observer: EngineObserver | undefined;
 }
 
 /** Applies the defaults and refuses impossible settings at construction, not at the first request. */
@@ -108,6 +116,7 @@ export function resolveEngineOptions(options: Omit<LocalEngineOptions, 'packDir'
     logger: options.logger ?? silentLogger,
     workerUrl: options.workerUrl,
     shutdownTimeoutMs: options.shutdownTimeoutMs,
+    observer: options.observer,
   };
 }
 

@@ -114,6 +114,8 @@ export interface EngineStats {
   cancelled: number;
   workers: { size: number; ready: number; busy: number; restarts: number; crashes: number };
   runs: { imageEncoder: number; tagDecoder: number; textEncoder: number };
+  /** Milliseconds spent running each graph. */
+  runMs: { imageEncoder: number; tagDecoder: number; textEncoder: number };
 }
 
 export interface InferenceEngine {

@@ -75,9 +75,9 @@ port.on('message', (message: ToWorker) => {
   void started.then(async ({ runner, tokenizer }) => {
     try {
       const { result, transfer } = await execute(runner, tokenizer, message.job);
-      send({ type: 'done', id: message.id, result, runs: runsSnapshot(runner.runs) }, transfer);
+      send({ type: 'done', id: message.id, result, runs: runsSnapshot(runner.runs), runMs: runsSnapshot(runner.runMs) }, transfer);
     } catch (e) {
-      send({ type: 'error', id: message.id, error: serialize(e), runs: runsSnapshot(runner.runs) });
+      send({ type: 'error', id: message.id, error: serialize(e), runs: runsSnapshot(runner.runs), runMs: runsSnapshot(runner.runMs) });
     }
   });
 });

@@ -111,6 +111,8 @@ export class LocalInferenceEngine implements InferenceEngine {
       maxBatch: (group) => (group === ENCODE_GROUP ? this.maxBatch.encode : group === TEXT_GROUP ? this.maxBatch.text : this.maxBatch.decode),
       freeSlots: () => this.pool.idleCount(),
       execute: (group, payloads) => this.execute(group, payloads),
+      // decode groups are named per segment: the metric gets their kind only
+      onBatch: o.observer && ((group, waited) => o.observer!.batch(group === ENCODE_GROUP ? 'encode' : group === TEXT_GROUP ? 'text' : 'decode', waited)),
     });
     this.pool.onAvailable = () => this.batcher.pump();
     this.currentInfo = Object.freeze({
@@ -278,6 +280,7 @@ export class LocalInferenceEngine implements InferenceEngine {
       cancelled: b.cancelled,
       workers: { size: p.size, ready: p.ready, busy: p.busy, restarts: p.restarts, crashes: p.crashes },
       runs: p.runs,
+      runMs: p.runMs,
     };
   }
 

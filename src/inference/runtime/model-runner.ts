@@ -41,6 +41,8 @@ export class ModelRunner {
   private disposed = false;
   private trimmingChecked: Promise<boolean> | undefined;
   readonly runs: RunCounts = { imageEncoder: 0, tagDecoder: 0, textEncoder: 0 };
+  /** Milliseconds spent in `session.run()` per graph (for operators' metrics). */
+  readonly runMs: RunCounts = { imageEncoder: 0, tagDecoder: 0, textEncoder: 0 };
 
   constructor(
     readonly pack: ModelPack,
@@ -79,7 +81,9 @@ export class ModelRunner {
     const S = this.pack.manifest.image.size;
     expectLength('pixel_values', pixels, count * 3 * S * S);
     const session = await this.session('imageEncoder');
+    const started = performance.now();
     const out = await session.run({ pixel_values: new ort.Tensor('float32', pixels, [count, 3, S, S]) });
+    this.runMs.imageEncoder += performance.now() - started;
     this.runs.imageEncoder++;
     return tensorData(out.image_embeds, 'image_embeds');
   }
@@ -105,6 +109,7 @@ export class ModelRunner {
       const n = Math.min(chunk, C - start);
       const embeds = this.unshared(bank.embeds, start * D * E, n * D * E);
       const mask = Uint8Array.from(bank.mask.subarray(start * D, (start + n) * D));
+      const started = performance.now();
       const out = await session.run(
         {
           image_embeds: imageTensor,
@@ -113,6 +118,7 @@ export class ModelRunner {
         },
         fetches,
       );
+      this.runMs.tagDecoder += performance.now() - started;
       this.runs.tagDecoder++;
       const chunkLogits = tensorData(out.logits, 'logits');
       expectLength('logits', chunkLogits, count * n);
@@ -138,7 +144,9 @@ export class ModelRunner {
     const session = await this.session('textEncoder');
     const used = (await this.textTrimming()) ? usedContext(inputIds, count, L, this.pack.manifest.tokenizer.eos) : L;
     const ids = used === L ? inputIds : trimRows(inputIds, count, L, used);
+    const started = performance.now();
     const out = await session.run({ input_ids: new ort.Tensor('int64', ids, [count, used]) });
+    this.runMs.textEncoder += performance.now() - started;
     this.runs.textEncoder++;
     return tensorData(out.text_embeds, 'text_embeds');
   }

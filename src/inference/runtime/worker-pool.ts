@@ -30,6 +30,7 @@ interface Slot {
   job?: Pending;
   startedAt: number;
   runs: RunCounts;
+  runMs: RunCounts;
 }
 
 export interface PoolStats {
@@ -39,7 +40,15 @@ export interface PoolStats {
   restarts: number;
   crashes: number;
   runs: RunCounts;
+  /** Milliseconds in `session.run()` per graph, over all workers (those gone included). */
+  runMs: RunCounts;
 }
+
+const addTo = (into: RunCounts, r: RunCounts): void => {
+  into.imageEncoder += r.imageEncoder;
+  into.tagDecoder += r.tagDecoder;
+  into.textEncoder += r.textEncoder;
+};
 
 const DEFAULT_WORKER_URL = new URL('./inference-worker.ts', import.meta.url);
 const MAX_BACKOFF_MS = 30_000;
@@ -77,6 +86,7 @@ export class WorkerPool {
   private consecutiveFailures = 0;
   private lastStartMs = 1_000;
   private readonly finishedRuns: RunCounts = { imageEncoder: 0, tagDecoder: 0, textEncoder: 0 };
+  private readonly finishedRunMs: RunCounts = { imageEncoder: 0, tagDecoder: 0, textEncoder: 0 };
   private closing = false;
   private providerUsed: ExecutionProvider | undefined;
   private firstStart: Promise<ExecutionProvider> | undefined;
@@ -144,11 +154,11 @@ export class WorkerPool {
 
   stats(): PoolStats {
     const runs = { ...this.finishedRuns };
+    const runMs = { ...this.finishedRunMs };
     for (const s of this.slots) {
       if (s.state === 'exited') continue;
-      runs.imageEncoder += s.runs.imageEncoder;
-      runs.tagDecoder += s.runs.tagDecoder;
-      runs.textEncoder += s.runs.textEncoder;
+      addTo(runs, s.runs);
+      addTo(runMs, s.runMs);
     }
     return {
       size: this.options.size,
@@ -157,6 +167,7 @@ export class WorkerPool {
       restarts: this.restarts,
       crashes: this.crashes,
       runs,
+      runMs,
     };
   }
 
@@ -176,7 +187,7 @@ export class WorkerPool {
 
   private spawn(index: number, waiter?: { resolve(p: ExecutionProvider): void; reject(e: Error): void }): void {
     const worker = startWorker(this.url, { workerData: this.options.init });
-    const slot: Slot = { index, worker, state: 'starting', startedAt: performance.now(), runs: { imageEncoder: 0, tagDecoder: 0, textEncoder: 0 } };
+    const slot: Slot = { index, worker, state: 'starting', startedAt: performance.now(), runs: { imageEncoder: 0, tagDecoder: 0, textEncoder: 0 }, runMs: { imageEncoder: 0, tagDecoder: 0, textEncoder: 0 } };
     this.slots[index] = slot;
     let startError: Error | undefined;
 
@@ -201,6 +212,7 @@ export class WorkerPool {
         case 'done':
         case 'error': {
           slot.runs = message.runs;
+          slot.runMs = message.runMs;
           const pending = slot.job;
           if (!pending || pending.id !== message.id) return;
           slot.job = undefined;
@@ -224,8 +236,10 @@ export class WorkerPool {
     const wasStarting = slot.state === 'starting';
     const expected = slot.state === 'closing';
     slot.state = 'exited';
-    this.addRuns(slot.runs);
+    addTo(this.finishedRuns, slot.runs);
+    addTo(this.finishedRunMs, slot.runMs);
     slot.runs = { imageEncoder: 0, tagDecoder: 0, textEncoder: 0 };
+    slot.runMs = { imageEncoder: 0, tagDecoder: 0, textEncoder: 0 };
     if (expected || this.closing) {
       slot.job?.reject(this.closedError());
       slot.job = undefined;
@@ -271,11 +285,6 @@ export class WorkerPool {
     this.respawnTimers.add(timer);
   }
 
-  private addRuns(r: RunCounts): void {
-    this.finishedRuns.imageEncoder += r.imageEncoder;
-    this.finishedRuns.tagDecoder += r.tagDecoder;
-    this.finishedRuns.textEncoder += r.textEncoder;
-  }
 
   private dispatch(slot: Slot, job: Job, transfer: ArrayBuffer[], pending: Pending): void {
     slot.state = 'busy';

@@ -42,5 +42,5 @@ export interface SerializedError {
 export type FromWorker =
   | { type: 'ready'; provider: ExecutionProvider }
   | { type: 'failed'; error: SerializedError }
-  | { type: 'done'; id: number; result: JobResult; runs: RunCounts }
-  | { type: 'error'; id: number; error: SerializedError; runs: RunCounts };
+  | { type: 'done'; id: number; result: JobResult; runs: RunCounts; runMs: RunCounts }
+  | { type: 'error'; id: number; error: SerializedError; runs: RunCounts; runMs: RunCounts };

@@ -17,6 +17,8 @@ export interface GenerationResult {
   dropped: { empty: number; refusal: number; markup: number; duplicate: number };
   /** Answers cut to the text encoder's context. */
   cut: number;
+  /** LLM only: requests sent for this tag (retries included) and the tokens the endpoint reported (null: it reported none). */
+  llm?: { calls: number; tokens: number | null };
 }
 
 /** Where new descriptions come from: an LLM, or CLIP's prompt templates offline. */

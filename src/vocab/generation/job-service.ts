@@ -86,6 +86,8 @@ export class DescriptionJobService {
       if (tagIds && ids.length !== tagIds.length) throw notFound('tag');
       const busy = await tx.jobs.busyTags(tenantId, ids);
       const targets = ids.filter((id) => !busy.has(id));
+      // Charged inside the edit: a refusal leaves no job behind (the counters have connections of their own).
+      if (generator.kind === 'llm' && targets.length > 0) await this.ctx.quotas?.takeLlmGenerations(tenantId, targets.length);
       const job = await tx.jobs.create({
         tenantId,
         vocabularyId,
@@ -103,6 +105,11 @@ export class DescriptionJobService {
     });
     if (result.job.total > 0) this.ctx.nudgeWorker();
     return result;
+  }
+
+  /** Job items of all tenants by state, for operators' metrics. */
+  itemsByState(): Promise<Record<'PENDING' | 'GENERATING' | 'READY' | 'FAILED', number>> {
+    return this.ctx.store.run((db) => db.jobs.itemsByState());
   }
 
   async get(tenantId: string, jobId: string): Promise<DescriptionJobView> {

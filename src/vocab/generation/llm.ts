@@ -47,6 +47,13 @@ export interface LlmGeneratorOptions extends Omit<Config['llm'], 'baseUrl'> {
   readonly log: Logger;
 }
 
+/** What one tag's generation asked of the endpoint, for usage accounting. */
+interface Meter {
+  calls: number;
+  tokens: number;
+  reported: boolean;
+}
+
 type Failure =
   | { kind: 'rate-limited'; retryAfterMs?: number; message: string }
   | { kind: 'unavailable'; retryAfterMs?: number; message: string }
@@ -97,7 +104,9 @@ export class LlmDescriptionGenerator implements DescriptionGenerator {
     const dropped = { empty: 0, refusal: 0, markup: 0, duplicate: 0 };
     let cut = 0;
     const wanted = total - 1;
-    if (wanted === 0) return { descriptions: [primary], dropped, cut };
+    const meter: Meter = { calls: 0, tokens: 0, reported: false };
+    const llm = () => ({ calls: meter.calls, tokens: meter.reported ? meter.tokens : null });
+    if (wanted === 0) return { descriptions: [primary], dropped, cut, llm: llm() };
 
     const quoted = `"${tagName}"`;
     const prompts = RAM_PROMPTS.map((p) => p(quoted));
@@ -131,9 +140,9 @@ export class LlmDescriptionGenerator implements DescriptionGenerator {
             kept.push(text);
           }
         };
-        await take(await this.complete(prompt, k, signal));
+        await take(await this.complete(prompt, k, meter, signal));
         // one top-up round for answers that were refused, empty or repeated
-        if (kept.length < k) await take(await this.complete(prompt, k - kept.length, signal));
+        if (kept.length < k) await take(await this.complete(prompt, k - kept.length, meter, signal));
         return kept.slice(0, k);
       }),
     );
@@ -158,28 +167,28 @@ export class LlmDescriptionGenerator implements DescriptionGenerator {
         `the LLM gave no usable description (${dropped.refusal} refused, ${dropped.empty} empty, ${dropped.duplicate} repeated${markup})`,
       );
     }
-    return { descriptions, dropped, cut };
+    return { descriptions, dropped, cut, llm: llm() };
   }
 
   /** `k` answers to one prompt: one call with `n = k` where supported, else k single calls. */
-  private async complete(prompt: string, k: number, signal?: AbortSignal): Promise<string[]> {
+  private async complete(prompt: string, k: number, meter: Meter, signal?: AbortSignal): Promise<string[]> {
     if (k <= 0) return [];
     if (k > 1 && this.nMode !== 'single') {
       try {
-        const answers = await this.request(prompt, k, signal);
+        const answers = await this.request(prompt, k, meter, signal);
         if (answers.length >= k) {
           this.nMode = 'multi';
           return answers.slice(0, k);
         }
         // The server ignored `n`: ask for the rest one by one, and from now on always.
         if (answers.length <= 1) this.setSingle('the server returned one choice for n > 1');
-        return [...answers, ...(await this.singles(prompt, k - answers.length, signal))];
+        return [...answers, ...(await this.singles(prompt, k - answers.length, meter, signal))];
       } catch (e) {
         if (!(e instanceof NUnsupported)) throw e;
         this.setSingle(e.message);
       }
     }
-    return this.singles(prompt, k, signal);
+    return this.singles(prompt, k, meter, signal);
   }
 
   private setSingle(reason: string) {
@@ -187,8 +196,8 @@ export class LlmDescriptionGenerator implements DescriptionGenerator {
     this.nMode = 'single';
   }
 
-  private async singles(prompt: string, k: number, signal?: AbortSignal): Promise<string[]> {
-    const settled = await Promise.allSettled(Array.from({ length: k }, () => this.request(prompt, 1, signal)));
+  private async singles(prompt: string, k: number, meter: Meter, signal?: AbortSignal): Promise<string[]> {
+    const settled = await Promise.allSettled(Array.from({ length: k }, () => this.request(prompt, 1, meter, signal)));
     const answers = settled.flatMap((s) => (s.status === 'fulfilled' ? s.value : []));
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed && answers.length === 0) throw failed.reason;
@@ -196,7 +205,7 @@ export class LlmDescriptionGenerator implements DescriptionGenerator {
   }
 
   /** One chat completion with retries; answers are the choices' texts ('' for missing ones). */
-  private async request(prompt: string, n: number, signal?: AbortSignal): Promise<string[]> {
+  private async request(prompt: string, n: number, meter: Meter, signal?: AbortSignal): Promise<string[]> {
     const { model, temperature, maxTokens, maxRetries, timeoutMs } = this.options;
     for (let attempt = 0; ; attempt++) {
       this.checkBreaker();
@@ -207,6 +216,7 @@ export class LlmDescriptionGenerator implements DescriptionGenerator {
       let failure: Failure;
       try {
         this.counters.requests++;
+        meter.calls++;
         const completion: unknown = await this.client.chat.completions.create(
           {
             model,
@@ -220,6 +230,11 @@ export class LlmDescriptionGenerator implements DescriptionGenerator {
           },
           { signal, timeout: timeoutMs, maxRetries: 0 },
         );
+        const tokens = (completion as { usage?: { total_tokens?: unknown } } | null)?.usage?.total_tokens;
+        if (typeof tokens === 'number' && Number.isFinite(tokens)) {
+          meter.tokens += tokens;
+          meter.reported = true;
+        }
         const choices = (completion as { choices?: unknown } | null)?.choices;
         // No choices at all is a broken answer, not an empty one: it is retried after a pause
         // and counts against the breaker, like any other failed request.

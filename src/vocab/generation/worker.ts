@@ -5,7 +5,7 @@ import type { EmbeddingCache } from '../banks/embedding-cache.ts';
 import type { Claim } from '../repository/job-claims.ts';
 import type { VocabStore } from '../repository/store.ts';
 import type { ClaimedWork } from '../repository/job-claims.ts';
-import { GenerationError, modelOf, type DescriptionGenerator, type GeneratedDescription } from './generators.ts';
+import { GenerationError, modelOf, type DescriptionGenerator, type GenerationResult } from './generators.ts';
 
 export type DescriptionWorkerOptions = Config['vocab']['worker'];
 
@@ -148,7 +148,7 @@ export class DescriptionWorker {
         generated.descriptions.map((d) => d.text),
         { signal: both },
       );
-      await this.complete(claim, work.vocabularyId, work.tagName, generated.descriptions);
+      await this.complete(claim, work.vocabularyId, work.tagName, generated);
     } catch (e) {
       await this.failed(claim, e);
     } finally {
@@ -170,12 +170,13 @@ export class DescriptionWorker {
   }
 
   /** Writes a tag's new descriptions, if the claim still holds. */
-  private async complete(claim: Claim, vocabularyId: string, nameUsed: string, descriptions: GeneratedDescription[]): Promise<void> {
+  private async complete(claim: Claim, vocabularyId: string, nameUsed: string, generated: GenerationResult): Promise<void> {
     const { tenantId, tagId } = claim;
+    const { descriptions } = generated;
     const outcome = await this.deps.store
       .edit(tenantId, vocabularyId, async (tx, revision) => {
         const next = revision + 1;
-        if (!(await tx.claims.finish(claim, 'READY'))) throw new LostClaim();
+        if (!(await tx.claims.finish(claim, 'READY', null, generated.llm))) throw new LostClaim();
         const tag = await tx.tags.ref(tenantId, tagId);
         if (!tag) throw new LostClaim();
         if (tag.name !== nameUsed) {

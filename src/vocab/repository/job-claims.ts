@@ -106,10 +106,11 @@ export class JobClaimRepository {
   }
 
   /** Ends the item READY or FAILED; false when the claim no longer holds (nothing is written). */
-  async finish(claim: Claim, state: 'READY' | 'FAILED', error: string | null = null): Promise<boolean> {
+  async finish(claim: Claim, state: 'READY' | 'FAILED', error: string | null = null, llm?: { calls: number; tokens: number | null }): Promise<boolean> {
     const n = await this.db.$executeRaw`
       UPDATE description_job_items
-         SET state = ${state}::"DescriptionState", claim_token = NULL, lease_expires_at = NULL, error = ${error}, updated_at = now()
+         SET state = ${state}::"DescriptionState", claim_token = NULL, lease_expires_at = NULL, error = ${error}, updated_at = now(),
+             llm_calls = ${llm?.calls ?? 0}, llm_tokens = ${llm?.tokens ?? null}::int
        WHERE id = ${claim.id}::uuid AND tenant_id = ${claim.tenantId}::uuid AND claim_token = ${claim.token}::uuid AND state = 'GENERATING'`;
     return n === 1;
   }

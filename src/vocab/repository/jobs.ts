@@ -32,6 +32,14 @@ const ID_CHUNK = 5_000;
 export class JobRepository {
   constructor(private readonly db: Db) {}
 
+  /** Job items of every tenant by state: the operators' view (metrics), never a tenant's. */
+  async itemsByState(): Promise<Record<DescriptionState, number>> {
+    const groups = await this.db.descriptionJobItem.groupBy({ by: ['state'], _count: { _all: true } });
+    const out: Record<DescriptionState, number> = { PENDING: 0, GENERATING: 0, READY: 0, FAILED: 0 };
+    for (const g of groups) out[g.state] = g._count._all;
+    return out;
+  }
+
   /** Tags among `tagIds` whose generation is already queued or running in an unfinished job. */
   async busyTags(tenantId: string, tagIds: readonly string[]): Promise<Set<string>> {
     const busy = new Set<string>();

@@ -91,6 +91,7 @@ export class TagService {
       const revision = await store.edit(tenantId, vocabularyId, async (_tx, r) => r);
       return { results, revision };
     }
+    await this.ctx.quotas?.admitTags(tenantId, prepared.length);
     let rows: TagRow[] = [];
     const revision = await store.edit(tenantId, vocabularyId, async (tx, revision) => {
       const taken = await takenKeys(tx, tenantId, vocabularyId, prepared.flatMap(keysOf));

@@ -36,6 +36,8 @@ export class VocabularyService {
     const checked = checkVocabularyName(input.name);
     if (!checked.ok) throw badInput(checked.problem.message, { field: 'name' });
     const builtin = input.fromBuiltin ? await this.ctx.engine.builtinVocabulary() : undefined;
+    await this.ctx.quotas?.admitVocabularies(tenantId, 1);
+    if (builtin) await this.ctx.quotas?.admitTags(tenantId, builtin.tags.length);
     return this.ctx.store.transaction(async (tx) => {
       const vocabulary = await tx.vocabularies.create(tenantId, checked.name, !!builtin);
       if (builtin) await tx.vocabularies.insertSeed(tenantId, vocabulary.id, seedTags(builtin));
