@@ -28,7 +28,8 @@
  *   BENCH_ADD_FULL     0 skips the full-request (tagImage) variant of the add-one-tag section
  *   BENCH_IMAGE        JPEG to tag (default ../shared/data/images/demo4.jpg, else a generated 640×480)
  *   OMNITAG_MODEL_PACK (packs/tiny), OMNITAG_LABEL_BANK_PRECISION, OMNITAG_LABEL_BANK_SEGMENT_TAGS
- * Run with `node --expose-gc` so memory is read after a collection. glibc keeps freed multi-MB
+ * Run with `node --expose-gc` so memory is read after a collection; add `--max-old-space-size=512`
+ * to see the peak between collections with V8's heap sized to the process (docs/benchmarks.md). glibc keeps freed multi-MB
  * buffers (own segments are ~5 MB SharedArrayBuffers at full size) in RSS once its dynamic mmap
  * threshold has risen: compare RSS with MALLOC_MMAP_THRESHOLD_=1048576 (printed with the command).
  */
