@@ -75,7 +75,14 @@ export interface CompileResult {
   buildMs: number;
 }
 
-export async function compileRevision(deps: CompilerDeps, tenantId: string, vocabularyId: string, read: RevisionRead, prev: Compiled | undefined): Promise<CompileResult> {
+export async function compileRevision(
+  deps: CompilerDeps,
+  tenantId: string,
+  vocabularyId: string,
+  read: RevisionRead,
+  before: { compiled: Compiled; tags: PreviousTags } | undefined,
+): Promise<CompileResult> {
+  const prev = before?.compiled;
   const { engine, embeddings } = deps;
   const encoderId = engine.info.textEncoderId;
   const E = engine.info.embedDim;
@@ -107,7 +114,7 @@ export async function compileRevision(deps: CompilerDeps, tenantId: string, voca
   }
 
   // the revision's tags in bank order: the ones with rows, and the skipped ones
-  const previous = prev && previousPieces(prev, builtin);
+  const previous = before && previousPieces(before.compiled, before.tags, builtin);
   const ordered: { id: string; piece: Piece; position: number }[] = [];
   const skipped: { id: string; name: string }[] = [];
   const pieces = new Map<string, Piece>();
@@ -279,24 +286,28 @@ function isAsPacked(row: SnapshotTagRow, names: Record<string, string>, builtin:
  * The previous compile's piece of a tag, by id: its kept piece, or a built-in tag as packed made
  * again from its pack row and threshold (the id → position map lives only for this compile).
  */
-function previousPieces(prev: Compiled, pack: BuiltinVocabulary | undefined): (id: string) => Piece | undefined {
-  let positions: Map<string, number> | undefined;
+function previousPieces(prev: Compiled, tags: PreviousTags, pack: BuiltinVocabulary | undefined): (id: string) => Piece | undefined {
   return (id) => {
     const kept = prev.pieces.get(id);
     if (kept) return kept;
-    positions ??= new Map(prev.order.toArray().map((x, p) => [x, p]));
-    const p = positions.get(id);
+    const p = tags.position(id);
     if (p === undefined || prev.packedRow[p]! < 0) return undefined;
     const row = prev.packedRow[p]!;
     return { signature: '', count: pack!.tags[row]!.descriptionCount, tag: new PackedTag(id, pack!, row, prev.packedThreshold[p]!), builtinRow: row };
   };
 }
 
-/** What the previous compile tells the revision reader: its order, and which tags it has. */
-export function previousCompile(prev: Compiled): PreviousCompile {
+/** The previous compile's tags as the next compile reads them; made once per compile, not kept. */
+export interface PreviousTags extends PreviousCompile {
+  /** A tag's position in the previous compile's order. */
+  position(tagId: string): number | undefined;
+}
+
+/** What the previous compile tells the revision reader and the compiler: its order, and where each tag was. */
+export function previousTags(prev: Compiled): PreviousTags {
   const order = prev.order.toArray();
-  const enabled = new Set(order);
-  return { revision: prev.revision, order, has: (id) => enabled.has(id) };
+  const positions = new Map(order.map((id, p) => [id, p]));
+  return { revision: prev.revision, order, has: (id) => positions.has(id), position: (id) => positions.get(id) };
 }
 
 /** What the tag entries hold besides the segments (measured: `bench/tenants.bench.ts` prints heap against the budget). */

@@ -4,7 +4,7 @@ import type { Logger } from '../../core/log.ts';
 import { holdSegments, SegmentArena, type ArenaStats, type InferenceEngine, type SegmentPrecision } from '../../inference/index.ts';
 import type { SnapshotReader } from '../repository/snapshots.ts';
 import { BankCache } from './bank-cache.ts';
-import { compileRevision, previousCompile, type Compiled } from './compiler.ts';
+import { compileRevision, previousTags, type Compiled } from './compiler.ts';
 import type { EmbeddingCache } from './embedding-cache.ts';
 import { readRevision } from './revision-reader.ts';
 import type { VocabularySnapshot } from './snapshot.ts';
@@ -121,9 +121,11 @@ export class LabelBankService {
 
   private async compileFrom(tenantId: string, vocabularyId: string, prev: Compiled | undefined): Promise<Compiled> {
     const t0 = performance.now();
-    const read = await readRevision(this.options.snapshots, tenantId, vocabularyId, prev && previousCompile(prev));
+    // the previous compile's order and positions, made once for the reader and the compiler
+    const tags = prev && previousTags(prev);
+    const read = await readRevision(this.options.snapshots, tenantId, vocabularyId, tags);
     const readMs = performance.now() - t0;
-    const { compiled, built, segmentsBuilt, embedMs, buildMs } = await compileRevision({ ...this.options, arena: this.arena }, tenantId, vocabularyId, read, prev);
+    const { compiled, built, segmentsBuilt, embedMs, buildMs } = await compileRevision({ ...this.options, arena: this.arena }, tenantId, vocabularyId, read, prev && tags && { compiled: prev, tags });
     try {
       this.cache.keep(compiled);
     } finally {
