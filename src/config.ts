@@ -222,7 +222,7 @@ export interface Config {
 
 /** Every per-tenant limit; 0 means none. */
 export interface TenantLimitValues {
-  /** Requests in any one-second window (the largest burst). */
+  /** Requests per second, and the largest burst (a token bucket of this size, refilled over a second). */
   readonly requestsPerSecond: number;
   readonly imagesPerMinute: number;
   readonly imagesPerDay: number;

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { MemoryRateStore, PostgresRateStore, RedisRateStore, type RateStore } from './request-rate.ts';
 
 /** Where counters live: this process's memory, or a store every replica shares. */
 export type CounterBackend =
@@ -13,12 +14,18 @@ export interface CounterWindow {
   readonly name: string;
   readonly durationS: number;
   /**
-   * Taken one point at a time (requests): once a key is refused, this process refuses it from
-   * memory until the window ends, so a tenant far over its rate costs no store round trip per
-   * request. Other windows give a refused attempt's points back instead (a refused batch of
-   * images takes nothing), which needs the store each time.
+   * Counted per UTC day, as `usage` reports it: the key carries the date, so the count starts
+   * again at 00:00 UTC rather than 24 h after a tenant's first use.
    */
-  readonly oneAtATime?: boolean;
+  readonly utcDay?: boolean;
+}
+
+const DAY_MS = 86_400_000;
+
+/** The store's key for `key` in `window` at `now`, and when that key's count ends at the latest. */
+function windowKey(window: CounterWindow, key: string, now: number): { key: string; endsInMs: number } {
+  if (!window.utcDay) return { key, endsInMs: Infinity };
+  return { key: `${key}:${new Date(now).toISOString().slice(0, 10)}`, endsInMs: DAY_MS - (now % DAY_MS) };
 }
 
 export type Taken = { readonly ok: true } | { readonly ok: false; readonly retryAfterMs: number };
@@ -27,18 +34,27 @@ export type Taken = { readonly ok: true } | { readonly ok: false; readonly retry
 const TABLE = 'rate_limit_counters';
 
 /**
- * Per-key counters over rate-limiter-flexible. A limiter holds its number of points, while
- * tenants' limits differ: one limiter per (window, points), all writing the same key of the
- * window, so changing a tenant's limit keeps what it spent. A shared store that fails falls
- * back to this process's memory (the library's insurance limiter) rather than refuse requests.
+ * Per-key counters: request rates as token buckets (`request-rate.ts`), image and LLM windows
+ * over rate-limiter-flexible. A limiter holds its number of points, while tenants' limits
+ * differ: one limiter per (window, points), all writing the same key of the window, so changing
+ * a tenant's limit keeps what it spent. A shared store that fails falls back to this process's
+ * memory (the library's insurance limiter, and a memory bucket store) rather than refuse requests.
  */
 export class Counters {
   private readonly limiters = new Map<string, RateLimiterAbstract>();
   private readonly redis: Redis | undefined;
+  private readonly rates: RateStore;
+  private readonly insuranceRates = new MemoryRateStore();
+  /**
+   * Keys refused a request, until their next admission: refused again from memory, so a tenant
+   * far over its rate costs no store round trip per request.
+   */
+  private readonly refusedUntil = new Map<string, number>();
 
   constructor(private readonly backend: CounterBackend) {
     // Commands fail at once while Redis is away (the insurance limiter answers instead).
     this.redis = backend.kind === 'redis' ? new Redis(backend.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true }) : undefined;
+    this.rates = backend.kind === 'memory' ? this.insuranceRates : backend.kind === 'postgresql' ? new PostgresRateStore(backend.pool) : new RedisRateStore(this.redis!);
   }
 
   get kind(): CounterBackend['kind'] {
@@ -56,23 +72,44 @@ export class Counters {
     if (this.backend.kind === 'postgresql') await this.backend.pool.end();
   }
 
+  /**
+   * One request of `key`, out of `perSecond`: a bucket of that many requests, refilled evenly
+   * over a second. Nothing is recorded when refused.
+   */
+  async takeRequest(key: string, perSecond: number): Promise<Taken> {
+    const now = Date.now();
+    const blocked = this.refusedUntil.get(key);
+    if (blocked !== undefined) {
+      if (blocked > now) return { ok: false, retryAfterMs: blocked - now };
+      this.refusedUntil.delete(key);
+    }
+    const intervalMs = 1000 / perSecond;
+    const burstMs = intervalMs * perSecond;
+    const waitMs = await this.rates.admit(key, intervalMs, burstMs, now).catch(() => this.insuranceRates.admit(key, intervalMs, burstMs, now));
+    if (waitMs === 0) return { ok: true };
+    if (this.refusedUntil.size >= 100_000) this.refusedUntil.clear(); // bounded: forgetting only costs a round trip
+    this.refusedUntil.set(key, now + waitMs);
+    return { ok: false, retryAfterMs: waitMs };
+  }
+
   /** Spends `n` points of `key` in `window`, out of `points`; nothing is spent when refused. */
   async take(window: CounterWindow, points: number, key: string, n: number): Promise<Taken> {
+    const at = windowKey(window, key, Date.now());
     try {
-      await this.limiter(window, points).consume(key, n);
+      await this.limiter(window, points).consume(at.key, n);
       return { ok: true };
     } catch (e) {
       if (!(e instanceof RateLimiterRes)) throw e;
       // The library counts a refused attempt: give it back, so that what was refused is not
-      // counted as used (a window taken one point at a time has nothing to lose by it).
-      if (!window.oneAtATime) await this.limiter(window, points).reward(key, n).catch(() => {});
-      return { ok: false, retryAfterMs: Math.max(1, e.msBeforeNext) };
+      // counted as used (a refused batch of images takes nothing).
+      await this.limiter(window, points).reward(at.key, n).catch(() => {});
+      return { ok: false, retryAfterMs: Math.max(1, Math.min(e.msBeforeNext, at.endsInMs)) };
     }
   }
 
   /** Gives back points taken earlier (a later window of the same request refused it). */
   async giveBack(window: CounterWindow, points: number, key: string, n: number): Promise<void> {
-    await this.limiter(window, points).reward(key, n);
+    await this.limiter(window, points).reward(windowKey(window, key, Date.now()).key, n);
   }
 
   private limiter(window: CounterWindow, points: number): RateLimiterAbstract {
@@ -81,8 +118,7 @@ export class Counters {
     if (!limiter) {
       const common = { keyPrefix: `omnitag:${window.name}`, points, duration: window.durationS };
       const insuranceLimiter = new RateLimiterMemory(common);
-      // blocked until the window ends (duration 0) from the first refusal on
-      const shared = { ...common, insuranceLimiter, ...(window.oneAtATime ? { inMemoryBlockOnConsumed: points + 1, inMemoryBlockDuration: 0 } : {}) };
+      const shared = { ...common, insuranceLimiter };
       const b = this.backend;
       limiter =
         b.kind === 'memory'

@@ -17,10 +17,9 @@ export interface TenantLimitsView {
 export type TenantLimitsInput = { readonly [K in LimitName]?: number | null };
 
 const WINDOWS = {
-  requestsPerSecond: { name: 'rps', durationS: 1, oneAtATime: true },
   imagesPerMinute: { name: 'images-minute', durationS: 60 },
-  imagesPerDay: { name: 'images-day', durationS: 86_400 },
-  llmGenerationsPerDay: { name: 'llm-day', durationS: 86_400 },
+  imagesPerDay: { name: 'images-day', durationS: 86_400, utcDay: true },
+  llmGenerationsPerDay: { name: 'llm-day', durationS: 86_400, utcDay: true },
 } satisfies Partial<Record<LimitName, CounterWindow>>;
 
 /** Rates answer RATE_LIMITED (wait a little); quotas answer QUOTA_EXCEEDED (wait for the next day, or ask for more). */
@@ -86,9 +85,12 @@ export class LimitsService {
     return this.view(tenantId);
   }
 
-  /** One API request (RATE_LIMITED over `requestsPerSecond`). */
-  takeRequest(tenantId: string): Promise<void> {
-    return this.take(tenantId, ['requestsPerSecond'], 1);
+  /** One API request (RATE_LIMITED over `requestsPerSecond`: a token bucket of that size, refilled over a second). */
+  async takeRequest(tenantId: string): Promise<void> {
+    const { requestsPerSecond } = await this.limitsOf(tenantId);
+    if (requestsPerSecond === 0) return;
+    const taken = await this.o.counters.takeRequest(tenantId, requestsPerSecond);
+    if (!taken.ok) this.refuse('requestsPerSecond', requestsPerSecond, `limit of ${requestsPerSecond} requests per second reached`, taken.retryAfterMs);
   }
 
   /** `n` images about to be tagged: every image of a batch counts. */
@@ -130,7 +132,7 @@ export class LimitsService {
       const result = await this.o.counters.take(WINDOWS[name], points, tenantId, n);
       if (!result.ok) {
         await Promise.all(taken.map((t) => this.o.counters.giveBack(WINDOWS[t], limits[t], tenantId, n).catch(() => {})));
-        const unit = name === 'requestsPerSecond' ? 'requests per second' : name === 'imagesPerMinute' ? 'images per minute' : name === 'imagesPerDay' ? 'images per day' : 'LLM generations per day';
+        const unit = name === 'imagesPerMinute' ? 'images per minute' : name === 'imagesPerDay' ? 'images per day' : 'LLM generations per day';
         this.refuse(name, points, n > points ? `${n} at once is more than the limit of ${points} ${unit}` : `limit of ${points} ${unit} reached`, result.retryAfterMs);
       }
       taken.push(name);
