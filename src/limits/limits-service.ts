@@ -104,21 +104,22 @@ export class LimitsService {
   }
 
   /**
-   * Refuses an edit that would store more than the tenant's quota of vocabularies. Counted
-   * before the edit: edits running at the same moment may overshoot by what each adds.
+   * Refuses an edit that would store more than the tenant's quota of vocabularies. The edit
+   * gives `stored`, which counts inside its transaction under a per-tenant lock (called only
+   * when the tenant has the quota), so concurrent edits cannot overshoot it together.
    */
-  async admitVocabularies(tenantId: string, adding: number): Promise<void> {
+  async admitVocabularies(tenantId: string, adding: number, storedNow: () => Promise<number>): Promise<void> {
     const { maxVocabularies } = await this.limitsOf(tenantId);
     if (maxVocabularies === 0 || adding === 0) return;
-    const stored = await this.o.prisma.vocabulary.count({ where: { tenantId } }).catch(translateDbError);
+    const stored = await storedNow();
     if (stored + adding > maxVocabularies) this.refuse('maxVocabularies', maxVocabularies, `the tenant may keep ${maxVocabularies} vocabularies and has ${stored}`);
   }
 
   /** As `admitVocabularies`, for tags across all of the tenant's vocabularies. */
-  async admitTags(tenantId: string, adding: number): Promise<void> {
+  async admitTags(tenantId: string, adding: number, storedNow: () => Promise<number>): Promise<void> {
     const { maxTags } = await this.limitsOf(tenantId);
     if (maxTags === 0 || adding === 0) return;
-    const stored = await this.o.prisma.tag.count({ where: { tenantId } }).catch(translateDbError);
+    const stored = await storedNow();
     if (stored + adding > maxTags) this.refuse('maxTags', maxTags, `the tenant may keep ${maxTags} tags; it has ${stored} and this adds ${adding}`);
   }
 

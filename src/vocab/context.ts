@@ -8,12 +8,14 @@ import type { VocabStore } from './repository/store.ts';
 export type VocabSettings = Omit<Config['vocab'], 'worker'> & Pick<Config['limits'], 'maxTagsPerRequest'>;
 
 /**
- * The tenant's quotas, checked before an edit stores more (QUOTA_EXCEEDED); built by the
- * composition root over the limits service, absent where nothing is limited.
+ * The tenant's quotas, checked inside an edit's transaction before it stores more
+ * (QUOTA_EXCEEDED); built by the composition root over the limits service, absent where nothing
+ * is limited. `stored` counts what the tenant holds, under a lock that serialises such edits;
+ * it is called only when the tenant has that quota.
  */
 export interface VocabQuotas {
-  admitVocabularies(tenantId: string, adding: number): Promise<void>;
-  admitTags(tenantId: string, adding: number): Promise<void>;
+  admitVocabularies(tenantId: string, adding: number, stored: () => Promise<number>): Promise<void>;
+  admitTags(tenantId: string, adding: number, stored: () => Promise<number>): Promise<void>;
   /** `n` tags about to be sent to the LLM. */
   takeLlmGenerations(tenantId: string, n: number): Promise<void>;
 }

@@ -198,6 +198,21 @@ describe(`images, quotas and the platform admin's settings (${databaseMode} data
     expect(names.data!.vocabularies.edges.map((e: any) => e.node.name).sort()).toEqual(['second', 'v']);
   });
 
+  it('holds the stored quotas when edits arrive together: no two pass on the same count', async () => {
+    const { tenant, v } = await tenantWithVocab('Crowded', ['first']);
+    await setLimits(t.url, tenant.id, { maxTags: 10, maxVocabularies: 0 });
+    const w = (await gql(t.url, CREATE_VOCAB, { n: 'second', b: false }, tenant.adminKey)).data!.createVocabulary.id;
+    // eight edits of three tags each, over two vocabularies at once: three fit beside the first
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => gql(t.url, ADD, { v: i % 2 ? v : w, t: [0, 1, 2].map((k) => ({ name: `tag ${i} ${k}` })) }, tenant.adminKey)),
+    );
+    const codes = answers.map(code);
+    expect(codes.filter((c) => c === 'OK').length).toBe(3);
+    expect(codes.filter((c) => c === 'QUOTA_EXCEEDED').length).toBe(5);
+    const count = async (id: string) => (await gql(t.url, 'query($v: ID!) { vocabulary(id: $v) { tags { totalCount } } }', { v: id }, tenant.adminKey)).data!.vocabulary.tags.totalCount as number;
+    expect((await count(v)) + (await count(w))).toBe(10);
+  });
+
   it('counts tags sent to the LLM per day and leaves no job behind when over', async () => {
     const { tenant, v } = await tenantWithVocab('Writers', ['owl', 'fox', 'elk']);
     await setLimits(t.url, tenant.id, { llmGenerationsPerDay: 4 });

@@ -37,6 +37,16 @@ export class VocabularyRepository {
     return rows[0]!.revision;
   }
 
+  /**
+   * How many vocabularies or tags the tenant stores, counted under a lock that serialises, until
+   * the transaction ends, the tenant's edits that check a stored quota: two concurrent edits
+   * cannot both pass on the same count and overshoot it together.
+   */
+  async storedForQuota(tenantId: string, what: 'vocabularies' | 'tags'): Promise<number> {
+    await this.db.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`omnitag-quota:${tenantId}`}, 0))`;
+    return what === 'tags' ? this.db.tag.count({ where: { tenantId } }) : this.db.vocabulary.count({ where: { tenantId } });
+  }
+
   async setRevision(tenantId: string, vocabularyId: string, revision: number): Promise<void> {
     await this.db.vocabulary.update({ where: { tenantId_id: { tenantId, id: vocabularyId } }, data: { revision } });
   }

@@ -91,7 +91,6 @@ export class TagService {
       const revision = await store.edit(tenantId, vocabularyId, async (_tx, r) => r);
       return { results, revision };
     }
-    await this.ctx.quotas?.admitTags(tenantId, prepared.length);
     let rows: TagRow[] = [];
     const revision = await store.edit(tenantId, vocabularyId, async (tx, revision) => {
       const taken = await takenKeys(tx, tenantId, vocabularyId, prepared.flatMap(keysOf));
@@ -102,6 +101,7 @@ export class TagService {
         return false;
       });
       if (accepted.length === 0) return revision;
+      await this.ctx.quotas?.admitTags(tenantId, accepted.length, () => tx.vocabularies.storedForQuota(tenantId, 'tags'));
       const next = revision + 1;
       const tagRows = accepted.map((p) => ({ id: randomUUID(), tenantId, vocabularyId, name: p.name, key: p.key, threshold: p.threshold, revision: next }));
       const descriptions: NewDescription[] = [];
