@@ -65,10 +65,11 @@ export class UsageReport {
            AND (${tenant}::uuid IS NULL OR r.tenant_id = ${tenant}::uuid)
          GROUP BY 1, 2`,
       this.prisma.$queryRaw<Row[]>`
-        SELECT date_trunc(${unit}, i.updated_at) AS start, count(*) AS described, sum(j.descriptions_per_tag) AS descriptions,
+        SELECT date_trunc(${unit}, i.updated_at) AS start, count(*) FILTER (WHERE i.state = 'READY') AS described,
+               sum(j.descriptions_per_tag) FILTER (WHERE i.state = 'READY') AS descriptions,
                sum(i.llm_calls) AS calls, sum(i.llm_tokens) AS tokens
           FROM description_job_items i JOIN description_jobs j ON j.id = i.job_id
-         WHERE i.state = 'READY'
+         WHERE (i.state = 'READY' OR i.llm_calls > 0)
            AND i.updated_at >= (${lo}::timestamptz AT TIME ZONE 'UTC') AND i.updated_at < (${hi}::timestamptz AT TIME ZONE 'UTC')
            AND (${tenant}::uuid IS NULL OR i.tenant_id = ${tenant}::uuid)
          GROUP BY 1`,

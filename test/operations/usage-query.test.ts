@@ -31,13 +31,14 @@ describe(`usage query (${databaseMode} database)`, () => {
   };
 
   beforeAll(async () => {
-    llm = await FakeLlmServer.start();
+    // every answer about "elk" declines: that tag fails for good, after its calls were made
+    llm = await FakeLlmServer.start({ behave: (req) => (req.tag === 'elk' ? { kind: 'refuse' } : undefined) });
     t = await startTestApp({ OMNITAG_LLM_BASE_URL: llm.url, OMNITAG_LLM_MODEL: 'fake-model' });
     [a, b] = [await createTenantWithKeys(t.url, 'Usage A'), await createTenantWithKeys(t.url, 'Usage B')];
     const image = (await sharp({ create: { width: 40, height: 30, channels: 3, background: '#a63' } }).jpeg().toBuffer()).toString('base64');
     const bad = Buffer.from('not an image').toString('base64');
     for (const [tenant, tags, images] of [
-      [a, ['cat', 'dog', 'owl'], [image, image, bad]],
+      [a, ['cat', 'dog', 'owl', 'elk'], [image, image, bad]],
       [b, ['sky'], [image]],
     ] as const) {
       const v = (await gql(t.url, 'mutation { createVocabulary(input: { name: "v" }) { id } }', {}, tenant.adminKey)).data!.createVocabulary.id;
@@ -45,14 +46,15 @@ describe(`usage query (${databaseMode} database)`, () => {
       const r = await gql(t.url, TAG_MANY, { v, i: images.map((base64) => ({ base64 })) }, tenant.clientKey);
       expect(r.errors).toBeUndefined();
       if (tenant === a) {
-        // an LLM job: its three tags get generated descriptions
+        // an LLM job: three of its tags get generated descriptions, the fourth fails
         const job = await gql(t.url, 'mutation($v: ID!) { generateDescriptions(vocabularyId: $v) { id } }', { v }, tenant.adminKey);
         const id = job.data!.generateDescriptions.id;
-        for (let i = 0; i < 100; i++) {
-          const s = await gql(t.url, 'query($id: ID!) { descriptionJob(id: $id) { state } }', { id }, tenant.adminKey);
-          if (s.data!.descriptionJob.state === 'SUCCEEDED') break;
+        let state = '';
+        for (let i = 0; i < 100 && !['SUCCEEDED', 'FAILED'].includes(state); i++) {
           await new Promise((r) => setTimeout(r, 100));
+          state = (await gql(t.url, 'query($id: ID!) { descriptionJob(id: $id) { state } }', { id }, tenant.adminKey)).data!.descriptionJob.state;
         }
+        expect(llm.requests.some((r) => r.tag === 'elk')).toBe(true);
       }
     }
     await recorded();
@@ -70,9 +72,9 @@ describe(`usage query (${databaseMode} database)`, () => {
     const sum = (f: string) => r.data!.usage.reduce((s: number, p: any) => s + p[f], 0);
     expect(hour.tenantId).toBe(a.id);
     expect(new Date(hour.start).getUTCMinutes()).toBe(0);
-    expect({ requests: sum('requests'), images: sum('imagesTagged'), scores: sum('tagsScored'), described: sum('tagsDescribed') }).toEqual({ requests: 1, images: 2, scores: 6, described: 3 });
+    expect({ requests: sum('requests'), images: sum('imagesTagged'), scores: sum('tagsScored'), described: sum('tagsDescribed') }).toEqual({ requests: 1, images: 2, scores: 8, described: 3 });
     expect(sum('descriptionsGenerated')).toBeGreaterThanOrEqual(3);
-    // every request the endpoint got, and the tokens it reported (the fake: 40 + 20 a choice)
+    // every request the endpoint got, the failed tag's included, and the tokens it reported (the fake: 40 + 20 a choice)
     expect(sum('llmCalls')).toBe(llm.requests.length);
     expect(sum('llmTokens')).toBe(llm.requests.reduce((s, r) => s + 40 + 20 * (r.n ?? 1), 0));
     expect(llm.requests.length).toBeGreaterThan(0);

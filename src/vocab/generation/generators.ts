@@ -17,9 +17,26 @@ export interface GenerationResult {
   dropped: { empty: number; refusal: number; markup: number; duplicate: number };
   /** Answers cut to the text encoder's context. */
   cut: number;
-  /** LLM only: requests sent for this tag (retries included) and the tokens the endpoint reported (null: it reported none). */
-  llm?: { calls: number; tokens: number | null };
+  /** LLM only: what the generation asked of the endpoint. */
+  llm?: LlmUsage;
 }
+
+/** Requests sent for one tag (retries included) and the tokens the endpoint reported (null: it reported none). */
+export interface LlmUsage {
+  calls: number;
+  tokens: number | null;
+}
+
+const usageOfFailures = new WeakMap<object, LlmUsage>();
+
+/** Gives a failed generation's error what it asked of the endpoint, so that usage counts it too. */
+export function withLlmUsage(e: unknown, usage: LlmUsage): unknown {
+  if (typeof e === 'object' && e !== null && usage.calls > 0) usageOfFailures.set(e, usage);
+  return e;
+}
+
+/** What the generation that threw `e` asked of the endpoint (none known: undefined). */
+export const llmUsageOf = (e: unknown): LlmUsage | undefined => (typeof e === 'object' && e !== null ? usageOfFailures.get(e) : undefined);
 
 /** Where new descriptions come from: an LLM, or CLIP's prompt templates offline. */
 export interface DescriptionGenerator {

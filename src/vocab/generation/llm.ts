@@ -12,6 +12,7 @@ import type { Logger } from '../../core/log.ts';
 import { answerKey, cleanAnswers, type TokenCounter } from './clean.ts';
 import {
   GenerationError,
+  withLlmUsage,
   type DescriptionGenerator,
   type GeneratedDescription,
   type GenerationResult,
@@ -98,13 +99,21 @@ export class LlmDescriptionGenerator implements DescriptionGenerator {
   }
 
   async generate(tagName: string, count: number, options: { signal?: AbortSignal } = {}): Promise<GenerationResult> {
-    const { signal } = options;
+    const meter: Meter = { calls: 0, tokens: 0, reported: false };
+    try {
+      return await this.generateMetered(tagName, count, meter, options.signal);
+    } catch (e) {
+      // a failed attempt's calls were made all the same: usage counts them
+      throw withLlmUsage(e, { calls: meter.calls, tokens: meter.reported ? meter.tokens : null });
+    }
+  }
+
+  private async generateMetered(tagName: string, count: number, meter: Meter, signal: AbortSignal | undefined): Promise<GenerationResult> {
     const total = Math.max(1, Math.floor(count));
     const primary: GeneratedDescription = { text: fillTemplate(PRIMARY_TEMPLATE, tagName), source: 'TEMPLATE' };
     const dropped = { empty: 0, refusal: 0, markup: 0, duplicate: 0 };
     let cut = 0;
     const wanted = total - 1;
-    const meter: Meter = { calls: 0, tokens: 0, reported: false };
     const llm = () => ({ calls: meter.calls, tokens: meter.reported ? meter.tokens : null });
     if (wanted === 0) return { descriptions: [primary], dropped, cut, llm: llm() };
 

@@ -5,7 +5,7 @@ import type { EmbeddingCache } from '../banks/embedding-cache.ts';
 import type { Claim } from '../repository/job-claims.ts';
 import type { VocabStore } from '../repository/store.ts';
 import type { ClaimedWork } from '../repository/job-claims.ts';
-import { GenerationError, modelOf, type DescriptionGenerator, type GenerationResult } from './generators.ts';
+import { GenerationError, llmUsageOf, modelOf, type DescriptionGenerator, type GenerationResult } from './generators.ts';
 
 export type DescriptionWorkerOptions = Config['vocab']['worker'];
 
@@ -233,7 +233,7 @@ export class DescriptionWorker {
       const backoff = this.options.retryBaseMs * 2 ** Math.max(0, claim.attempts - 1);
       const delay = stopping ? 0 : Math.min(this.options.retryMaxMs, Math.max(hinted, backoff));
       const handedBack = await store
-        .run((db) => db.claims.release(claim, { error: stopping ? null : message, refundAttempt: stopping, delayMs: delay }))
+        .run((db) => db.claims.release(claim, { error: stopping ? null : message, refundAttempt: stopping, delayMs: delay, llm: llmUsageOf(e) }))
         .catch((err) => {
           log.warn({ err, item: claim.id }, 'could not hand a description item back');
           return true; // its lease runs out and another worker takes it
@@ -255,7 +255,7 @@ export class DescriptionWorker {
         const vocabularyId = await tx.tags.vocabularyOf(tenantId, tagId);
         if (!vocabularyId) throw new LostClaim();
         const revision = await tx.vocabularies.lock(tenantId, vocabularyId);
-        if (!(await tx.claims.finish(claim, 'FAILED', message))) throw new LostClaim();
+        if (!(await tx.claims.finish(claim, 'FAILED', message, llmUsageOf(e)))) throw new LostClaim();
         await tx.tags.stamp(tenantId, tagId, { descriptionState: 'FAILED', descriptionError: message }, revision + 1);
         await tx.jobs.countItem(tenantId, claim.jobId, 'failed');
         await tx.jobs.finishIfDone(tenantId, [claim.jobId]);

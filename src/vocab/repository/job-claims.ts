@@ -4,6 +4,7 @@
  * token, so a worker whose lease ran out (and whose item another worker took) writes nothing.
  */
 import type { Db } from './transactions.ts';
+import type { LlmUsage } from '../generation/generators.ts';
 
 /** An item a worker holds: its lease lasts until renewed or released. */
 export interface Claim {
@@ -96,21 +97,28 @@ export class JobClaimRepository {
    * Puts the item back to PENDING, claimable after `delayMs`; `refundAttempt` when the attempt
    * does not count (a clean stop). False when the claim no longer holds.
    */
-  async release(claim: Claim, options: { error: string | null; refundAttempt: boolean; delayMs: number }): Promise<boolean> {
+  async release(claim: Claim, options: { error: string | null; refundAttempt: boolean; delayMs: number; llm?: LlmUsage | undefined }): Promise<boolean> {
+    const { llm } = options;
     const n = await this.db.$executeRaw`
       UPDATE description_job_items
          SET state = 'PENDING', claim_token = NULL, lease_expires_at = NULL, error = ${options.error},
+             llm_calls = llm_calls + ${llm?.calls ?? 0}::int,
+             llm_tokens = CASE WHEN ${llm?.tokens ?? null}::int IS NULL THEN llm_tokens ELSE coalesce(llm_tokens, 0) + ${llm?.tokens ?? null}::int END,
              attempts = attempts - ${options.refundAttempt ? 1 : 0}::int, run_after = now() + make_interval(secs => ${options.delayMs}::float8 / 1000), updated_at = now()
        WHERE id = ${claim.id}::uuid AND tenant_id = ${claim.tenantId}::uuid AND claim_token = ${claim.token}::uuid AND state = 'GENERATING'`;
     return n === 1;
   }
 
-  /** Ends the item READY or FAILED; false when the claim no longer holds (nothing is written). */
-  async finish(claim: Claim, state: 'READY' | 'FAILED', error: string | null = null, llm?: { calls: number; tokens: number | null }): Promise<boolean> {
+  /**
+   * Ends the item READY or FAILED; false when the claim no longer holds (nothing is written).
+   * The attempt's LLM usage is added to what earlier attempts used.
+   */
+  async finish(claim: Claim, state: 'READY' | 'FAILED', error: string | null = null, llm?: LlmUsage): Promise<boolean> {
     const n = await this.db.$executeRaw`
       UPDATE description_job_items
          SET state = ${state}::"DescriptionState", claim_token = NULL, lease_expires_at = NULL, error = ${error}, updated_at = now(),
-             llm_calls = ${llm?.calls ?? 0}, llm_tokens = ${llm?.tokens ?? null}::int
+             llm_calls = llm_calls + ${llm?.calls ?? 0}::int,
+             llm_tokens = CASE WHEN ${llm?.tokens ?? null}::int IS NULL THEN llm_tokens ELSE coalesce(llm_tokens, 0) + ${llm?.tokens ?? null}::int END
        WHERE id = ${claim.id}::uuid AND tenant_id = ${claim.tenantId}::uuid AND claim_token = ${claim.token}::uuid AND state = 'GENERATING'`;
     return n === 1;
   }
