@@ -20,6 +20,7 @@ import { multipart } from './plugins/multipart.ts';
 import { operationMetrics } from './plugins/operation-metrics.ts';
 import { trackOperations } from './plugins/operations.ts';
 import { queryNesting } from './plugins/query-nesting.ts';
+import { queryCost } from './plugins/query-cost.ts';
 import { rateLimit } from './plugins/rate-limit.ts';
 import { requestId } from './plugins/request-id.ts';
 import { textInputs } from './plugins/text-inputs.ts';
@@ -34,12 +35,12 @@ const MAX_TOKENS = 10_000;
  */
 const MAX_NESTING = 128;
 /**
- * graphql-armor's query cost: 2 an object, 1 a scalar, a field with `first: N` N times its
- * selection. No extra factor per level (graphql-armor's default compounds 1.5 a level, which
- * priced a page of 500 tags far over the limit): the cost is about the number of values an
- * answer holds, and depth has a limit of its own.
+ * The query cost (plugins/query-cost.ts): 2 an object, 1 a scalar, a field with `first: N` N
+ * times its selection, N read from the document, a variable or the argument's default. No extra
+ * factor per level: the cost is about the number of values an answer holds, and depth has a
+ * limit of its own.
  */
-export const COST_WEIGHTS = Object.freeze({ objectCost: 2, scalarCost: 1, depthCostFactor: 1 });
+export const COST_WEIGHTS = Object.freeze({ objectCost: 2, scalarCost: 1 });
 const SCHEMA_FILE = path.resolve(import.meta.dirname, '..', '..', 'schema.graphql');
 
 export interface HttpServerOptions {
@@ -97,7 +98,9 @@ export async function createHttpServer({ services, log, limits, shutdownTimeoutM
 
   const armor = new ApolloArmor({
     maxDepth: { n: limits.maxQueryDepth },
-    costLimit: { maxCost: limits.maxQueryCost, ...COST_WEIGHTS },
+    // graphql-armor's cost rule sees the document only: a page size given in a variable or left
+    // to its default counted once. `queryCost` (below) prices operations with their variables.
+    costLimit: { enabled: false },
     maxAliases: { n: 30 },
     maxDirectives: { n: 30 },
     // graphql-armor's token limit parses inside a plugin hook, where a syntax error becomes a
@@ -119,6 +122,7 @@ export async function createHttpServer({ services, log, limits, shutdownTimeoutM
       // graphql-armor ships CommonJS typings of Apollo's plugin type; the runtime objects are the same.
       ...(protection.plugins as ApolloServerPlugin<RequestContext>[]),
       ApolloServerPluginDrainHttpServer({ httpServer: server, stopGracePeriodMillis: shutdownTimeoutMs }),
+      queryCost({ maxCost: limits.maxQueryCost, weights: COST_WEIGHTS }),
       textInputs(),
       errorStatus(),
       ...(metrics ? [operationMetrics<RequestContext>({ observe: (...a) => metrics.observeOperation(...a) })] : []),
