@@ -406,4 +406,21 @@ describe.skipIf(skip)('the console in a browser', () => {
     expect(await storedKeys()).toEqual([null, null]);
     expect(problems).toEqual([]);
   });
+
+  it('pages through more vocabularies than one page holds', async () => {
+    const many = await createTenantWithKeys(t.url, 'Many vocabularies');
+    const names = Array.from({ length: 101 }, (_, i) => `set ${String(i).padStart(3, '0')}`);
+    for (const n of names) await gql(t.url, 'mutation($n: String!) { createVocabulary(input: { name: $n }) { id } }', { n }, many.adminKey);
+    await signIn(many.adminKey);
+    await go('Vocabularies');
+    await page.getByRole('link', { name: 'set 099' }).waitFor();
+    expect(await page.getByRole('link', { name: 'set 100' }).count()).toBe(0);
+    await page.getByRole('button', { name: 'Next page' }).click();
+    await page.getByRole('link', { name: 'set 100' }).waitFor();
+    expect(await page.locator('tbody tr').count()).toBe(1);
+    expect(await page.getByRole('button', { name: 'Next page' }).isDisabled()).toBe(true);
+    await page.getByRole('button', { name: 'Previous page' }).click();
+    await page.getByRole('link', { name: 'set 000' }).waitFor();
+    expect(problems).toEqual([]);
+  });
 });
