@@ -4,44 +4,7 @@
  * guard; callers turn their errors into their own.
  */
 
-/** Counting semaphore with FIFO waiters that leave the queue when their signal aborts. */
-export class Semaphore {
-  private free: number;
-  private readonly waiters: (() => void)[] = [];
-
-  constructor(size: number) {
-    this.free = size;
-  }
-
-  /** Resolves with a release function (calling it twice frees one slot); rejects with the signal's reason when aborted first. */
-  acquire(signal?: AbortSignal): Promise<() => void> {
-    const release = once(() => {
-      const next = this.waiters.shift();
-      if (next) next();
-      else this.free++;
-    });
-    if (this.free > 0) {
-      this.free--;
-      return Promise.resolve(release);
-    }
-    return new Promise((resolve, reject) => {
-      const grant = () => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve(release);
-      };
-      const onAbort = () => {
-        const i = this.waiters.indexOf(grant);
-        if (i >= 0) this.waiters.splice(i, 1);
-        reject(signal?.reason);
-      };
-      if (signal?.aborted) return onAbort();
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.waiters.push(grant);
-    });
-  }
-}
-
-/** Thrown by `FairSemaphore.acquire` when no slot came free in time. */
+/** Thrown by `Semaphore.acquire` when no slot came free in time. */
 export class WaitTimeoutError extends Error {
   constructor(readonly timeoutMs: number) {
     super(`no slot came free within ${timeoutMs} ms`);
@@ -49,12 +12,22 @@ export class WaitTimeoutError extends Error {
   }
 }
 
+export interface AcquireOptions {
+  /** Whose turn it is (a tenant): waiters of one key are served first come, first served. */
+  readonly key?: string;
+  /** Gives up with WaitTimeoutError after this long without a slot. */
+  readonly timeoutMs?: number;
+  /** Gives up with the signal's reason when it aborts first. */
+  readonly signal?: AbortSignal;
+}
+
 /**
  * A counting semaphore whose waiters take turns by key (a tenant): a freed slot goes to the
  * longest-waiting caller of the next key in rotation, so one key with many waiters delays
- * another key's caller by one turn, not by its whole queue. Every wait is bounded.
+ * another key's caller by one turn, not by its whole queue. Callers without a key share one
+ * queue (plain FIFO). A waiter leaves the queue when its time runs out or its signal aborts.
  */
-export class FairSemaphore {
+export class Semaphore {
   private free: number;
   /** Keys with waiters, in turn order (a Map keeps insertion order), each with its FIFO. */
   private readonly queues = new Map<string, { grant(): void }[]>();
@@ -70,32 +43,38 @@ export class FairSemaphore {
     return this.waiters;
   }
 
-  /**
-   * Resolves with a release function (a second call does nothing) once a slot is this caller's;
-   * rejects with WaitTimeoutError after `timeoutMs` without one.
-   */
-  acquire(key: string, timeoutMs: number): Promise<() => void> {
+  /** Resolves with a release function (a second call does nothing) once a slot is this caller's. */
+  acquire({ key = '', timeoutMs, signal }: AcquireOptions = {}): Promise<() => void> {
     const release = once(() => this.handOver());
+    if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.free > 0) {
       this.free--;
       return Promise.resolve(release);
     }
     return new Promise((resolve, reject) => {
-      const waiter = {
-        grant: () => {
-          clearTimeout(timer);
-          resolve(release);
-        },
-      };
-      const timer = setTimeout(() => {
+      const leave = (reason: unknown) => {
         const queue = this.queues.get(key);
         const at = queue ? queue.indexOf(waiter) : -1;
         if (at < 0) return;
         queue!.splice(at, 1);
         if (queue!.length === 0) this.queues.delete(key);
         this.waiters--;
-        reject(new WaitTimeoutError(timeoutMs));
-      }, timeoutMs);
+        done();
+        reject(reason);
+      };
+      const onAbort = () => leave(signal!.reason);
+      const timer = timeoutMs === undefined ? undefined : setTimeout(() => leave(new WaitTimeoutError(timeoutMs)), timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const waiter = {
+        grant: () => {
+          done();
+          resolve(release);
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
       const queue = this.queues.get(key);
       if (queue) queue.push(waiter);
       else this.queues.set(key, [waiter]);

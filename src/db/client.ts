@@ -1,7 +1,7 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client.ts';
-import { FairSemaphore, WaitTimeoutError } from '../core/concurrency.ts';
+import { Semaphore, WaitTimeoutError } from '../core/concurrency.ts';
 import { AppError, ErrorCode } from '../core/errors.ts';
 import { currentFairnessKey } from '../core/fairness.ts';
 import type { Logger } from '../core/log.ts';
@@ -181,7 +181,7 @@ function guardedClient(log: Logger): typeof pg.Client {
  * to the pool as broken and is closed, never handed out again.
  */
 class FairPool extends pg.Pool {
-  private readonly gate: FairSemaphore;
+  private readonly gate: Semaphore;
   /** Every client the pool holds, for `abandonAll`. */
   private readonly clients = new Set<GuardedClient>();
 
@@ -191,7 +191,7 @@ class FairPool extends pg.Pool {
     private readonly beforeConnect: (() => Promise<void>) | undefined,
   ) {
     super(config);
-    this.gate = new FairSemaphore(config.max ?? 10);
+    this.gate = new Semaphore(config.max ?? 10);
     this.on('connect', (client) => this.clients.add(client as unknown as GuardedClient));
     this.on('remove', (client) => this.clients.delete(client as unknown as GuardedClient));
   }
@@ -214,7 +214,7 @@ class FairPool extends pg.Pool {
 
   private async checkout(): Promise<pg.PoolClient> {
     const key = currentFairnessKey() ?? '';
-    const free = await this.gate.acquire(key, this.waitMs ?? 2 ** 31 - 1).catch((e: unknown) => {
+    const free = await this.gate.acquire({ key, timeoutMs: this.waitMs ?? 2 ** 31 - 1 }).catch((e: unknown) => {
       throw e instanceof WaitTimeoutError ? new Error(`timeout exceeded when trying to connect: no database connection came free within ${e.timeoutMs} ms`) : e;
     });
     try {

@@ -168,7 +168,7 @@ describe('retry and breaker primitives', () => {
     const r2 = await sem.acquire();
     const order: string[] = [];
     const ac = new AbortController();
-    const w3 = sem.acquire(ac.signal).then(() => order.push('aborted one got a slot'), () => order.push('w3 left'));
+    const w3 = sem.acquire({ signal: ac.signal }).then(() => order.push('aborted one got a slot'), () => order.push('w3 left'));
     const w4 = sem.acquire().then((release) => {
       order.push('w4');
       release();

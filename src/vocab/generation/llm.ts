@@ -218,7 +218,7 @@ export class LlmDescriptionGenerator implements DescriptionGenerator {
     const { model, temperature, maxTokens, maxRetries, timeoutMs } = this.options;
     for (let attempt = 0; ; attempt++) {
       this.checkBreaker();
-      let release: (() => void) | undefined = await this.semaphore.acquire(signal).catch(() => {
+      let release: (() => void) | undefined = await this.semaphore.acquire({ signal }).catch(() => {
         this.breaker.abandon();
         throw cancelled();
       });
