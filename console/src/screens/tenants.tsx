@@ -3,6 +3,7 @@ import { CreateApiKeyMutation, CreateTenantMutation, TenantsQuery } from '../api
 import { useSession } from '../api/session.tsx';
 import { Dialog } from '../ui/dialog.tsx';
 import { ErrorNote } from '../ui/error-note.tsx';
+import { Pager, usePages } from '../ui/pages.tsx';
 import { when } from '../ui/format.ts';
 import { SecretOnce } from '../ui/secret-once.tsx';
 import { useLoad } from '../ui/use-load.ts';
@@ -12,9 +13,8 @@ const PAGE = 20;
 /** The platform admin's screen: tenants page by page, a new tenant, a tenant's first ADMIN key. */
 export function Tenants() {
   const { call } = useSession();
-  // Cursors of the pages seen so far, to page back without the API paging backwards.
-  const [cursors, setCursors] = useState<(string | null)[]>([null]);
-  const after = cursors[cursors.length - 1]!;
+  const pages = usePages();
+  const { after } = pages;
   const page = useLoad(() => call(TenantsQuery, { first: PAGE, after }), [after]);
   const [creating, setCreating] = useState(false);
   const [issued, setIssued] = useState<{ tenant: string; secret: string } | null>(null);
@@ -41,7 +41,7 @@ export function Tenants() {
       {tenants && (
         <>
           <p>
-            {tenants.totalCount} tenants · page {cursors.length} of {Math.max(1, Math.ceil(tenants.totalCount / PAGE))}
+            {tenants.totalCount} tenants · page {pages.number} of {Math.max(1, Math.ceil(tenants.totalCount / PAGE))}
           </p>
           <table>
             <caption className="visually-hidden">Tenants, newest first</caption>
@@ -70,14 +70,7 @@ export function Tenants() {
               ))}
             </tbody>
           </table>
-          <div className="pager">
-            <button type="button" disabled={cursors.length === 1} onClick={() => setCursors((c) => c.slice(0, -1))}>
-              Previous page
-            </button>
-            <button type="button" disabled={!tenants.pageInfo.hasNextPage} onClick={() => setCursors((c) => [...c, tenants.pageInfo.endCursor])}>
-              Next page
-            </button>
-          </div>
+          <Pager pages={pages} pageInfo={tenants.pageInfo} />
         </>
       )}
       {creating && (
@@ -85,7 +78,7 @@ export function Tenants() {
           onClose={() => setCreating(false)}
           onCreated={() => {
             setCreating(false);
-            setCursors([null]);
+            pages.reset();
             page.reload();
           }}
         />

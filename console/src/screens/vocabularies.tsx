@@ -4,6 +4,7 @@ import { useSession } from '../api/session.tsx';
 import { href } from '../route.ts';
 import { ConfirmDialog, Dialog } from '../ui/dialog.tsx';
 import { ErrorNote } from '../ui/error-note.tsx';
+import { Pager, usePages } from '../ui/pages.tsx';
 import { when } from '../ui/format.ts';
 import { useLoad } from '../ui/use-load.ts';
 
@@ -11,9 +12,8 @@ type Vocab = { id: string; name: string; stats: { tags: number } };
 
 export function Vocabularies({ admin }: { admin: boolean }) {
   const { call } = useSession();
-  // Cursors of the pages seen so far (pages of 100, by name), to page back without the API paging backwards.
-  const [cursors, setCursors] = useState<(string | null)[]>([null]);
-  const after = cursors[cursors.length - 1]!;
+  const pages = usePages(); // of 100, by name
+  const { after } = pages;
   const list = useLoad(() => call(VocabulariesQuery, { after }), [after]);
   const model = useLoad(() => call(ModelInfoQuery, {}), []);
   const [dialog, setDialog] = useState<{ kind: 'create' } | { kind: 'rename' | 'delete'; vocab: Vocab } | null>(null);
@@ -88,16 +88,7 @@ export function Vocabularies({ admin }: { admin: boolean }) {
           </tbody>
         </table>
       )}
-      {vocabularies && (vocabularies.pageInfo.hasNextPage || cursors.length > 1) && (
-        <div className="pager">
-          <button type="button" disabled={cursors.length === 1} onClick={() => setCursors((c) => c.slice(0, -1))}>
-            Previous page
-          </button>
-          <button type="button" disabled={!vocabularies.pageInfo.hasNextPage} onClick={() => setCursors((c) => [...c, vocabularies.pageInfo.endCursor])}>
-            Next page
-          </button>
-        </div>
-      )}
+      {vocabularies && (vocabularies.pageInfo.hasNextPage || !pages.first) && <Pager pages={pages} pageInfo={vocabularies.pageInfo} />}
       {dialog?.kind === 'create' && <NameDialog title="New vocabulary" builtinTags={model.data?.modelInfo.builtinTagCount} onClose={close} onDone={done} />}
       {dialog?.kind === 'rename' && <NameDialog title={`Rename ${dialog.vocab.name}`} vocab={dialog.vocab} onClose={close} onDone={done} />}
       {dialog?.kind === 'delete' && (
