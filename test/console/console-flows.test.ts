@@ -312,7 +312,7 @@ describe.skipIf(skip)('the console in a browser', () => {
     await passedDog.getByRole('button', { name: 'Where? dog' }).click();
     const overlay = result.getByRole('img', { name: 'Heat map of dog over the image' });
     await overlay.waitFor();
-    expect(await overlay.evaluate((img: HTMLImageElement) => [img.naturalWidth, img.naturalHeight])).toEqual([320, 240]);
+    expect(await overlay.evaluate((img) => [(img as unknown as { naturalWidth: number }).naturalWidth, (img as unknown as { naturalHeight: number }).naturalHeight])).toEqual([320, 240]);
     expect(await result.locator('figure.heatmap figcaption').textContent()).toMatch(/Where the model looked for dog · \d+\.\d % of its attention went to the whole-image token/);
 
     const bad = page.getByRole('article', { name: 'Result for notes.txt' });
