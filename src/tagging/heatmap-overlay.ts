@@ -40,7 +40,8 @@ function colour(v: number): [number, number, number] {
 /**
  * PNG of the image (EXIF orientation applied, as the model saw it) with the map over it: the
  * grid is stretched over the whole image (the model saw it squeezed to a square), smoothed,
- * coloured by value / max and more opaque where it is higher. The longer side is `size`.
+ * coloured from the map's minimum (dark, nearly transparent) to its maximum (bright, more
+ * opaque). The longer side is `size`.
  */
 export async function renderHeatmapOverlay(image: Uint8Array, map: OverlayMap, size: number): Promise<Buffer> {
   checkOverlaySize(size);
@@ -52,13 +53,14 @@ export async function renderHeatmapOverlay(image: Uint8Array, map: OverlayMap, s
     .raw()
     .toBuffer({ resolveWithObject: true });
   const { width, height } = thumb.info;
-  let max = 0;
-  for (let i = 0; i < map.values.length; i++) max = Math.max(max, map.values[i]!);
+  let [min, max] = [Infinity, -Infinity];
+  for (let i = 0; i < map.values.length; i++) [min, max] = [Math.min(min, map.values[i]!), Math.max(max, map.values[i]!)];
   const cells = Buffer.alloc(map.width * map.height * 4);
   for (let i = 0; i < map.width * map.height; i++) {
-    const v = max > 0 ? map.values[i]! / max : 0;
+    // the map's own range: where it is highest relative to the rest, even when it is nearly flat
+    const v = max > min ? (map.values[i]! - min) / (max - min) : 0;
     const [r, g, b] = colour(v);
-    cells.set([r, g, b, Math.round(40 + 170 * v)], i * 4);
+    cells.set([r, g, b, Math.round(20 + 160 * v)], i * 4);
   }
   const layer = await sharp(cells, { raw: { width: map.width, height: map.height, channels: 4 } })
     .resize(width, height, { fit: 'fill', kernel: 'linear' })
