@@ -78,6 +78,16 @@ describe.skipIf(!hasMaps)('heat maps (second decoder pass, real onnxruntime)', (
     expect(Math.abs(together[2]!.cls - alone[0]!.cls)).toBeLessThan(1e-6);
   });
 
+  it('reads float16 segments as well (rows widened when gathered)', async () => {
+    const E = engine.info.embedDim;
+    const rows = Array.from({ length: 4 }, (_, c) => randomUnitRows(1 + c, E, rand));
+    const make = (precision: 'float32' | 'float16') =>
+      buildLabelBank({ key: `hm-${precision}`, embedDim: E, precision, tags: rows.map((descriptions) => ({ descriptions, threshold: 0.5 })) });
+    const [scored] = await engine.scoreImages([image], [bank]);
+    const [a, b] = await Promise.all([engine.heatmaps(scored!.embeddings, make('float32'), [3, 1]), engine.heatmaps(scored!.embeddings, make('float16'), [3, 1])]);
+    for (let i = 0; i < 2; i++) expect(maxAbsDiff(a[i]!.values, b[i]!.values)).toBeLessThan(1e-3);
+  });
+
   it('refuses tags outside the bank and embeddings of another pack', async () => {
     const [scored] = await engine.scoreImages([image], [bank]);
     const bad = await engine.heatmaps(scored!.embeddings, bank, [12]).catch((e: AppError) => e);
