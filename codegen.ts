@@ -19,6 +19,7 @@ const config: CodegenConfig = {
           DescriptionJob: '../vocab/index.ts#DescriptionJobView',
           DescriptionJobItem: '../vocab/index.ts#DescriptionJobItemView',
           TagScore: '../tagging/tagging-service.ts#TagScoreView',
+          TagExplanation: '../tagging/tagging-service.ts#TagExplanationView',
           TaggingResult: '../tagging/tagging-service.ts#TaggingResultView',
           TagImageOutcome: '../tagging/tagging-service.ts#TagImageOutcomeView',
           Viewer: '../tenancy/principal.ts#TenantPrincipal',

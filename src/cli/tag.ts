@@ -7,7 +7,7 @@
  * Run with `npx omnitag …` (package.json "bin": bin/omnitag.js), `npm run tag -- …`, or
  * `npx tsx src/cli/tag.ts …`.
  */
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
@@ -24,6 +24,7 @@ import {
   type ProviderPreference,
   type ResizeMode,
 } from '../inference/index.ts';
+import { renderHeatmapOverlay } from '../tagging/heatmap-overlay.ts';
 import { tagResults, type ResultTag } from '../tagging/results.ts';
 import { collectImageFiles } from './image-files.ts';
 import { readVocabularyFile } from './tag-vocabulary.ts';
@@ -148,6 +149,8 @@ interface TagFlags extends EngineFlags {
   recursive?: boolean;
   resize: ResizeMode;
   progress: boolean;
+  heatmaps?: string;
+  heatmapSize: number;
 }
 
 interface TaggedImage {
@@ -163,6 +166,10 @@ async function tagImages(paths: string[], flags: TagFlags): Promise<void> {
   const abort = new AbortController();
   process.once('SIGINT', () => abort.abort('interrupted'));
   try {
+    if (flags.heatmaps) {
+      if (!engine.info.heatmaps) throw new Error(`the pack ${engine.info.packName} has no heat-map graph (export it with --heatmaps)`);
+      await mkdir(flags.heatmaps, { recursive: true });
+    }
     const vocab = await resolveVocabulary(engine, flags.vocab, flags.threshold, flags.progress);
     const results: TaggedImage[] = new Array(files.length);
     const bar = progressBar(files.length, 'tagging', flags.progress);
@@ -202,6 +209,17 @@ async function tagOne(engine: InferenceEngine, file: string, vocab: ResolvedVoca
       minScore: flags.minScore,
       explain: flags.explain,
     });
+    // one overlay per returned tag, from one more decoder pass over those tags only
+    const overlays = new Map<number, string>();
+    if (flags.heatmaps) {
+      const maps = await engine.heatmaps(scored!.embeddings, vocab.bank, results.map((t) => t.index), { signal });
+      const stem = path.basename(file, path.extname(file));
+      for (const [k, m] of maps.entries()) {
+        const out = path.join(flags.heatmaps, `${stem}.${fileSafe(results[k]!.name)}.png`);
+        await writeFile(out, await renderHeatmapOverlay(bytes, m, flags.heatmapSize));
+        overlays.set(m.tag, out);
+      }
+    }
     return {
       file,
       tags: results.map((t) => ({
@@ -211,6 +229,7 @@ async function tagOne(engine: InferenceEngine, file: string, vocab: ResolvedVoca
         threshold: round(t.threshold),
         passed: t.passed,
         ...(flags.logits ? { logit: t.logit } : {}),
+        ...(overlays.has(t.index) ? { heatmap: overlays.get(t.index) } : {}),
         ...(t.explanation
           ? {
               descriptions: t.explanation.map((d) => ({
@@ -229,6 +248,8 @@ async function tagOne(engine: InferenceEngine, file: string, vocab: ResolvedVoca
 }
 
 const round = (x: number) => Math.round(x * 1e4) / 1e4;
+/** A tag name as part of a file name: letters, digits, '-' and '_' kept, the rest '_'. */
+const fileSafe = (name: string) => name.replace(/[^\p{L}\p{N}_-]+/gu, '_').slice(0, 80) || 'tag';
 
 function renderTable(results: TaggedImage[]): string {
   const lines: string[] = [];
@@ -308,6 +329,8 @@ withEngineOptions(
     .option('--min-score <p>', 'show tags with at least this probability', probability)
     .option('--logits', 'include logits')
     .option('--explain', 'show the descriptions that weighed most for each tag')
+    .option('--heatmaps <dir>', 'write one PNG per image and shown tag: its heat map over the image (<image>.<tag>.png)')
+    .option('--heatmap-size <px>', 'longer side of those PNGs (16–1024)', positiveInt, 256)
     .addOption(new Option('--format <format>', 'output (default: table on a terminal, else JSON)').choices(['json', 'table']))
     .option('-r, --recursive', 'descend into sub-folders')
     .addOption(new Option('--resize <mode>', 'resizing').choices(['exact', 'fast']).default('exact'))

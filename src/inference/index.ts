@@ -10,6 +10,8 @@ export {
   type Admission,
   type EngineInfo,
   type EngineStats,
+  type HeatmapGrid,
+  type HeatmapValues,
   type ImageEmbeddings,
   type ImageInput,
   type ImagePixels,
@@ -19,6 +21,7 @@ export {
   type ScoreOptions,
   type ScoreTimings,
   type ScoredImage,
+  type TagHeatmap,
   type TextEmbeddings,
 } from './runtime/engine.ts';
 export { createLocalInferenceEngine, type ImagePreprocessor, type LocalEngineOptions, type LocalInferenceEngine } from './runtime/local-engine.ts';

@@ -133,5 +133,5 @@ export class Metrics {
 }
 
 const graphs = (r: EngineStats['runs'], scale = 1): [{ graph: string }, number][] =>
-  (['imageEncoder', 'tagDecoder', 'textEncoder'] as const).map((g) => [{ graph: GRAPH_NAMES[g] }, r[g] * scale]);
-const GRAPH_NAMES = { imageEncoder: 'image_encoder', tagDecoder: 'tag_decoder', textEncoder: 'text_encoder' } as const;
+  (['imageEncoder', 'tagDecoder', 'textEncoder', 'heatmapDecoder'] as const).map((g) => [{ graph: GRAPH_NAMES[g] }, r[g] * scale]);
+const GRAPH_NAMES = { imageEncoder: 'image_encoder', tagDecoder: 'tag_decoder', textEncoder: 'text_encoder', heatmapDecoder: 'tag_decoder_heatmaps' } as const;

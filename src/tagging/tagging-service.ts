@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { ErrorCode, badInput, isAppError } from '../core/errors.ts';
-import { isEvictedBankError, type Admission, type InferenceEngine, type LabelBank, type ScoredImage } from '../inference/index.ts';
+import { isEvictedBankError, type Admission, type ImageEmbeddings, type ImageSource, type InferenceEngine, type LabelBank, type TagHeatmap } from '../inference/index.ts';
+import { checkOverlaySize, OVERLAY_SIZE, pngDataUrl, renderHeatmapOverlay } from './heatmap-overlay.ts';
 import type { Logger } from '../core/log.ts';
 import type { SnapshotTag, VocabularySnapshot } from '../vocab/index.ts';
 import { readImageInput, type ImageInputValue } from './image-input.ts';
@@ -35,6 +36,25 @@ export interface TagScoreView {
   readonly descriptionSource: DescriptionSourceName;
   readonly usedFallback: boolean;
   readonly explanation: { text: string | null; source: DescriptionSourceName; weight: number }[] | null;
+  /** Heat map of a returned tag, when the request selected one (see `TaggingWants`). */
+  readonly explain: TagExplanationView | null;
+}
+
+/** A returned tag's heat map, and the image bytes when an overlay may be drawn from them. */
+export interface TagExplanationView {
+  readonly heatmap: TagHeatmap;
+  readonly image: Uint8Array | null;
+}
+
+/**
+ * What the caller will read of a result beyond the options (the API derives it from the
+ * query's selection): heat maps cost one more decoder pass, so they are made only when read.
+ */
+export interface TaggingWants {
+  /** Heat maps of the returned tags. */
+  heatmaps?: boolean;
+  /** Overlays drawn from them: the image bytes are kept with the result. */
+  overlays?: boolean;
 }
 
 export interface TaggingResultView {
@@ -83,6 +103,7 @@ export class TaggingService {
     images: readonly ImageInputValue[],
     options: TagImageOptions = {},
     signal?: AbortSignal,
+    wants: TaggingWants = {},
   ): Promise<TagImageOutcomeView[]> {
     if (images.length === 0) throw badInput('send at least one image', { field: 'images' });
     if (images.length > this.deps.limits.maxImagesPerRequest) {
@@ -98,7 +119,7 @@ export class TaggingService {
       const vocab = await this.snapshot(tenantId, vocabularyId);
       const outcomes = await Promise.all(
         images.map((image, index) =>
-          this.tagOne(tenantId, vocab, image, options, signal, started, admission).then(
+          this.tagOne(tenantId, vocab, image, options, signal, started, admission, wants).then(
             (result): TagImageOutcomeView => ({ index, result, error: null }),
             (e: unknown): TagImageOutcomeView => {
               if (!isAppError(e) || e.code === ErrorCode.INTERNAL_SERVER_ERROR) {
@@ -118,7 +139,14 @@ export class TaggingService {
   }
 
   /** One image; errors are thrown as they are (the API's single-image call). */
-  async tagImage(tenantId: string, vocabularyId: string, image: ImageInputValue, options: TagImageOptions = {}, signal?: AbortSignal): Promise<TaggingResultView> {
+  async tagImage(
+    tenantId: string,
+    vocabularyId: string,
+    image: ImageInputValue,
+    options: TagImageOptions = {},
+    signal?: AbortSignal,
+    wants: TaggingWants = {},
+  ): Promise<TaggingResultView> {
     checkOptions(options);
     const started = performance.now();
     await this.deps.allowance?.takeImages(tenantId, 1);
@@ -127,7 +155,7 @@ export class TaggingService {
       const vocab = await this.snapshot(tenantId, vocabularyId);
       let failure: string | undefined = ErrorCode.INTERNAL_SERVER_ERROR;
       try {
-        const result = await this.tagOne(tenantId, vocab, image, options, signal, started, admission);
+        const result = await this.tagOne(tenantId, vocab, image, options, signal, started, admission, wants);
         failure = undefined;
         return result;
       } catch (e) {
@@ -157,32 +185,60 @@ export class TaggingService {
     signal: AbortSignal | undefined,
     started: number,
     admission: Admission,
+    wants: TaggingWants,
   ): Promise<TaggingResultView> {
     let vocab = fetched;
     const bytes = await readImageInput(image, { maxBytes: this.deps.limits.maxImageBytes }, this.deps.urlFetcher, signal);
-    const score = (bank: LabelBank) =>
-      this.deps.engine.scoreImages([bytes], [bank], { fairnessKey: tenantId, admission, explain: !!options.explain, ...(signal ? { signal } : {}) });
-    let scored: ScoredImage | undefined;
-    for (let attempt = 1; !scored; attempt++) {
+    const run = { fairnessKey: tenantId, admission, ...(signal ? { signal } : {}) };
+    const withMaps = !!wants.heatmaps && this.deps.engine.info.heatmaps !== null;
+    const shared: ResultOptions = { threshold: options.threshold ?? undefined, language: options.language ?? undefined, explain: !!options.explain };
+    // the encoder runs once: a retry after an eviction scores the embeddings again
+    let input: Uint8Array | ImageEmbeddings = bytes;
+    let source: ImageSource | null = null;
+    for (let attempt = 1; ; attempt++) {
       try {
-        [scored] = await score(vocab.bank);
+        const [scored] = await this.deps.engine.scoreImages([input], [vocab.bank], { ...run, explain: !!options.explain });
+        const { scores, timings } = scored!;
+        source ??= scored!.source;
+        input = scored!.embeddings;
+        const returned = tagResults(scores[0]!, vocab.tags, { ...shared, passedOnly: true, minScore: options.minScore ?? undefined, topK: options.topK ?? undefined });
+        // maps for the returned tags only: a second, small decoder pass over their rows
+        const maps = withMaps ? await this.deps.engine.heatmaps(input, vocab.bank, returned.map((r) => r.index), run) : [];
+        const byIndex = new Map(maps.map((m) => [m.tag, { heatmap: m, image: wants.overlays ? bytes : null }]));
+        const viewOf = (r: TagResult<SnapshotTag>) => view(r, byIndex.get(r.index) ?? null);
+        return {
+          tags: returned.map(viewOf),
+          scores: options.includeAll ? tagResults(scores[0]!, vocab.tags, shared).map(viewOf) : null,
+          vocabularyId: vocab.vocabularyId,
+          revision: vocab.revision,
+          // bytes were given, so the engine says what they were
+          image: { format: source!.format, width: source!.width, height: source!.height },
+          timing: { totalMs: performance.now() - started, inferenceMs: timings.inferenceMs },
+        };
       } catch (e) {
         // evicted between fetching and scoring (memory is reused at once): fetch it again
         if (!isEvictedBankError(e) || attempt >= EVICTED_RETRIES) throw e;
         vocab = await this.snapshot(tenantId, vocab.vocabularyId);
       }
     }
-    const { scores, source, timings } = scored;
-    const shared: ResultOptions = { threshold: options.threshold ?? undefined, language: options.language ?? undefined, explain: !!options.explain };
-    return {
-      tags: tagResults(scores[0]!, vocab.tags, { ...shared, passedOnly: true, minScore: options.minScore ?? undefined, topK: options.topK ?? undefined }).map(view),
-      scores: options.includeAll ? tagResults(scores[0]!, vocab.tags, shared).map(view) : null,
-      vocabularyId: vocab.vocabularyId,
-      revision: vocab.revision,
-      // bytes were given, so the engine says what they were
-      image: { format: source!.format, width: source!.width, height: source!.height },
-      timing: { totalMs: performance.now() - started, inferenceMs: timings.inferenceMs },
-    };
+  }
+
+  /** A returned tag's map, combined over the decoder's layers or of one (0-based). */
+  heatmap(explain: TagExplanationView, layer?: number | null): { width: number; height: number; values: number[]; cls: number; layer: number | null } {
+    const m = explain.heatmap;
+    const picked = layer == null ? m : m.layers[layer];
+    if (!picked || !Number.isInteger(layer ?? 0)) {
+      throw badInput(`layer must be a whole number from 0 to ${m.layers.length - 1}`, { field: 'layer' });
+    }
+    return { width: m.width, height: m.height, values: Array.from(picked.values), cls: picked.cls, layer: layer ?? null };
+  }
+
+  /** The map over a thumbnail of the image: a PNG data URL whose longer side is `size`. */
+  async heatmapPng(explain: TagExplanationView, size: number = OVERLAY_SIZE.default, layer?: number | null): Promise<string> {
+    checkOverlaySize(size);
+    const map = this.heatmap(explain, layer);
+    if (!explain.image) throw new Error('heat-map overlay asked of a result made without its image');
+    return pngDataUrl(await renderHeatmapOverlay(explain.image, map, size));
   }
 
   /** One usage record per request; `failures`: each image's error code, undefined for those tagged. */
@@ -204,7 +260,7 @@ export class TaggingService {
 }
 
 /** A shaped result as the API shows it: with the tag's id and where its descriptions came from. */
-function view(r: TagResult<SnapshotTag>): TagScoreView {
+function view(r: TagResult<SnapshotTag>, explain: TagExplanationView | null): TagScoreView {
   return {
     tagId: r.tag.id,
     name: r.name,
@@ -219,6 +275,7 @@ function view(r: TagResult<SnapshotTag>): TagScoreView {
         source: d.description?.source ?? r.tag.descriptionSource,
         weight: d.weight,
       })) ?? null,
+    explain,
   };
 }
 

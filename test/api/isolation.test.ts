@@ -59,6 +59,7 @@ describe(`tenant isolation (${databaseMode} database)`, () => {
       ['createApiKey', 'mutation($id: ID!) { createApiKey(input: { name: "x", role: ADMIN, tenantId: $id }) { secret } }', { id: a.id }],
       ['tagImage', 'mutation($id: ID!, $img: String!) { tagImage(vocabularyId: $id, image: { base64: $img }) { revision } }', { id: ids.vocab, img: image }],
       ['tagImages', 'mutation($id: ID!, $img: String!) { tagImages(vocabularyId: $id, images: [{ base64: $img }]) { index } }', { id: ids.vocab, img: image }],
+      ['tagImage(heatmaps)', 'mutation($id: ID!, $img: String!) { tagImage(vocabularyId: $id, image: { base64: $img }) { tags { explain { heatmap { values cls } heatmapPng(size: 32) } } } }', { id: ids.vocab, img: image }],
     ];
     for (const [name, query, variables] of attempts) {
       const r = await asB(query, variables);

@@ -308,6 +308,12 @@ describe.skipIf(skip)('the console in a browser', () => {
     expect(await result.locator('.meta').textContent()).toMatch(/jpeg 640×480 · revision \d+ · \d+ ms in all, \d+ ms in the model/);
     await passedDog.getByText('Why').click();
     expect(await passedDog.locator('ol.why li').first().textContent()).toMatch(/^\d+\.\d % · MANUAL · a (loyal four-legged companion|dog fetching a ball)$/);
+    // where the tag was seen: the heat map drawn over the photo, asked for on demand
+    await passedDog.getByRole('button', { name: 'Where? dog' }).click();
+    const overlay = result.getByRole('img', { name: 'Heat map of dog over the image' });
+    await overlay.waitFor();
+    expect(await overlay.evaluate((img) => [(img as unknown as { naturalWidth: number }).naturalWidth, (img as unknown as { naturalHeight: number }).naturalHeight])).toEqual([320, 240]);
+    expect(await result.locator('figure.heatmap figcaption').textContent()).toMatch(/Where the model looked for dog · \d+\.\d % of its attention went to the whole-image token/);
 
     const bad = page.getByRole('article', { name: 'Result for notes.txt' });
     expect(await bad.getByRole('alert').textContent()).toMatch(/not an image the server can read|format is not supported/);

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -105,6 +105,26 @@ describe.skipIf(!canRun)('tag CLI', () => {
       expect(food.probability).toBeCloseTo(1 / (1 + Math.exp(-food.logit)), 3);
       expect(food.descriptions.map((d: { text: string }) => d.text).sort()).toEqual(['a photo of food.', 'a plate with a meal on it']);
     }
+  });
+
+  it('--heatmaps DIR writes one overlay PNG per image and shown tag, of the asked size', async () => {
+    const vocab = write('hm-vocab.json', JSON.stringify({ food: ['a photo of food.'], sky: ['a photo of the sky.'], 'hot dog': ['a hot dog.'] }));
+    const dir = path.join(tmp, 'maps');
+    const one = path.join(images, 'demo4.jpg');
+    const { code, stdout } = await cli(one, path.join(images, 'demo2.jpg'), '--vocab', vocab, '--format', 'json', '--top', '2', '--heatmaps', dir, '--heatmap-size', '100');
+    expect(code).toBe(0);
+    const out = JSON.parse(stdout);
+    const written = out.images.flatMap((i: { tags: { heatmap: string }[] }) => i.tags.map((t) => t.heatmap));
+    expect(written).toHaveLength(4);
+    expect(readdirSync(dir).sort()).toEqual(written.map((f: string) => path.basename(f)).sort());
+    const sharp = (await import('sharp')).default;
+    const source = await sharp(one).metadata();
+    const meta = await sharp(out.images[0].tags[0].heatmap).metadata();
+    expect(meta.format).toBe('png');
+    expect(Math.max(meta.width!, meta.height!)).toBe(100);
+    // aspect ratio of the (upright) photo kept
+    const [w, h] = (source.orientation ?? 1) >= 5 ? [source.height!, source.width!] : [source.width!, source.height!];
+    expect(Math.abs(meta.width! / meta.height! - w / h)).toBeLessThan(0.05);
   });
 
   it('reports a file that is not an image and exits with 1, tagging the others', async () => {

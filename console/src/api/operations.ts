@@ -161,6 +161,15 @@ export const ModelInfoQuery = graphql(`
   }
 `);
 
+/** One image again, with the heat maps of its returned tags drawn over it (only when asked: a second decoder pass). */
+export const TagImageHeatmapsMutation = graphql(`
+  mutation TagImageHeatmaps($vocabularyId: ID!, $image: ImageInput!, $options: TagImageOptions, $size: Int) {
+    tagImage(vocabularyId: $vocabularyId, image: $image, options: $options) {
+      tags { tag { id } explain { heatmap { cls } heatmapPng(size: $size) } }
+    }
+  }
+`);
+
 export const TagImagesMutation = graphql(`
   mutation TagImages($vocabularyId: ID!, $images: [ImageInput!]!, $options: TagImageOptions) {
     tagImages(vocabularyId: $vocabularyId, images: $images, options: $options) {

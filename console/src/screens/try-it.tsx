@@ -1,6 +1,6 @@
 import { useEffect, useState, type DragEvent } from 'react';
 import type { ScoreFragment, TagImagesMutation as Outcomes } from '../generated/graphql.ts';
-import { TagImagesMutation, VocabulariesQuery } from '../api/operations.ts';
+import { TagImageHeatmapsMutation, TagImagesMutation, VocabulariesQuery } from '../api/operations.ts';
 import { explainItem } from '../api/messages.ts';
 import { useSession } from '../api/session.tsx';
 import { ErrorNote } from '../ui/error-note.tsx';
@@ -132,7 +132,7 @@ export function TryIt() {
       {outcomes && (
         <div className="results">
           {outcomes.map((o) => (
-            <ImageResult key={o.index} outcome={o} picked={picked[o.index]} />
+            <ImageResult key={o.index} outcome={o} picked={picked[o.index]} request={{ vocabularyId: chosen, language, showAll }} />
           ))}
         </div>
       )}
@@ -140,8 +140,37 @@ export function TryIt() {
   );
 }
 
-function ImageResult({ outcome, picked }: { outcome: Outcome; picked: Picked | undefined }) {
+interface ResultRequest {
+  vocabularyId: string;
+  language: string;
+  showAll: boolean;
+}
+/** A returned tag's heat map over the image (PNG data URL), and the share of attention on the global token. */
+type Overlay = { png: string; cls: number } | null;
+
+function ImageResult({ outcome, picked, request }: { outcome: Outcome; picked: Picked | undefined; request: ResultRequest }) {
+  const { call } = useSession();
   const [filter, setFilter] = useState('');
+  // maps are asked for on the first "Where?" only: they cost the server one more decoder pass
+  const [overlays, setOverlays] = useState<Map<string, Overlay> | null>(null);
+  const [where, setWhere] = useState<{ id: string; name: string } | null>(null);
+  const [whereError, setWhereError] = useState<unknown>(null);
+  const show = async (id: string, name: string) => {
+    setWhere({ id, name });
+    if (overlays || !picked) return;
+    setWhereError(null);
+    try {
+      const r = await call(
+        TagImageHeatmapsMutation,
+        { vocabularyId: request.vocabularyId, image: { upload: null }, options: { includeAll: request.showAll, language: request.language }, size: 320 },
+        new Map([['image.upload', picked.file]]),
+      );
+      setOverlays(new Map(r.tagImage.tags.map((t) => [t.tag.id, t.explain && { png: t.explain.heatmapPng, cls: t.explain.heatmap.cls }])));
+    } catch (err) {
+      setWhereError(err);
+    }
+  };
+  const overlay = where && overlays?.get(where.id);
   const name = picked?.file.name ?? `image ${outcome.index + 1}`;
   const r = outcome.result;
   return (
@@ -164,7 +193,19 @@ function ImageResult({ outcome, picked }: { outcome: Outcome; picked: Picked | u
       {r && (
         <>
           <h3>Tags that passed ({r.tags.length})</h3>
-          {r.tags.length === 0 ? <p>No tag passed its threshold.</p> : <ScoreList scores={r.tags} />}
+          {r.tags.length === 0 ? <p>No tag passed its threshold.</p> : <ScoreList scores={r.tags} onWhere={picked && ((s) => void show(s.tag.id, s.name))} />}
+          {where && (
+            <figure className="heatmap" aria-label={`Where ${where.name} was seen`}>
+              <ErrorNote error={whereError} />
+              {!whereError && !overlays && <p role="status">Drawing the heat map of {where.name}…</p>}
+              {overlay && <img src={overlay.png} alt={`Heat map of ${where.name} over the image`} />}
+              {overlays && !overlay && <p>This model pack has no heat maps (or the tag is no longer returned).</p>}
+              <figcaption>
+                Where the model looked for <strong>{where.name}</strong>
+                {overlay && <> · {percent(overlay.cls)} of its attention went to the whole-image token</>}
+              </figcaption>
+            </figure>
+          )}
           {r.scores && (
             <>
               <h3>All scores ({r.scores.length})</h3>
@@ -181,7 +222,7 @@ function ImageResult({ outcome, picked }: { outcome: Outcome; picked: Picked | u
   );
 }
 
-function ScoreList({ scores }: { scores: ScoreFragment[] }) {
+function ScoreList({ scores, onWhere }: { scores: ScoreFragment[]; onWhere?: ((s: ScoreFragment) => void) | undefined }) {
   return (
     <ul className="scores">
       {scores.map((s) => (
@@ -195,6 +236,11 @@ function ScoreList({ scores }: { scores: ScoreFragment[] }) {
             {s.score.toFixed(3)} vs {s.threshold.toFixed(2)} — {s.passed ? 'passed' : 'not passed'}
             {s.usedFallback && ' (template descriptions stood in)'}
           </span>
+          {onWhere && (
+            <button type="button" className="where" onClick={() => onWhere(s)}>
+              Where?<span className="visually-hidden"> {s.name}</span>
+            </button>
+          )}
           {s.explanation && s.explanation.length > 0 && (
             <details>
               <summary>

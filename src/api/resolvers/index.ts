@@ -4,7 +4,7 @@ import { apiKeysQuery, createApiKeyMutation, revokeApiKeyMutation, viewerQuery, 
 import { healthQuery } from './health.ts';
 import { cancelDescriptionJobMutation, DescriptionJob, DescriptionJobItem, descriptionJobQuery, generateDescriptionsMutation } from './jobs.ts';
 import { modelInfoQuery } from './model.ts';
-import { tagImageMutation, tagImagesMutation, TagScore } from './tagging.ts';
+import { TagExplanation, tagImageMutation, tagImagesMutation, TagScore } from './tagging.ts';
 import { addTagsMutation, removeTagsMutation, setTagDescriptionsMutation, Tag, tagQuery, updateTagMutation } from './tags.ts';
 import {
   createVocabularyMutation,
@@ -56,6 +56,7 @@ export const resolvers: Resolvers = {
   Vocabulary,
   Tag,
   TagScore,
+  TagExplanation,
   DescriptionJob,
   DescriptionJobItem,
 };

@@ -12,5 +12,6 @@ export const modelInfoQuery: QueryResolvers['modelInfo'] = (_root, _args, { prin
     executionProvider: info.provider,
     builtinTagCount: info.builtinTagCount,
     descriptionGenerator: services.vocab.descriptionGenerator,
+    heatmaps: info.heatmaps !== null,
   };
 };

@@ -70,6 +70,22 @@ export const packManifestSchema = z.object({
   }),
   /** Expected outputs for fixed inputs (selftest.ts checks a runtime against them). */
   selftest: packPath.optional(),
+  /**
+   * Optional second decoder graph with the cross-attention as an output (export `--heatmaps`,
+   * docs/model-pack.md): packs without it work as before and have no heat maps.
+   */
+  heatmaps: z
+    .object({
+      graph: packPath,
+      /** [B, C, layers, T]: per tag and layer, attention over the image tokens, averaged over heads. */
+      output: z.string().min(1),
+      layers: positiveInt,
+      /** [height, width] of the image-token grid (T = height·width + 1). */
+      grid: z.tuple([positiveInt, positiveInt]),
+      /** Index of the global (CLS) token among the T tokens; the grid follows row by row. */
+      clsToken: z.literal(0).default(0),
+    })
+    .optional(),
   files: z.record(packPath, fileEntry),
 });
 
@@ -93,3 +109,9 @@ export const GRAPH_IO: Record<GraphName, { inputs: readonly string[]; outputs: r
   },
   textEncoder: { inputs: ['input_ids'], outputs: ['text_embeds'] },
 };
+
+/** Inputs of the heat-map graph (as the decoder's) and the outputs the server reads of it. */
+export const HEATMAP_GRAPH_IO = {
+  inputs: GRAPH_IO.tagDecoder.inputs,
+  outputs: (output: string): readonly string[] => ['logits', output],
+} as const;

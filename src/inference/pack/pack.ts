@@ -63,6 +63,7 @@ export async function openModelPack(dirInput: string, options: OpenPackOptions =
     manifest.builtin.tags,
     manifest.builtin.labelEmbeds,
   ];
+  if (manifest.heatmaps) required.push(manifest.heatmaps.graph);
   for (const name of required) {
     if (!manifest.files[name]) throw packError(dir, MANIFEST_FILE, `"files" does not list ${name}`);
   }
@@ -136,6 +137,12 @@ function checkConsistency(dir: string, m: PackManifest): void {
   const tok = m.files[m.tokenizer.file]!.sha256;
   if (textEncoderIdOf(te, tok) !== m.textEncoderId) {
     throw packError(dir, MANIFEST_FILE, 'textEncoderId does not match the hashes of text_encoder.onnx and the tokenizer');
+  }
+  if (m.heatmaps) {
+    const [h, w] = m.heatmaps.grid;
+    if (h * w + 1 !== m.dims.imageTokens) {
+      throw packError(dir, MANIFEST_FILE, `heatmaps.grid ${h}×${w} + 1 token != dims.imageTokens ${m.dims.imageTokens}`);
+    }
   }
   const b = m.builtin;
   const bytesPerValue = b.dtype === 'float16' ? 2 : 4;

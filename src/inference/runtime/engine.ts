@@ -23,9 +23,42 @@ export interface EngineInfo {
   builtinDescriptionsPerTag: number;
   /** Identity of the text encoder + tokenizer: keys the text-embedding cache. */
   textEncoderId: string;
+  /** The pack's heat-map grid (image tokens after the global one), or null: the pack has no heat-map graph. */
+  heatmaps: HeatmapGrid | null;
   /** Execution provider in use; 'pending' until the engine has started. */
   provider: ExecutionProvider | 'pending';
   workers: number;
+}
+
+export interface HeatmapGrid {
+  width: number;
+  height: number;
+  /** Decoder layers with a map each. */
+  layers: number;
+}
+
+/** One map: attention of a tag's query over the image grid. */
+export interface HeatmapValues {
+  /**
+   * [height × width], row-major from the top left: the attention on each grid token divided by
+   * the attention on all grid tokens, so the values sum to 1 (0 everywhere if none reached the grid).
+   */
+  values: Float32Array;
+  /** Share of the attention on the global (CLS) token, in [0, 1]; the grid had the rest. */
+  cls: number;
+}
+
+/**
+ * Where a tag's query looked in one image: the decoder's cross-attention probabilities,
+ * averaged over heads. `values`/`cls` combine the layers (the mean of their probabilities);
+ * `layers` keeps each layer's map.
+ */
+export interface TagHeatmap extends HeatmapValues {
+  /** The tag's index in the bank. */
+  tag: number;
+  width: number;
+  height: number;
+  layers: HeatmapValues[];
 }
 
 /** An image already decoded and normalised to the pack's [3, S, S] layout (fixed test inputs, self-tests). */
@@ -113,9 +146,10 @@ export interface EngineStats {
   rejectedOverloaded: number;
   cancelled: number;
   workers: { size: number; ready: number; busy: number; restarts: number; crashes: number };
-  runs: { imageEncoder: number; tagDecoder: number; textEncoder: number };
+  /** `heatmapDecoder`: runs of the heat-map graph (only when maps are asked for). */
+  runs: { imageEncoder: number; tagDecoder: number; textEncoder: number; heatmapDecoder: number };
   /** Milliseconds spent running each graph. */
-  runMs: { imageEncoder: number; tagDecoder: number; textEncoder: number };
+  runMs: { imageEncoder: number; tagDecoder: number; textEncoder: number; heatmapDecoder: number };
 }
 
 export interface InferenceEngine {
@@ -136,6 +170,13 @@ export interface InferenceEngine {
    * several banks (now or later) encodes it once.
    */
   scoreImages(images: readonly (ImageInput | ImageEmbeddings)[], banks: readonly LabelBank[], options?: ScoreOptions): Promise<ScoredImage[]>;
+  /**
+   * Heat maps of some tags of a bank on one image (typically the tags a request returns): a
+   * second decoder pass over only those tags with the pack's heat-map graph, which is not
+   * loaded or run otherwise. BAD_USER_INPUT when `info.heatmaps` is null or a tag index is
+   * outside the bank. Maps are in the order of `tags`.
+   */
+  heatmaps(image: ImageEmbeddings, bank: LabelBank, tags: readonly number[], options?: RequestOptions): Promise<TagHeatmap[]>;
   /** Runs the image encoder once per image (the self-test's fixed inputs). */
   encodeImages(images: readonly ImageInput[], options?: RequestOptions): Promise<ImageEmbeddings[]>;
   /** Texts → L2-normalised embeddings with the pack's text encoder. */

@@ -49,6 +49,10 @@ async function execute(runner: ModelRunner, tokenizer: ClipTokenizer, job: Job):
       const embeddings = await runner.encodeTexts(ids, job.texts.length);
       return { result: { kind: 'texts', embeddings, truncated }, transfer: [embeddings.buffer as ArrayBuffer] };
     }
+    case 'heatmaps': {
+      const attention = await runner.attention(job.imageEmbeds, job);
+      return { result: { kind: 'heatmaps', attention }, transfer: [attention.buffer as ArrayBuffer] };
+    }
     case 'count-tokens':
       // + start and end tokens; not cut to the context, so callers can see what would be cut
       return { result: { kind: 'count-tokens', counts: job.texts.map((text) => tokenizer.encode(text).length + 2) }, transfer: [] };

@@ -6,15 +6,18 @@ import {
   type Admission,
   type EngineInfo,
   type EngineStats,
+  type HeatmapGrid,
+  type HeatmapValues,
   type ImageEmbeddings,
   type ImageInput,
   type InferenceEngine,
   type RequestOptions,
   type ScoreOptions,
   type ScoredImage,
+  type TagHeatmap,
   type TextEmbeddings,
 } from './engine.ts';
-import { asSharedSegment, assertValidBank, assertValidSegment, evictedBank, holdSegments, type BankSegment, type LabelBank } from '../scoring/label-bank.ts';
+import { asSharedSegment, assertValidBank, assertValidSegment, evictedBank, holdSegments, tagEmbeddings, type BankSegment, type LabelBank } from '../scoring/label-bank.ts';
 import { openModelPack, type ModelPack } from '../pack/pack.ts';
 import { preprocessImage, type ImageSource } from '../image/preprocess.ts';
 import { resolveEngineOptions, type ImagePreprocessor, type LocalEngineOptions } from './engine-options.ts';
@@ -27,12 +30,14 @@ import type { JobResult } from './worker-protocol.ts';
 type Payload =
   | { kind: 'encode'; pixels: Float32Array }
   | { kind: 'decode'; embeds: Float32Array; segment: BankSegment; explain: boolean }
-  | { kind: 'text'; text: string };
+  | { kind: 'text'; text: string }
+  | { kind: 'heatmaps'; embeds: Float32Array; tags: { tagCount: number; maxDescriptions: number; embeds: Float32Array; mask: Uint8Array } };
 
 type UnitResult =
   | { kind: 'encode'; data: Float32Array }
   | { kind: 'decode'; logits: Float32Array; weights?: Float32Array }
-  | { kind: 'text'; embedding: Float32Array; truncated: boolean };
+  | { kind: 'text'; embedding: Float32Array; truncated: boolean }
+  | { kind: 'heatmaps'; attention: Float32Array };
 
 /** An image through the encoder, with what it came from and when its pixels were ready. */
 interface EncodedImage {
@@ -55,6 +60,8 @@ interface PreparedBank {
 
 const ENCODE_GROUP = 'encode';
 const TEXT_GROUP = 'text';
+/** One unit per request: its tags are its own, so there is nothing to share a run with. */
+const HEATMAP_GROUP = 'heatmaps';
 
 export type { ImagePreprocessor, LocalEngineOptions };
 
@@ -108,7 +115,8 @@ export class LocalInferenceEngine implements InferenceEngine {
     this.batcher = new MicroBatcher<Payload, UnitResult>({
       maxQueue: o.maxQueue,
       maxWaitMs: o.maxWaitMs,
-      maxBatch: (group) => (group === ENCODE_GROUP ? this.maxBatch.encode : group === TEXT_GROUP ? this.maxBatch.text : this.maxBatch.decode),
+      maxBatch: (group) =>
+        group === ENCODE_GROUP ? this.maxBatch.encode : group === TEXT_GROUP ? this.maxBatch.text : group === HEATMAP_GROUP ? 1 : this.maxBatch.decode,
       freeSlots: () => this.pool.idleCount(),
       execute: (group, payloads) => this.execute(group, payloads),
       // decode groups are named per segment: the metric gets their kind only
@@ -124,6 +132,7 @@ export class LocalInferenceEngine implements InferenceEngine {
       textContext: m.dims.textContext,
       builtinTagCount: m.builtin.count,
       builtinDescriptionsPerTag: m.builtin.descriptionsPerTag,
+      heatmaps: m.heatmaps ? { height: m.heatmaps.grid[0], width: m.heatmaps.grid[1], layers: m.heatmaps.layers } : null,
       textEncoderId: m.textEncoderId,
       provider: 'pending',
       workers,
@@ -226,6 +235,40 @@ export class LocalInferenceEngine implements InferenceEngine {
       }),
       timings: { preprocessMs: e.preprocessMs, inferenceMs: done - e.readyAt },
     }));
+  }
+
+  async heatmaps(image: ImageEmbeddings, bank: LabelBank, tags: readonly number[], options: RequestOptions = {}): Promise<TagHeatmap[]> {
+    const grid = this.currentInfo.heatmaps;
+    if (!grid) {
+      throw new AppError(ErrorCode.BAD_USER_INPUT, `model pack ${this.pack.manifest.name} has no heat-map graph (export it with --heatmaps)`);
+    }
+    if (tags.length === 0) return [];
+    const release = holdSegments(bank.segments);
+    if (!release) throw evictedBank();
+    let payload: Payload;
+    try {
+      await this.start();
+      const embeddings = this.checkedEmbeddings(image);
+      this.checkedBank(bank);
+      const bad = tags.find((t) => !Number.isInteger(t) || t < 0 || t >= bank.tagCount);
+      if (bad !== undefined) throw new AppError(ErrorCode.BAD_USER_INPUT, `tag index ${bad} is outside the bank (${bank.tagCount} tags)`);
+      // only these tags' rows, copied out of the (shared, reusable) segments while they are held
+      const E = this.pack.manifest.dims.embedDim;
+      const rows = tags.map((t) => tagEmbeddings(bank, t));
+      const D = Math.max(...rows.map((r) => r.length / E));
+      const embeds = new Float32Array(tags.length * D * E);
+      const mask = new Uint8Array(tags.length * D);
+      rows.forEach((r, i) => {
+        embeds.set(r, i * D * E);
+        mask.fill(1, i * D, i * D + r.length / E);
+      });
+      payload = { kind: 'heatmaps', embeds: embeddings.data, tags: { tagCount: tags.length, maxDescriptions: D, embeds, mask } };
+    } finally {
+      release();
+    }
+    const [result] = await this.batcher.submit(HEATMAP_GROUP, [payload], options);
+    const { attention } = result as Extract<UnitResult, { kind: 'heatmaps' }>;
+    return tags.map((tag, i) => heatmapOf(tag, attention, i, grid, this.pack.manifest.dims.imageTokens));
   }
 
   async embedTexts(texts: readonly string[], options: RequestOptions = {}): Promise<TextEmbeddings> {
@@ -467,6 +510,17 @@ export class LocalInferenceEngine implements InferenceEngine {
           ...(weights ? { weights: weights.subarray(i * C * D, (i + 1) * C * D) } : {}),
         }));
       }
+      case 'heatmaps': {
+        const { tagCount, maxDescriptions, embeds, mask } = first.tags;
+        const imageEmbeds = first.embeds.slice(); // the caller keeps its embeddings
+        const E = this.pack.manifest.dims.embedDim;
+        result = await this.pool.run(
+          { kind: 'heatmaps', imageEmbeds, tagCount, maxDescriptions, embedDim: E, embeds, mask },
+          [imageEmbeds.buffer, embeds.buffer as ArrayBuffer, mask.buffer as ArrayBuffer],
+        );
+        if (result.kind !== 'heatmaps') break;
+        return [{ kind: 'heatmaps', attention: result.attention }];
+      }
       case 'text': {
         result = await this.pool.run({ kind: 'texts', texts: payloads.map((p) => (p as typeof first).text) });
         if (result.kind !== 'texts') break;
@@ -485,6 +539,31 @@ function gatherLogits(bank: LabelBank, perSegment: readonly ({ logits: Float32Ar
   const from = perSegment.map((r) => r?.logits);
   for (let c = 0; c < bank.tagCount; c++) logits[c] = from[bank.segmentOf[c]!]![bank.rowOf[c]!]!;
   return logits;
+}
+
+/**
+ * Tag i's rows of the heat-map graph's output [tags, layers, T] as a map: per layer and for the
+ * mean of the layers, token 0's share (the global token) and the grid's probabilities divided
+ * by their sum.
+ */
+function heatmapOf(tag: number, attention: Float32Array, i: number, grid: HeatmapGrid, T: number): TagHeatmap {
+  const L = grid.layers;
+  const mean = new Float64Array(T);
+  const layers: HeatmapValues[] = [];
+  for (let l = 0; l < L; l++) {
+    const raw = attention.subarray((i * L + l) * T, (i * L + l + 1) * T);
+    for (let t = 0; t < T; t++) mean[t]! += raw[t]! / L;
+    layers.push(normalisedMap(raw));
+  }
+  return { tag, width: grid.width, height: grid.height, ...normalisedMap(mean), layers };
+}
+
+function normalisedMap(raw: ArrayLike<number>): HeatmapValues {
+  const values = new Float32Array(raw.length - 1);
+  let sum = 0;
+  for (let t = 1; t < raw.length; t++) sum += raw[t]!;
+  if (sum > 0) for (let t = 1; t < raw.length; t++) values[t - 1] = raw[t]! / sum;
+  return { values, cls: Math.min(1, Math.max(0, raw[0]!)) };
 }
 
 function throwIfAborted(signal: AbortSignal | undefined): void {

@@ -2,7 +2,8 @@ import * as ort from 'onnxruntime-node';
 import { float16ToFloat32 } from '../pack/float16.ts';
 import type { GraphName } from '../pack/manifest.ts';
 import type { ModelPack } from '../pack/pack.ts';
-import { createGraphSession, silentLogger, type ExecutionProvider, type Logger, type SessionSettings } from './sessions.ts';
+import { zeroRunCounts } from './worker-protocol.ts';
+import { createGraphSession, createHeatmapSession, silentLogger, type ExecutionProvider, type Logger, type SessionSettings } from './sessions.ts';
 
 /** What the decoder needs of one bank segment (float16 embeddings as their bit patterns). */
 export interface SegmentData {
@@ -27,7 +28,8 @@ export interface DecodeOutput {
   weights?: Float32Array;
 }
 
-export type RunCounts = Record<GraphName, number>;
+/** Runs per graph; `heatmapDecoder` is the optional heat-map graph (only run when maps are asked for). */
+export type RunCounts = Record<GraphName | 'heatmapDecoder', number>;
 
 /**
  * Runs the pack's three graphs. One instance per thread: `session.run()` blocks the thread it
@@ -40,9 +42,10 @@ export class ModelRunner {
   private staging = new Float32Array(0);
   private disposed = false;
   private trimmingChecked: Promise<boolean> | undefined;
-  readonly runs: RunCounts = { imageEncoder: 0, tagDecoder: 0, textEncoder: 0 };
+  readonly runs: RunCounts = zeroRunCounts();
   /** Milliseconds spent in `session.run()` per graph (for operators' metrics). */
-  readonly runMs: RunCounts = { imageEncoder: 0, tagDecoder: 0, textEncoder: 0 };
+  readonly runMs: RunCounts = zeroRunCounts();
+  private heatmapSession: Promise<ort.InferenceSession> | undefined;
 
   constructor(
     readonly pack: ModelPack,
@@ -133,6 +136,39 @@ export class ModelRunner {
   }
 
   /**
+   * Heat-map graph: image_embeds [1,T,E] × a few tags [C,D,E] → cross-attention [C, layers, T]
+   * (per tag and layer, averaged over heads; token 0 is the global token). Its session is
+   * created on first use: a server never asked for maps never loads it.
+   */
+  async attention(imageEmbeds: Float32Array, tags: SegmentData): Promise<Float32Array> {
+    const hm = this.pack.manifest.heatmaps;
+    const { tagCount: C, maxDescriptions: D, embedDim: E } = tags;
+    const T = this.pack.manifest.dims.imageTokens;
+    expectLength('image_embeds', imageEmbeds, T * E);
+    expectLength('label_embeds', tags.embeds, C * D * E);
+    expectLength('label_mask', tags.mask, C * D);
+    if (!(tags.embeds instanceof Float32Array)) throw new RangeError('heat-map label_embeds must be float32');
+    this.heatmapSession ??= createHeatmapSession(this.pack, this.settings, this.logger).then(({ session }) => session);
+    this.heatmapSession.catch(() => (this.heatmapSession = undefined));
+    const session = await this.heatmapSession;
+    const output = hm!.output;
+    const started = performance.now();
+    const out = await session.run(
+      {
+        image_embeds: new ort.Tensor('float32', imageEmbeds, [1, T, E]),
+        label_embeds: new ort.Tensor('float32', tags.embeds, [C, D, E]),
+        label_mask: new ort.Tensor('bool', tags.mask, [C, D]),
+      },
+      [output],
+    );
+    this.runMs.heatmapDecoder += performance.now() - started;
+    this.runs.heatmapDecoder++;
+    const attention = tensorData(out[output], output);
+    expectLength(output, attention, C * hm!.layers * T);
+    return attention;
+  }
+
+  /**
    * input_ids [N,L] → text_embeds [N,E]. The text encoder is causal and reads its features at
    * the end token, so padding after the longest text's end token cannot change the result:
    * when the graph accepts a shorter L (checked once against the full context), runs are cut
@@ -198,6 +234,8 @@ export class ModelRunner {
   async dispose(): Promise<void> {
     this.disposed = true;
     const pending = [...this.sessions.values()];
+    if (this.heatmapSession) pending.push(this.heatmapSession);
+    this.heatmapSession = undefined;
     this.sessions.clear();
     this.staging = new Float32Array(0);
     for (const p of pending) {

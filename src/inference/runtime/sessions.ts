@@ -1,6 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { AppError, ErrorCode } from '../../core/errors.ts';
-import { GRAPH_FILES, GRAPH_IO, type GraphName } from '../pack/manifest.ts';
+import { GRAPH_FILES, GRAPH_IO, HEATMAP_GRAPH_IO, type GraphName } from '../pack/manifest.ts';
 import { packError, type ModelPack } from '../pack/pack.ts';
 
 /** `cuda-or-cpu` tries CUDA and falls back to the CPU with a warning; `cuda` insists. */
@@ -45,19 +45,42 @@ export interface CreatedSession {
  * against the pack contract. A failure names the file; a contract mismatch also logs the
  * shapes the graph declares, which is what one needs to debug an export.
  */
-export async function createGraphSession(
+export function createGraphSession(pack: ModelPack, graph: GraphName, settings: SessionSettings, logger: Logger): Promise<CreatedSession> {
+  return createSession(pack, GRAPH_FILES[graph], graph, GRAPH_IO[graph], settings, logger, (session) => checkDeclaredShapes(pack, graph, session));
+}
+
+/**
+ * The pack's heat-map graph (manifest `heatmaps`), checked like the decoder: the decoder's
+ * inputs, `logits` and the attention output [B, C, layers, T].
+ */
+export function createHeatmapSession(pack: ModelPack, settings: SessionSettings, logger: Logger): Promise<CreatedSession> {
+  const hm = pack.manifest.heatmaps;
+  if (!hm) return Promise.reject(new AppError(ErrorCode.BAD_USER_INPUT, `model pack ${pack.manifest.name} has no heat-map graph (export it with --heatmaps)`));
+  const io = { inputs: HEATMAP_GRAPH_IO.inputs, outputs: HEATMAP_GRAPH_IO.outputs(hm.output) };
+  return createSession(pack, hm.graph, 'heatmapDecoder', io, settings, logger, (session) => {
+    const shape = declared(session.outputMetadata, hm.output);
+    const want = [null, null, hm.layers, pack.manifest.dims.imageTokens];
+    if (!shape) return null;
+    const bad = shape.length !== want.length || want.some((w, i) => w !== null && typeof shape[i] === 'number' && shape[i] !== w);
+    return bad ? `${hm.output} declares shape [${shape}], the manifest implies [${want.map((x) => x ?? '?')}]` : null;
+  });
+}
+
+async function createSession(
   pack: ModelPack,
-  graph: GraphName,
+  file: string,
+  graph: string,
+  expected: { inputs: readonly string[]; outputs: readonly string[] },
   settings: SessionSettings,
   logger: Logger,
+  checkShapes: (session: ort.InferenceSession) => string | null,
 ): Promise<CreatedSession> {
-  const file = GRAPH_FILES[graph];
   const order: ExecutionProvider[] = settings.provider === 'cpu' ? ['cpu'] : settings.provider === 'cuda' ? ['cuda'] : ['cuda', 'cpu'];
   let session: ort.InferenceSession | undefined;
   let provider: ExecutionProvider = 'cpu';
   for (const candidate of order) {
     try {
-      session = await ort.InferenceSession.create(pack.graphPath(graph), sessionOptions(settings, candidate));
+      session = await ort.InferenceSession.create(pack.file(file), sessionOptions(settings, candidate));
       provider = candidate;
       break;
     } catch (e) {
@@ -78,7 +101,6 @@ export async function createGraphSession(
   }
   if (!session) throw packError(pack.dir, file, 'no execution provider could load it');
 
-  const expected = GRAPH_IO[graph];
   const missingIn = expected.inputs.filter((n) => !session.inputNames.includes(n));
   const missingOut = expected.outputs.filter((n) => !session.outputNames.includes(n));
   const extraIn = session.inputNames.filter((n) => !expected.inputs.includes(n));
@@ -92,7 +114,7 @@ export async function createGraphSession(
         `found inputs [${session.inputNames}] and outputs [${session.outputNames}]`,
     );
   }
-  const shapeProblem = checkDeclaredShapes(pack, graph, session);
+  const shapeProblem = checkShapes(session);
   if (shapeProblem) {
     logger.error({ graph, file, inputs: session.inputMetadata, outputs: session.outputMetadata }, 'graph shapes do not match the manifest');
     await session.release();

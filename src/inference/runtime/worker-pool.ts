@@ -3,7 +3,7 @@ import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { AppError, ErrorCode, type ErrorCode as ErrorCodeType } from '../../core/errors.ts';
 import type { RunCounts } from './model-runner.ts';
 import type { ExecutionProvider, Logger } from './sessions.ts';
-import type { FromWorker, Job, JobResult, SerializedError, ToWorker, WorkerInit } from './worker-protocol.ts';
+import { zeroRunCounts, type FromWorker, type Job, type JobResult, type SerializedError, type ToWorker, type WorkerInit } from './worker-protocol.ts';
 
 export interface WorkerPoolOptions {
   size: number;
@@ -48,6 +48,7 @@ const addTo = (into: RunCounts, r: RunCounts): void => {
   into.imageEncoder += r.imageEncoder;
   into.tagDecoder += r.tagDecoder;
   into.textEncoder += r.textEncoder;
+  into.heatmapDecoder += r.heatmapDecoder;
 };
 
 const DEFAULT_WORKER_URL = new URL('./inference-worker.ts', import.meta.url);
@@ -85,8 +86,8 @@ export class WorkerPool {
   private crashes = 0;
   private consecutiveFailures = 0;
   private lastStartMs = 1_000;
-  private readonly finishedRuns: RunCounts = { imageEncoder: 0, tagDecoder: 0, textEncoder: 0 };
-  private readonly finishedRunMs: RunCounts = { imageEncoder: 0, tagDecoder: 0, textEncoder: 0 };
+  private readonly finishedRuns: RunCounts = zeroRunCounts();
+  private readonly finishedRunMs: RunCounts = zeroRunCounts();
   private closing = false;
   private providerUsed: ExecutionProvider | undefined;
   private firstStart: Promise<ExecutionProvider> | undefined;
@@ -187,7 +188,7 @@ export class WorkerPool {
 
   private spawn(index: number, waiter?: { resolve(p: ExecutionProvider): void; reject(e: Error): void }): void {
     const worker = startWorker(this.url, { workerData: this.options.init });
-    const slot: Slot = { index, worker, state: 'starting', startedAt: performance.now(), runs: { imageEncoder: 0, tagDecoder: 0, textEncoder: 0 }, runMs: { imageEncoder: 0, tagDecoder: 0, textEncoder: 0 } };
+    const slot: Slot = { index, worker, state: 'starting', startedAt: performance.now(), runs: zeroRunCounts(), runMs: zeroRunCounts() };
     this.slots[index] = slot;
     let startError: Error | undefined;
 
@@ -238,8 +239,8 @@ export class WorkerPool {
     slot.state = 'exited';
     addTo(this.finishedRuns, slot.runs);
     addTo(this.finishedRunMs, slot.runMs);
-    slot.runs = { imageEncoder: 0, tagDecoder: 0, textEncoder: 0 };
-    slot.runMs = { imageEncoder: 0, tagDecoder: 0, textEncoder: 0 };
+    slot.runs = zeroRunCounts();
+    slot.runMs = zeroRunCounts();
     if (expected || this.closing) {
       slot.job?.reject(this.closedError());
       slot.job = undefined;

@@ -1,6 +1,8 @@
 import type { ExecutionProvider, SessionSettings } from './sessions.ts';
 import type { RunCounts } from './model-runner.ts';
 
+export const zeroRunCounts = (): RunCounts => ({ imageEncoder: 0, tagDecoder: 0, textEncoder: 0, heatmapDecoder: 0 });
+
 /** `workerData` of an inference worker. */
 export interface WorkerInit {
   packDir: string;
@@ -22,6 +24,8 @@ export type Job =
   | { kind: 'encode'; pixels: Float32Array; count: number }
   | { kind: 'decode'; imageEmbeds: Float32Array; count: number; segment: SegmentMessage; chunkTags: number; explain: boolean }
   | { kind: 'texts'; texts: string[] }
+  /** One image's heat maps for a few tags, gathered by the caller into plain (unshared) arrays. */
+  | { kind: 'heatmaps'; imageEmbeds: Float32Array; tagCount: number; maxDescriptions: number; embedDim: number; embeds: Float32Array; mask: Uint8Array }
   /** Tokenising only: no model run, so it is posted to the pool directly, not batched. */
   | { kind: 'count-tokens'; texts: string[] };
 
@@ -29,6 +33,7 @@ export type JobResult =
   | { kind: 'encode'; imageEmbeds: Float32Array }
   | { kind: 'decode'; logits: Float32Array; weights?: Float32Array }
   | { kind: 'texts'; embeddings: Float32Array; truncated: boolean[] }
+  | { kind: 'heatmaps'; attention: Float32Array }
   | { kind: 'count-tokens'; counts: number[] };
 
 export type ToWorker = { type: 'job'; id: number; job: Job } | { type: 'close' };

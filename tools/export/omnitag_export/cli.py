@@ -114,6 +114,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="pack folder to write (replaced atomically if it holds a pack)")
     p.add_argument("--name", help="pack name for the manifest")
     p.add_argument("--fp16", action="store_true", help="float16 graphs (fp32 inputs/outputs), for GPUs")
+    p.add_argument("--heatmaps", action="store_true",
+                   help="also write tag_decoder_heatmaps.onnx: the decoder with its cross-attention over the image "
+                        "grid as an output (per tag, per layer, averaged over heads); tag_decoder.onnx is unchanged")
     p.add_argument("--builtin-dtype", choices=["float32", "float16"], default="float32")
     p.add_argument("--external-data", choices=["auto", "always", "never"], default="auto",
                    help="ONNX weights in a .data file beside each graph (auto: graphs over 2 GB)")
@@ -188,12 +191,14 @@ def main(argv=None) -> int:
             stored = label.astype({"float32": "<f4", "float16": "<f2"}[args.builtin_dtype]).astype(np.float32)
             log("verifying: onnxruntime (node) vs PyTorch ...")
             report.update(verify(tmp, mods, tok, stored, counts, precision, images,
-                                 extra_texts=vocab.names[:8], log=log, providers=args.verify_ep.split(",")))
+                                 extra_texts=vocab.names[:8], log=log, providers=args.verify_ep.split(","),
+                                 heatmaps=manifest.get("heatmaps")))
 
         from .pack import write_pack
         manifest = write_pack(args.out, mods, vocab, label, counts, merges, name=name, description=desc,
                               precision=precision, builtin_dtype=args.builtin_dtype, external=args.external_data,
-                              random_init=rinit, seed=seed, verify_fn=verify_fn, log=log)
+                              random_init=rinit, seed=seed, verify_fn=verify_fn,
+                              heatmaps=args.heatmaps, log=log)
         total = sum(f["bytes"] for f in manifest["files"].values())
         log(f"pack written: {args.out} ({total / 1e6:.1f} MB, {len(manifest['files'])} files) "
             f"in {time.time() - t0:.0f} s")

@@ -269,12 +269,16 @@ class CrossAttention(nn.Module):
     def _split(self, x):
         return x.view(x.shape[0], x.shape[1], self.heads, -1).permute(0, 2, 1, 3)
 
-    def forward(self, x, ctx):
+    # with_probs: also return the attention probabilities [B,heads,C,T] (the heat-map graph).
+    # Submodules are still called through __call__, so the exported node names, and with them
+    # tag_decoder.onnx, are the same with or without the heat-map path.
+    def forward(self, x, ctx, with_probs: bool = False):
         q, k, v = self._split(self.query(x)), self._split(self.key(ctx)), self._split(self.value(ctx))
         scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.head_dim)
-        out = scores.softmax(dim=-1) @ v
-        out = out.permute(0, 2, 1, 3)
-        return out.reshape(out.shape[0], out.shape[1], -1)
+        probs = scores.softmax(dim=-1)
+        out = (probs @ v).permute(0, 2, 1, 3)
+        out = out.reshape(out.shape[0], out.shape[1], -1)
+        return (out, probs) if with_probs else out
 
 
 class DenseNorm(nn.Module):
@@ -293,7 +297,10 @@ class CrossAttentionBlock(nn.Module):
         self.self = CrossAttention(hidden, kv_dim, heads)
         self.output = DenseNorm(hidden, hidden)
 
-    def forward(self, x, ctx):
+    def forward(self, x, ctx, with_probs: bool = False):
+        if with_probs:
+            a, probs = self.self(x, ctx, with_probs=True)
+            return self.output(a, x), probs
         return self.output(self.self(x, ctx), x)
 
 
@@ -315,7 +322,10 @@ class DecoderLayer(nn.Module):
         self.intermediate = Intermediate(d.hidden, d.intermediate)
         self.output = DenseNorm(d.intermediate, d.hidden)
 
-    def forward(self, x, ctx):
+    def forward(self, x, ctx, with_probs: bool = False):
+        if with_probs:
+            a, probs = self.crossattention(x, ctx, with_probs=True)
+            return self.output(self.intermediate(a), a), probs
         a = self.crossattention(x, ctx)
         return self.output(self.intermediate(a), a)
 
@@ -336,6 +346,14 @@ class TaggingHead(nn.Module):
             x = layer(x, ctx)
         return x
 
+    def forward_with_attention(self, x, ctx):
+        """-> (hidden states, per layer the attention probabilities [B,heads,C,T])."""
+        maps = []
+        for layer in self.encoder.layer:
+            x, probs = layer(x, ctx, with_probs=True)
+            maps.append(probs)
+        return x, maps
+
 
 class TagDecoder(nn.Module):
     """(image_embeds [B,T,E], label_embeds [C,D,E], label_mask bool [C,D]) ->
@@ -353,7 +371,7 @@ class TagDecoder(nn.Module):
         self.tagging_head = TaggingHead(d)
         self.fc = nn.Linear(d.hidden, 1)
 
-    def forward(self, image_embeds, label_embeds, label_mask):
+    def _queries(self, image_embeds, label_embeds, label_mask):
         c, dd, e = label_embeds.shape
         g = image_embeds[:, 0, :]
         g = g / g.norm(dim=-1, keepdim=True)
@@ -364,9 +382,33 @@ class TagDecoder(nn.Module):
         weights = scores.softmax(dim=-1)
         # 'bcd,cde->bce' as a matmul batched over C
         q = (weights.transpose(0, 1) @ label_embeds).transpose(0, 1)
-        x = F.relu(self.wordvec_proj(q))
+        return F.relu(self.wordvec_proj(q)), weights
+
+    def forward(self, image_embeds, label_embeds, label_mask):
+        x, weights = self._queries(image_embeds, label_embeds, label_mask)
         x = self.tagging_head(x, image_embeds)
         return self.fc(x).squeeze(-1), weights
+
+    def forward_with_attention(self, image_embeds, label_embeds, label_mask):
+        """forward() plus cross_attention [B,C,L,T]: per decoder layer, each tag's attention
+        over the image tokens (token 0 = the global/CLS token, then the grid row by row),
+        averaged over the heads. The logits are computed by the same operations as forward()."""
+        x, weights = self._queries(image_embeds, label_embeds, label_mask)
+        x, maps = self.tagging_head.forward_with_attention(x, image_embeds)
+        attention = torch.stack([p.mean(dim=1) for p in maps], dim=2)
+        return self.fc(x).squeeze(-1), weights, attention
+
+
+class HeatmapTagDecoder(nn.Module):
+    """The tag decoder with its cross-attention as a third output (the heat-map graph).
+    Shares the decoder's parameters; nothing is copied."""
+
+    def __init__(self, decoder: TagDecoder):
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, image_embeds, label_embeds, label_mask):
+        return self.decoder.forward_with_attention(image_embeds, label_embeds, label_mask)
 
 
 # ----------------------------------------------------------------------------- CLIP text

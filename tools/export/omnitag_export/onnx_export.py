@@ -10,7 +10,7 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from .models import Modules
+from .models import HeatmapTagDecoder, Modules
 
 OPSET = 17
 TWO_GB = 2 * 1024 ** 3
@@ -127,8 +127,18 @@ def save_proto(proto: onnx.ModelProto, path: str, external: str = "auto") -> lis
     return [name]
 
 
-def export_graphs(mods: Modules, out_dir: str, fp16: bool = False, external: str = "auto") -> dict:
-    """Writes image_encoder.onnx, tag_decoder.onnx, text_encoder.onnx; returns {graph: [files]}."""
+HEATMAP_GRAPH = "tag_decoder_heatmaps.onnx"
+HEATMAP_OUTPUT = "cross_attention"
+
+
+def export_graphs(mods: Modules, out_dir: str, fp16: bool = False, external: str = "auto",
+                  heatmaps: bool = False) -> dict:
+    """Writes image_encoder.onnx, tag_decoder.onnx, text_encoder.onnx (and with `heatmaps` the
+    second decoder graph, tag_decoder_heatmaps.onnx); returns {graph: [files]}.
+
+    The heat-map graph is a separate file rather than a third output of tag_decoder.onnx:
+    tag_decoder.onnx stays byte for byte what it is without heat maps (so its logits cannot
+    change), and a server that is not asked for maps never runs or loads the extra graph."""
     pix, emb, lab, mask, ids = _dummy(mods)
     specs = [
         ("image_encoder.onnx", mods.image_encoder, (pix,), ["pixel_values"], ["image_embeds"],
@@ -140,6 +150,13 @@ def export_graphs(mods: Modules, out_dir: str, fp16: bool = False, external: str
         ("text_encoder.onnx", mods.text_encoder, (ids,), ["input_ids"], ["text_embeds"],
          {"input_ids": {0: "N", 1: "L"}, "text_embeds": {0: "N"}}),
     ]
+    if heatmaps:
+        specs.insert(2, (HEATMAP_GRAPH, HeatmapTagDecoder(mods.tag_decoder), (emb, lab, mask),
+                         ["image_embeds", "label_embeds", "label_mask"],
+                         ["logits", "description_weights", HEATMAP_OUTPUT],
+                         {"image_embeds": {0: "B"}, "label_embeds": {0: "C", 1: "D"}, "label_mask": {0: "C", 1: "D"},
+                          "logits": {0: "B", 1: "C"}, "description_weights": {0: "B", 1: "C", 2: "D"},
+                          HEATMAP_OUTPUT: {0: "B", 1: "C"}}))
     written = {}
     for fname, module, args, ins, outs, axes in specs:
         proto = _to_proto(module.eval(), args, ins, outs, axes)

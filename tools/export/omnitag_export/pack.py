@@ -18,8 +18,8 @@ import torch
 
 from . import __version__
 from .errors import ExportError
-from .models import Modules
-from .onnx_export import check_graphs, export_graphs
+from .models import Modules, stage_resolutions
+from .onnx_export import HEATMAP_GRAPH, HEATMAP_OUTPUT, check_graphs, export_graphs
 from .tokenizer import ClipTokenizer, write_tokenizer_json
 
 FORMAT = "omnitag-model-pack"
@@ -118,7 +118,7 @@ def _check_target(out: str) -> None:
 def write_pack(out: str, mods: Modules, vocab, label_embeds: np.ndarray, counts: np.ndarray,
                merges: list, *, name: str, description: str, precision: str = "fp32",
                builtin_dtype: str = "float32", external: str = "auto", random_init=None, seed=None,
-               verify_fn=None, log=print) -> dict:
+               verify_fn=None, heatmaps: bool = False, log=print) -> dict:
     """label_embeds: [C,D,E] float32, zero rows past counts[c]. verify_fn(tmp_dir, manifest) may raise."""
     _check_target(out)
     out = os.path.abspath(out)
@@ -129,7 +129,7 @@ def write_pack(out: str, mods: Modules, vocab, label_embeds: np.ndarray, counts:
     try:
         os.chmod(tmp, 0o755)
         log(f"writing graphs ({precision}) ...")
-        graphs = export_graphs(mods, tmp, fp16=(precision == "fp16"), external=external)
+        graphs = export_graphs(mods, tmp, fp16=(precision == "fp16"), external=external, heatmaps=heatmaps)
         check_graphs(tmp, graphs)
         log("onnx checker: ok")
         write_tokenizer_json(merges, os.path.join(tmp, "tokenizer.json"))
@@ -188,6 +188,11 @@ def write_pack(out: str, mods: Modules, vocab, label_embeds: np.ndarray, counts:
             "selftest": "selftest.json",
             "files": {k: files[k] for k in sorted(files)},
         }
+        if heatmaps:
+            grid = stage_resolutions(d.swin)[-1]
+            # optional: packs without it have no heat maps and work as before (docs/model-pack.md)
+            manifest["heatmaps"] = {"graph": HEATMAP_GRAPH, "output": HEATMAP_OUTPUT, "layers": d.decoder.layers,
+                                    "grid": [grid, grid], "clsToken": 0}
         if verify_fn is not None:
             verify_fn(tmp, manifest)
         dump_json(manifest, os.path.join(tmp, "manifest.json"))

@@ -26,9 +26,41 @@ def preprocess(path: str, size: int) -> np.ndarray:
     return a.transpose(2, 0, 1).copy()
 
 
+def reference_attention(decoder, image_embeds: torch.Tensor, label_embeds: torch.Tensor,
+                        label_mask: torch.Tensor) -> np.ndarray:
+    """Cross-attention [B,C,L,T] (mean over heads) recomputed from what the decoder's own plain
+    forward() computes: forward hooks record each layer's query and key projections, and the
+    attention is softmax(q·k/sqrt(head_dim)) per head, in float64. Independent of the
+    heat-map graph's code path (forward_with_attention)."""
+    seen = []
+    hooks = []
+    for layer in decoder.tagging_head.encoder.layer:
+        att = layer.crossattention.self
+        rec = {}
+        seen.append((att.heads, rec))
+        hooks.append(att.query.register_forward_hook(lambda m, i, o, rec=rec: rec.__setitem__("q", o)))
+        hooks.append(att.key.register_forward_hook(lambda m, i, o, rec=rec: rec.__setitem__("k", o)))
+    try:
+        with torch.no_grad():
+            decoder(image_embeds, label_embeds, label_mask)
+    finally:
+        for h in hooks:
+            h.remove()
+    maps = []
+    for heads, rec in seen:
+        q, k = rec["q"].double(), rec["k"].double()
+        b, c, hidden = q.shape
+        dh = hidden // heads
+        qh = q.view(b, c, heads, dh).permute(0, 2, 1, 3)
+        kh = k.view(b, k.shape[1], heads, dh).permute(0, 2, 1, 3)
+        probs = torch.softmax(qh @ kh.transpose(-1, -2) / np.sqrt(dh), dim=-1)
+        maps.append(probs.mean(dim=1))
+    return torch.stack(maps, dim=2).numpy()
+
+
 def verify(pack_dir: str, mods: Modules, tok: ClipTokenizer, builtin: np.ndarray, counts: np.ndarray,
            precision: str, images_dir: str | None, extra_texts=(), log=print, max_images: int = 2,
-           providers=None) -> dict:
+           providers=None, heatmaps: dict | None = None) -> dict:
     d = mods.dims
     s = d.swin.image_size
     c, dd, _ = builtin.shape
@@ -62,6 +94,11 @@ def verify(pack_dir: str, mods: Modules, tok: ClipTokenizer, builtin: np.ndarray
             runner.add("tag_decoder.onnx", {"image_embeds": emb.numpy(), "label_embeds": sub,
                                             "label_mask": sub_mask}, ["logits", "description_weights"])
             expect.append((f"decoder[masked subset C={k}]", {"logits": lo.numpy(), "description_weights": w.numpy()}))
+            if heatmaps:
+                att = reference_attention(mods.tag_decoder, emb, torch.from_numpy(sub), torch.from_numpy(sub_mask))
+                runner.add(heatmaps["graph"], {"image_embeds": emb.numpy(), "label_embeds": sub,
+                                               "label_mask": sub_mask}, ["logits", heatmaps["output"]])
+                expect.append((f"heatmap decoder[masked subset C={k}]", {"logits": lo.numpy(), heatmaps["output"]: att}))
             texts = list(SELFTEST_TEXTS) + list(extra_texts)
             ids = np.array([tok.tokenize(t, d.text.context) for t in texts], dtype=np.int64)
             te = mods.text_encoder(torch.from_numpy(ids))

@@ -72,7 +72,7 @@ class TestTinyPack(unittest.TestCase):
         try:
             out = os.path.join(tmp, "tiny")
             with contextlib.redirect_stdout(io.StringIO()):
-                rc = main(["--random-init", "tiny", "--out", out, "--bpe", MERGES, "--ram-dir", RAM_DATA,
+                rc = main(["--random-init", "tiny", "--heatmaps", "--out", out, "--bpe", MERGES, "--ram-dir", RAM_DATA,
                            "--no-verify"])
             self.assertEqual(rc, 0)
             with open(os.path.join(out, "manifest.json"), encoding="utf-8") as fh:
