@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
+import { DEMO_MODEL_WARNING } from '../core/demo-model.ts';
 import {
   buildLabelBank,
   composeLabelBank,
@@ -160,6 +161,7 @@ async function tagImages(paths: string[], flags: TagFlags): Promise<void> {
   const files = await collectImageFiles(paths, flags.recursive ?? false);
   if (files.length === 0) throw new Error('no image files found');
   const engine = await openEngine(flags, flags.resize);
+  if (engine.info.randomWeights) process.stderr.write(`note: ${DEMO_MODEL_WARNING.message}\n`);
   const abort = new AbortController();
   process.once('SIGINT', () => abort.abort('interrupted'));
   try {
