@@ -4,6 +4,7 @@
  *                                                   (`images` is another name for it, and it is the default)
  *   omnitag embed [texts...]                        texts → L2-normalised embeddings (JSON)
  *   omnitag selftest                                check this runtime against the pack's self-test
+ *   omnitag model install [ram-plus]                official checkpoints → a verified pack (model/command.ts)
  * Run with `npx omnitag …` (package.json "bin": bin/omnitag.js), `npm run tag -- …`, or
  * `npx tsx src/cli/tag.ts …`.
  */
@@ -27,6 +28,7 @@ import {
 } from '../inference/index.ts';
 import { tagResults, type ResultTag } from '../tagging/results.ts';
 import { collectImageFiles } from './image-files.ts';
+import { registerModelCommands } from './model/command.ts';
 import { readVocabularyFile } from './tag-vocabulary.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -327,6 +329,8 @@ withEngineOptions(
 withEngineOptions(program.command('selftest').description('check this runtime against the pack’s self-test')).action((flags: EngineFlags) =>
   selftest(flags),
 );
+
+registerModelCommands(program, repoRoot);
 
 program.parseAsync().catch((e: unknown) => {
   process.stderr.write(`error: ${(e as Error).message}\n`);
