@@ -22,8 +22,8 @@ interface InstallFlags {
   fromFiles?: string[];
   ramUrl: string;
   clipUrl: string;
-  ramSha256: string;
-  clipSha256: string;
+  ramSha256?: string;
+  clipSha256?: string;
   verify: boolean;
   python: string;
   cacheDir: string;
@@ -32,8 +32,10 @@ interface InstallFlags {
   progress: boolean;
 }
 
+// Empty values (an unset variable passed on, e.g. by docker compose) count as unset.
 const sha256Arg = (v: string) => {
   const s = v.trim().toLowerCase();
+  if (!s) return undefined;
   if (!SHA256_HEX.test(s)) throw new InvalidArgumentError('expected a SHA-256: 64 hex digits');
   return s;
 };
@@ -74,12 +76,12 @@ export function registerModelCommands(program: Command, repoRoot: string): void 
       process.once('SIGINT', onSigint);
       try {
         const result = await installModel({
-          ram: { source: { ...RAM_PLUS, url: flags.ramUrl, sha256: flags.verify ? flags.ramSha256 : null }, ...(flags.fromFiles ? { file: flags.fromFiles[0]! } : {}) },
-          clip: { source: { ...CLIP_VIT_B16, url: flags.clipUrl, sha256: flags.verify ? flags.clipSha256 : null }, ...(flags.fromFiles ? { file: flags.fromFiles[1]! } : {}) },
+          ram: { source: { ...RAM_PLUS, url: flags.ramUrl || RAM_PLUS.url, sha256: flags.verify ? (flags.ramSha256 ?? RAM_PLUS.sha256) : null }, ...(flags.fromFiles ? { file: flags.fromFiles[0]! } : {}) },
+          clip: { source: { ...CLIP_VIT_B16, url: flags.clipUrl || CLIP_VIT_B16.url, sha256: flags.verify ? (flags.clipSha256 ?? CLIP_VIT_B16.sha256) : null }, ...(flags.fromFiles ? { file: flags.fromFiles[1]! } : {}) },
           precision,
           out,
-          cacheDir: path.resolve(flags.cacheDir),
-          python: flags.python,
+          cacheDir: path.resolve(flags.cacheDir || defaultCacheDir()),
+          python: flags.python || defaultPython(),
           tags: flags.ramDir ? { ramDir: path.resolve(flags.ramDir) } : { file: path.resolve(flags.tags ?? path.join(repoRoot, 'packs', 'tiny', 'builtin', 'tags.json')) },
           repoRoot,
           retryCommand: 'npx omnitag model install',
