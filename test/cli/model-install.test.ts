@@ -6,7 +6,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -139,6 +139,12 @@ describe.skipIf(!hasUpstream)('model install: downloads', () => {
     const dest = path.join(tmp, 'e', 'x.pth');
     await expect(downloadFile({ url: `${server.url}/no-such-file.pth`, dest })).rejects.toMatchObject({ code: 'DOWNLOAD_NOT_FOUND', exitCode: 3, details: { status: 404 } });
     expect(readdirSync(path.dirname(dest))).toEqual([]);
+  });
+
+  it('answers a destination it cannot write with DISK_ERROR', async () => {
+    const notAFolder = path.join(tmp, 'plain-file');
+    writeFileSync(notAFolder, 'x');
+    await expect(downloadFile({ url: `${server.url}/ram.pth`, dest: path.join(notAFolder, 'sub', 'ram.pth') })).rejects.toMatchObject({ code: 'DISK_ERROR', exitCode: 7, details: { errno: 'ENOTDIR' } });
   });
 
   it('answers a host that refuses connections with NETWORK_ERROR', async () => {

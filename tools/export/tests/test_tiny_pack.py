@@ -41,6 +41,10 @@ class TestTinyPack(unittest.TestCase):
                                  f"{self.man['files']['tokenizer.json']['sha256']}".encode()).hexdigest()
         self.assertEqual(self.man["textEncoderId"], text_id)
 
+    def test_says_its_weights_are_random(self):
+        self.assertIs(self.man["randomWeights"], True)
+        self.assertEqual(self.man["createdBy"]["randomInit"], "tiny")
+
     def test_size_budget(self):
         total = sum(os.path.getsize(os.path.join(PACK, f)) for f in self.man["files"]) + \
             os.path.getsize(os.path.join(PACK, "manifest.json"))
