@@ -80,6 +80,11 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     if (validator) headers['if-range'] = validator;
   }
 
+  // the start kept from an earlier run is hashed before asking: reading gigabytes after the
+  // answer's headers would leave the connection idle that long
+  const kept = offset > 0 ? createHash('sha256') : null;
+  if (kept) await hashInto(kept, part, offset);
+
   const idle = new AbortController();
   const idleMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   let timer = setTimeout(() => idle.abort(), idleMs);
@@ -136,8 +141,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     if (total !== null) await ensureSpace(part, total - start);
     await disk(metaFile, () => fs.writeFile(metaFile, JSON.stringify(next)));
 
-    const hash = createHash('sha256');
-    if (start > 0) await hashInto(hash, part, start);
+    const hash = start > 0 && kept ? kept : createHash('sha256');
     const handle = await disk(part, () => fs.open(part, start > 0 ? 'r+' : 'w'));
     let received = start;
     let fetched = 0;
