@@ -6,5 +6,5 @@ export const MODEL_INSTALL_COMMAND = 'npx omnitag model install';
 
 export const DEMO_MODEL_WARNING = Object.freeze({
   code: 'DEMO_MODEL',
-  message: `The model pack has random weights (a demo): these tags mean nothing. Install the real model with \`${MODEL_INSTALL_COMMAND}\`.`,
+  message: `The model pack has random weights (a demo): its tags mean nothing. Install the real model with \`${MODEL_INSTALL_COMMAND}\`.`,
 });

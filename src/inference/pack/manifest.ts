@@ -76,6 +76,7 @@ export const packManifestSchema = z.object({
 });
 
 export type PackManifest = z.infer<typeof packManifestSchema>;
+export type PackFileEntry = z.infer<typeof fileEntry>;
 
 /**
  * Whether a pack's weights are random: its `randomWeights`, else (packs exported before that
@@ -86,7 +87,6 @@ export function hasRandomWeights(manifest: PackManifest): boolean {
   const init = manifest.createdBy?.randomInit;
   return typeof init === 'string' && init.length > 0;
 }
-export type PackFileEntry = z.infer<typeof fileEntry>;
 
 /** Fixed file names of the three graphs (the contract with the export tool). */
 export const GRAPH_FILES = {
