@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { MODEL_INSTALL_COMMAND } from '../../core/demo-model.ts';
 import { formatBytes, type DownloadProgress } from './download.ts';
 import { InstallError } from './errors.ts';
 import { installModel, type InstallReporter, type PackPrecision } from './install.ts';
@@ -84,7 +85,7 @@ export function registerModelCommands(program: Command, repoRoot: string): void 
           python: flags.python || defaultPython(),
           tags: flags.ramDir ? { ramDir: path.resolve(flags.ramDir) } : { file: path.resolve(flags.tags ?? path.join(repoRoot, 'packs', 'tiny', 'builtin', 'tags.json')) },
           repoRoot,
-          retryCommand: 'npx omnitag model install',
+          retryCommand: MODEL_INSTALL_COMMAND,
           reporter,
           signal: abort.signal,
         });
