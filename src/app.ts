@@ -17,6 +17,7 @@ import { UsageReport } from './tagging/usage-report.ts';
 import { createVocabularyServices, type VocabularyServices } from './vocab/index.ts';
 import { ApiKeyService } from './tenancy/api-key-service.ts';
 import type { Logger } from './core/log.ts';
+import { DEMO_MODEL_WARNING } from './core/demo-model.ts';
 import type { HealthService, Services } from './api/services.ts';
 import { Authenticator } from './tenancy/authenticator.ts';
 import { TenantService } from './tenancy/tenants.ts';
@@ -199,6 +200,7 @@ export class App {
     });
     const info = await engine.start();
     this.log.info({ pack: info.packName, provider: info.provider, workers: info.workers }, 'inference engine ready');
+    if (info.randomWeights) this.log.warn({ pack: info.packName, code: DEMO_MODEL_WARNING.code }, DEMO_MODEL_WARNING.message);
     return engine;
   }
 

@@ -1,5 +1,6 @@
 import { App } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
+import { DEMO_MODEL_WARNING } from './core/demo-model.ts';
 import { createLogger } from './core/log.ts';
 
 let config;
@@ -32,6 +33,7 @@ try {
   // Plain line for people starting it by hand; the JSON log has the same.
   console.log(`Omnitag ready at ${app.url}/graphql`);
   console.log(`Console at ${app.url}/console/`);
+  if (app.services.engine.info.randomWeights) console.log(`Demo model: ${DEMO_MODEL_WARNING.message}`);
 } catch (err) {
   log.fatal({ err }, 'start-up failed');
   console.error(`Omnitag could not start: ${(err as Error).message}`);

@@ -14,6 +14,7 @@ import { createContext, principalOf, type RequestContext } from './context.ts';
 import { formatErrorFor, httpErrorHandler } from './errors.ts';
 import { metricsRoute, type MetricsSource } from './metrics-endpoint.ts';
 import { bodyDeadline } from './plugins/body-deadline.ts';
+import { demoModelWarning } from './plugins/demo-model-warning.ts';
 import { errorStatus } from './plugins/error-status.ts';
 import { requestScope } from './plugins/request-scope.ts';
 import { multipart } from './plugins/multipart.ts';
@@ -125,6 +126,7 @@ export async function createHttpServer({ services, log, limits, shutdownTimeoutM
       queryCost({ maxCost: limits.maxQueryCost, weights: COST_WEIGHTS }),
       textInputs(),
       errorStatus(),
+      demoModelWarning({ randomWeights: () => services.engine.info.randomWeights }),
       ...(metrics ? [operationMetrics<RequestContext>({ observe: (...a) => metrics.observeOperation(...a) })] : []),
     ],
     formatError: formatErrorFor(log),

@@ -4,6 +4,7 @@
  *                                                   (`images` is another name for it, and it is the default)
  *   omnitag embed [texts...]                        texts → L2-normalised embeddings (JSON)
  *   omnitag selftest                                check this runtime against the pack's self-test
+ *   omnitag model install [ram-plus]                official checkpoints → a verified pack (model/command.ts)
  * Run with `npx omnitag …` (package.json "bin": bin/omnitag.js), `npm run tag -- …`, or
  * `npx tsx src/cli/tag.ts …`.
  */
@@ -13,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
+import { DEMO_MODEL_WARNING } from '../core/demo-model.ts';
 import {
   buildLabelBank,
   composeLabelBank,
@@ -27,6 +29,7 @@ import {
 import { renderHeatmapOverlay } from '../tagging/heatmap-overlay.ts';
 import { tagResults, type ResultTag } from '../tagging/results.ts';
 import { collectImageFiles } from './image-files.ts';
+import { registerModelCommands } from './model/command.ts';
 import { readVocabularyFile } from './tag-vocabulary.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -163,6 +166,7 @@ async function tagImages(paths: string[], flags: TagFlags): Promise<void> {
   const files = await collectImageFiles(paths, flags.recursive ?? false);
   if (files.length === 0) throw new Error('no image files found');
   const engine = await openEngine(flags, flags.resize);
+  if (engine.info.randomWeights) process.stderr.write(`note: ${DEMO_MODEL_WARNING.message}\n`);
   const abort = new AbortController();
   process.once('SIGINT', () => abort.abort('interrupted'));
   try {
@@ -348,6 +352,8 @@ withEngineOptions(
 withEngineOptions(program.command('selftest').description('check this runtime against the pack’s self-test')).action((flags: EngineFlags) =>
   selftest(flags),
 );
+
+registerModelCommands(program, repoRoot);
 
 program.parseAsync().catch((e: unknown) => {
   process.stderr.write(`error: ${(e as Error).message}\n`);

@@ -92,8 +92,11 @@ describe.skipIf(!canRun)('tag CLI', () => {
 
   it('tags a folder with an open-set vocabulary file, as JSON with logits and explanations', async () => {
     const vocab = write('vocab.json', JSON.stringify({ food: ['a photo of food.', 'a plate with a meal on it'], sky: ['a photo of the sky.'] }));
-    const { code, stdout } = await cli(images, '--vocab', vocab, '--format', 'json', '--top', '2', '--logits', '--explain');
+    const { code, stdout, stderr } = await cli(images, '--vocab', vocab, '--format', 'json', '--top', '2', '--logits', '--explain');
     expect(code).toBe(0);
+    // a pack of random weights (the demo pack) is announced on stderr, never in the JSON
+    const random = JSON.parse(readFileSync(path.join(packDir!, 'manifest.json'), 'utf8')).randomWeights === true;
+    expect(/note: The model pack has random weights .*npx omnitag model install/.test(stderr)).toBe(random);
     const out = JSON.parse(stdout);
     expect(out.vocabulary.tags).toBe(2);
     expect(out.images).toHaveLength(4);

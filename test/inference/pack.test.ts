@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/core/errors.ts';
 import { loadBuiltinVocabulary } from '../../src/inference/pack/builtin-vocabulary.ts';
+import { hasRandomWeights } from '../../src/inference/pack/manifest.ts';
 import { openModelPack, sha256File } from '../../src/inference/pack/pack.ts';
 import { copyPack, maxAbsDiff, testPackDir } from './helpers.ts';
 
@@ -38,6 +39,24 @@ describe.skipIf(!packDir)('model pack validation', () => {
     const pack = await openModelPack(packDir!, { verifyChecksums: true });
     expect(pack.manifest.format).toBe('omnitag-model-pack');
     expect(pack.graphPath('tagDecoder')).toBe(path.join(pack.dir, 'tag_decoder.onnx'));
+  });
+
+  it('reads whether the weights are random: the field, else createdBy.randomInit, else real', async () => {
+    const dir = damaged();
+    const m = manifestOf(dir);
+    expect(m.randomWeights).toBe(true); // the committed demo pack says so
+    expect(hasRandomWeights((await openModelPack(dir)).manifest)).toBe(true);
+    const { randomWeights: _, ...older } = m; // a pack exported before the field: its provenance tells
+    writeManifest(dir, older);
+    expect(hasRandomWeights((await openModelPack(dir)).manifest)).toBe(true);
+    writeManifest(dir, { ...older, createdBy: { ...older.createdBy, randomInit: null, seed: null } });
+    expect(hasRandomWeights((await openModelPack(dir)).manifest)).toBe(false);
+    writeManifest(dir, { ...older, createdBy: undefined });
+    expect(hasRandomWeights((await openModelPack(dir)).manifest)).toBe(false);
+    writeManifest(dir, { ...m, randomWeights: false }); // the field wins over provenance
+    expect(hasRandomWeights((await openModelPack(dir)).manifest)).toBe(false);
+    writeManifest(dir, { ...m, randomWeights: 'yes' });
+    await expectPackError(dir, 'manifest.json', /randomWeights/);
   });
 
   it('names manifest.json when it is missing or is not JSON', async () => {

@@ -56,6 +56,7 @@ export interface GraphQLResponse<T = Record<string, unknown>> {
   status: number;
   data?: T | null;
   errors?: { message: string; extensions?: { code?: string; [k: string]: unknown }; path?: (string | number)[] }[];
+  extensions?: { warnings?: { code: string; message: string }[]; [k: string]: unknown };
 }
 
 /** POSTs one GraphQL operation over real HTTP. */

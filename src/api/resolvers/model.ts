@@ -7,6 +7,7 @@ export const modelInfoQuery: QueryResolvers['modelInfo'] = (_root, _args, { prin
   return {
     packName: info.packName,
     precision: info.precision,
+    randomWeights: info.randomWeights,
     imageSize: info.imageSize,
     embedDim: info.embedDim,
     executionProvider: info.provider,

@@ -28,6 +28,8 @@ export const packManifestSchema = z.object({
   name: z.string().min(1),
   description: z.string().optional(),
   precision: z.enum(['fp32', 'fp16']),
+  /** Seeded random weights (a demo or benchmark pack): its tags mean nothing. See `hasRandomWeights`. */
+  randomWeights: z.boolean().optional(),
   // provenance only: free-form beyond tool and version
   createdBy: z
     .looseObject({
@@ -91,6 +93,16 @@ export const packManifestSchema = z.object({
 
 export type PackManifest = z.infer<typeof packManifestSchema>;
 export type PackFileEntry = z.infer<typeof fileEntry>;
+
+/**
+ * Whether a pack's weights are random: its `randomWeights`, else (packs exported before that
+ * field) whether `createdBy.randomInit` names a random initialisation. Neither: real weights.
+ */
+export function hasRandomWeights(manifest: PackManifest): boolean {
+  if (manifest.randomWeights !== undefined) return manifest.randomWeights;
+  const init = manifest.createdBy?.randomInit;
+  return typeof init === 'string' && init.length > 0;
+}
 
 /** Fixed file names of the three graphs (the contract with the export tool). */
 export const GRAPH_FILES = {

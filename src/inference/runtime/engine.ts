@@ -12,6 +12,8 @@ import type { ExecutionProvider } from './sessions.ts';
 export interface EngineInfo {
   packName: string;
   precision: 'fp32' | 'fp16';
+  /** The pack's weights are seeded random ones (a demo or benchmark pack): scores mean nothing. */
+  randomWeights: boolean;
   imageSize: number;
   /** T: image tokens per image embedding. */
   imageTokens: number;

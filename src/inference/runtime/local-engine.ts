@@ -19,6 +19,7 @@ import {
 } from './engine.ts';
 import { asSharedSegment, assertValidBank, assertValidSegment, evictedBank, holdSegments, tagEmbeddings, type BankSegment, type LabelBank } from '../scoring/label-bank.ts';
 import { openModelPack, type ModelPack } from '../pack/pack.ts';
+import { hasRandomWeights } from '../pack/manifest.ts';
 import { preprocessImage, type ImageSource } from '../image/preprocess.ts';
 import { resolveEngineOptions, type ImagePreprocessor, type LocalEngineOptions } from './engine-options.ts';
 import { runPackSelftest, type SelftestReport } from '../pack/selftest.ts';
@@ -126,6 +127,7 @@ export class LocalInferenceEngine implements InferenceEngine {
     this.currentInfo = Object.freeze({
       packName: m.name,
       precision: m.precision,
+      randomWeights: hasRandomWeights(m),
       imageSize: m.image.size,
       imageTokens: m.dims.imageTokens,
       embedDim: m.dims.embedDim,

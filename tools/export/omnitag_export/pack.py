@@ -163,6 +163,8 @@ def write_pack(out: str, mods: Modules, vocab, label_embeds: np.ndarray, counts:
             "name": name,
             "description": description,
             "precision": precision,
+            # what the server announces: a pack of random weights is a demo, its tags mean nothing
+            "randomWeights": random_init is not None,
             "createdBy": {"tool": "omnitag-export", "version": __version__, "randomInit": random_init, "seed": seed},
             "image": {"size": d.swin.image_size, "mean": MEAN, "std": STD, "resize": "bilinear-antialias"},
             "dims": {

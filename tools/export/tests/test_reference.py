@@ -93,6 +93,7 @@ class TestReferenceParity(unittest.TestCase):
             with open(os.path.join(out, "manifest.json")) as fh:
                 man = json.load(fh)
             self.assertEqual(man["dims"]["imageTokens"], 197)
+            self.assertIs(man["randomWeights"], False)  # exported from checkpoints: real weights
             self.assertEqual((man["builtin"]["count"], man["builtin"]["descriptionsPerTag"]), (12, 7))
             with open(os.path.join(out, "builtin", "tags.json"), encoding="utf-8") as fh:
                 tags = json.load(fh)

@@ -41,6 +41,22 @@ class TestTinyPack(unittest.TestCase):
                                  f"{self.man['files']['tokenizer.json']['sha256']}".encode()).hexdigest()
         self.assertEqual(self.man["textEncoderId"], text_id)
 
+    def test_says_its_weights_are_random(self):
+        self.assertIs(self.man["randomWeights"], True)
+        self.assertEqual(self.man["createdBy"]["randomInit"], "tiny")
+
+    @need_shared(RAM_DATA)
+    def test_tags_json_is_the_official_tag_list(self):
+        # `omnitag model install` exports the real checkpoint with --tags packs/tiny/builtin/tags.json:
+        # it must read back as exactly upstream's ram_tag_list*.txt (names, Chinese names, thresholds, order)
+        from omnitag_export.vocab import load_ram_vocab, load_tag_file
+        official = load_ram_vocab(RAM_DATA)
+        ours = load_tag_file(os.path.join(PACK, "builtin", "tags.json"))
+        self.assertEqual(len(ours), 4585)
+        self.assertEqual(ours.names, official.names)
+        self.assertEqual(ours.names_zh, official.names_zh)
+        self.assertEqual(ours.thresholds, official.thresholds)
+
     def test_size_budget(self):
         total = sum(os.path.getsize(os.path.join(PACK, f)) for f in self.man["files"]) + \
             os.path.getsize(os.path.join(PACK, "manifest.json"))
