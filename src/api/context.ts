@@ -7,6 +7,7 @@ import { setFairnessKey } from '../core/fairness.ts';
 import type { Logger } from '../core/log.ts';
 import { requireTenant, type Principal } from '../tenancy/principal.ts';
 import { toGraphQLError } from './errors.ts';
+import { OverlayBudget } from '../tagging/heatmap-overlay.ts';
 import { createLoaders, type Loaders } from './loaders.ts';
 import { requestIdOf } from './plugins/request-id.ts';
 import type { Services } from './services.ts';
@@ -22,6 +23,8 @@ export interface RequestContext {
   readonly signal: AbortSignal;
   /** DataLoaders of the calling tenant (made on first use; tenant keys only). */
   loaders(): Loaders;
+  /** The heat-map overlays this request may still draw. */
+  readonly overlays: OverlayBudget;
 }
 
 /**
@@ -67,6 +70,7 @@ export function createContext(services: Services, log: Logger, { maxImagesPerReq
       log,
       signal: gone.signal,
       loaders: () => (loaders ??= createLoaders(services, requireTenant(principal).tenantId)),
+      overlays: new OverlayBudget(),
     };
   };
 }

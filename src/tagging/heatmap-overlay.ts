@@ -14,6 +14,24 @@ export interface OverlayMap {
   readonly values: ArrayLike<number>;
 }
 
+/**
+ * Overlays one request may draw. Each decodes its image again and renders a PNG: without a
+ * bound, sixteen images × many tags × aliases would ask for seconds of CPU in one request.
+ */
+export const MAX_OVERLAYS_PER_REQUEST = 32;
+
+/** Counts the overlays a request draws; past `max` it refuses with BAD_USER_INPUT. */
+export class OverlayBudget {
+  private drawn = 0;
+
+  constructor(private readonly max: number = MAX_OVERLAYS_PER_REQUEST) {}
+
+  take(): void {
+    if (this.drawn >= this.max) throw badInput(`a request may draw at most ${this.max} heat-map overlays (heatmapPng); ask for fewer tags or images`, { field: 'heatmapPng' });
+    this.drawn++;
+  }
+}
+
 export function checkOverlaySize(size: number): void {
   if (!Number.isInteger(size) || size < OVERLAY_SIZE.min || size > OVERLAY_SIZE.max) {
     throw badInput(`size must be a whole number of pixels from ${OVERLAY_SIZE.min} to ${OVERLAY_SIZE.max}`, { field: 'size' });

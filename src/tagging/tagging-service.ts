@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { ErrorCode, badInput, isAppError } from '../core/errors.ts';
 import { isEvictedBankError, type Admission, type ImageEmbeddings, type ImageSource, type InferenceEngine, type LabelBank, type TagHeatmap } from '../inference/index.ts';
-import { checkOverlaySize, OVERLAY_SIZE, pngDataUrl, renderHeatmapOverlay } from './heatmap-overlay.ts';
+import { checkOverlaySize, OVERLAY_SIZE, pngDataUrl, renderHeatmapOverlay, type OverlayBudget } from './heatmap-overlay.ts';
 import type { Logger } from '../core/log.ts';
 import type { SnapshotTag, VocabularySnapshot } from '../vocab/index.ts';
 import { readImageInput, type ImageInputValue } from './image-input.ts';
@@ -234,10 +234,11 @@ export class TaggingService {
   }
 
   /** The map over a thumbnail of the image: a PNG data URL whose longer side is `size`. */
-  async heatmapPng(explain: TagExplanationView, size: number = OVERLAY_SIZE.default, layer?: number | null): Promise<string> {
+  async heatmapPng(explain: TagExplanationView, size: number = OVERLAY_SIZE.default, layer?: number | null, budget?: OverlayBudget): Promise<string> {
     checkOverlaySize(size);
     const map = this.heatmap(explain, layer);
     if (!explain.image) throw new Error('heat-map overlay asked of a result made without its image');
+    budget?.take();
     return pngDataUrl(await renderHeatmapOverlay(explain.image, map, size));
   }
 

@@ -106,6 +106,26 @@ describe(`heat maps over HTTP (${databaseMode} database)`, () => {
     }
   });
 
+  it('draws at most 32 overlays in one request, however they are asked for', async () => {
+    // 11 images × 3 returned tags = 33 overlays: one too many; 10 × 3 = 30 pass
+    const many = (n: number) =>
+      gql(
+        t.url,
+        'mutation($v: ID!, $i: [ImageInput!]!) { tagImages(vocabularyId: $v, images: $i, options: { threshold: 0.000000001 }) { result { tags { name explain { heatmapPng(size: 16) } } } } }',
+        { v: vocabA, i: Array(n).fill({ base64: image }) },
+        a.clientKey,
+      );
+    const over = await many(11);
+    expect(errorCodes(over)).toContain('BAD_USER_INPUT');
+    expect(over.errors!.find((e) => e.extensions?.code === 'BAD_USER_INPUT')!.message).toMatch(/at most 32 heat-map overlays/);
+    const within = await many(10);
+    expect(within.errors).toBeUndefined();
+    expect(within.data!.tagImages.flatMap((r: any) => r.result.tags.map((tag: any) => tag.explain.heatmapPng))).toHaveLength(30);
+    // aliases count too: the budget is the request's, not a field's
+    const aliased = await gql(t.url, `mutation($v: ID!, $img: String!) { tagImage(vocabularyId: $v, image: { base64: $img }, options: { threshold: 0.000000001 }) { tags { explain { ${Array.from({ length: 11 }, (_, k) => `p${k}: heatmapPng(size: 16)`).join(' ')} } } } }`, { v: vocabA, img: image }, a.clientKey);
+    expect(errorCodes(aliased)).toContain('BAD_USER_INPUT');
+  });
+
   it('gives another tenant no maps of this tenant’s vocabulary', async () => {
     const before = heatmapRuns();
     const r = await gql(t.url, WITH_MAPS, { v: vocabA, img: image, size: 64, layer: 0 }, b.clientKey);

@@ -15,5 +15,5 @@ export const TagScore: TagScoreResolvers = {
 
 export const TagExplanation: TagExplanationResolvers = {
   heatmap: (e, { layer }, { services }) => services.tagging.heatmap(e, layer),
-  heatmapPng: (e, { size, layer }, { services }) => services.tagging.heatmapPng(e, size ?? undefined, layer),
+  heatmapPng: (e, { size, layer }, { services, overlays }) => services.tagging.heatmapPng(e, size ?? undefined, layer, overlays),
 };
