@@ -176,6 +176,7 @@ async function tagImages(paths: string[], flags: TagFlags): Promise<void> {
     }
     const vocab = await resolveVocabulary(engine, flags.vocab, flags.threshold, flags.progress);
     const results: TaggedImage[] = new Array(files.length);
+    const stems = uniqueStems(files);
     const bar = progressBar(files.length, 'tagging', flags.progress);
     let next = 0;
     // enough callers in flight to fill batches, few enough to stay inside the queue
@@ -183,7 +184,7 @@ async function tagImages(paths: string[], flags: TagFlags): Promise<void> {
     await Promise.all(
       Array.from({ length: lanes }, async () => {
         for (let i = next++; i < files.length && !abort.signal.aborted; i = next++) {
-          results[i] = await tagOne(engine, files[i]!, vocab, flags, abort.signal);
+          results[i] = await tagOne(engine, files[i]!, stems[i]!, vocab, flags, abort.signal);
           bar.increment();
         }
       }),
@@ -203,7 +204,23 @@ async function tagImages(paths: string[], flags: TagFlags): Promise<void> {
   }
 }
 
-async function tagOne(engine: InferenceEngine, file: string, vocab: ResolvedVocabulary, flags: TagFlags, signal: AbortSignal): Promise<TaggedImage> {
+/**
+ * Each file's name without folder and extension, made unique within the run (`photo`,
+ * `photo-2`, …) so that the heat maps of same-named files in different folders do not overwrite
+ * each other.
+ */
+function uniqueStems(files: readonly string[]): string[] {
+  const used = new Set<string>();
+  return files.map((file) => {
+    const base = path.basename(file, path.extname(file));
+    let stem = base;
+    for (let n = 2; used.has(stem); n++) stem = `${base}-${n}`;
+    used.add(stem);
+    return stem;
+  });
+}
+
+async function tagOne(engine: InferenceEngine, file: string, stem: string, vocab: ResolvedVocabulary, flags: TagFlags, signal: AbortSignal): Promise<TaggedImage> {
   try {
     const bytes = await readFile(file);
     const [scored] = await engine.scoreImages([bytes], [vocab.bank], { explain: flags.explain ?? false, signal });
@@ -217,7 +234,6 @@ async function tagOne(engine: InferenceEngine, file: string, vocab: ResolvedVoca
     const overlays = new Map<number, string>();
     if (flags.heatmaps) {
       const maps = await engine.heatmaps(scored!.embeddings, vocab.bank, results.map((t) => t.index), { signal });
-      const stem = path.basename(file, path.extname(file));
       for (const [k, m] of maps.entries()) {
         const out = path.join(flags.heatmaps, `${stem}.${fileSafe(results[k]!.name)}.png`);
         await writeFile(out, await renderHeatmapOverlay(bytes, m, flags.heatmapSize));
@@ -333,7 +349,7 @@ withEngineOptions(
     .option('--min-score <p>', 'show tags with at least this probability', probability)
     .option('--logits', 'include logits')
     .option('--explain', 'show the descriptions that weighed most for each tag')
-    .option('--heatmaps <dir>', 'write one PNG per image and shown tag: its heat map over the image (<image>.<tag>.png)')
+    .option('--heatmaps <dir>', 'write one PNG per image and shown tag: its heat map over the image (<image>.<tag>.png; same-named images get -2, -3…)')
     .option('--heatmap-size <px>', 'longer side of those PNGs (16–1024)', positiveInt, 256)
     .addOption(new Option('--format <format>', 'output (default: table on a terminal, else JSON)').choices(['json', 'table']))
     .option('-r, --recursive', 'descend into sub-folders')

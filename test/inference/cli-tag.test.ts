@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -114,12 +114,18 @@ describe.skipIf(!canRun)('tag CLI', () => {
     const vocab = write('hm-vocab.json', JSON.stringify({ food: ['a photo of food.'], sky: ['a photo of the sky.'], 'hot dog': ['a hot dog.'] }));
     const dir = path.join(tmp, 'maps');
     const one = path.join(images, 'demo4.jpg');
-    const { code, stdout } = await cli(one, path.join(images, 'demo2.jpg'), '--vocab', vocab, '--format', 'json', '--top', '2', '--heatmaps', dir, '--heatmap-size', '100');
+    // the same file name in another folder gets maps of its own, not over the first one's
+    mkdirSync(path.join(tmp, 'other'), { recursive: true });
+    const sameName = path.join(tmp, 'other', 'demo4.jpg');
+    copyFileSync(path.join(images, 'demo2.jpg'), sameName);
+    const { code, stdout } = await cli(one, path.join(images, 'demo2.jpg'), sameName, '--vocab', vocab, '--format', 'json', '--top', '2', '--heatmaps', dir, '--heatmap-size', '100');
     expect(code).toBe(0);
     const out = JSON.parse(stdout);
     const written = out.images.flatMap((i: { tags: { heatmap: string }[] }) => i.tags.map((t) => t.heatmap));
-    expect(written).toHaveLength(4);
+    expect(written).toHaveLength(6);
+    expect(new Set(written).size).toBe(6);
     expect(readdirSync(dir).sort()).toEqual(written.map((f: string) => path.basename(f)).sort());
+    expect(out.images[2].tags[0].heatmap).toMatch(/demo4-2\./);
     const sharp = (await import('sharp')).default;
     const source = await sharp(one).metadata();
     const meta = await sharp(out.images[0].tags[0].heatmap).metadata();
