@@ -198,7 +198,7 @@ export class App {
       ...(metrics ? { observer: metrics.engineObserver } : {}),
     });
     const info = await engine.start();
-    this.log.info({ pack: info.packName, provider: info.provider, workers: info.workers }, 'inference engine ready');
+    this.log.info({ pack: info.packName, precision: info.precision, provider: info.provider, workers: info.workers }, 'inference engine ready');
     return engine;
   }
 

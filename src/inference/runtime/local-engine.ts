@@ -118,6 +118,7 @@ export class LocalInferenceEngine implements InferenceEngine {
     this.currentInfo = Object.freeze({
       packName: m.name,
       precision: m.precision,
+      ...(m.quantization ? { quantization: m.quantization } : {}),
       imageSize: m.image.size,
       imageTokens: m.dims.imageTokens,
       embedDim: m.dims.embedDim,
