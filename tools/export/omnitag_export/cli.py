@@ -166,6 +166,8 @@ def main(argv=None) -> int:
     log = lambda m: print(m, flush=True)  # noqa: E731
     t0 = time.time()
     try:
+        if args.fp16 and args.quantize:
+            raise ExportError("--fp16 and --quantize int8 exclude each other")
         torch.manual_seed(0)
         if args.threads:
             torch.set_num_threads(args.threads)
@@ -208,8 +210,6 @@ def main(argv=None) -> int:
             f"heads {d.swin.heads} window {d.swin.window}; T={d.image_tokens} E={d.decoder.embed_dim}; "
             f"decoder {d.decoder.layers}x{d.decoder.hidden} ({d.decoder.heads} heads); text {d.text.layers}x"
             f"{d.text.width} ({d.text.heads} heads); vocabulary {len(vocab)} x {label.shape[1]}")
-        if args.fp16 and args.quantize:
-            raise ExportError("--fp16 and --quantize int8 exclude each other")
         precision = "int8" if args.quantize == "int8" else "fp16" if args.fp16 else "fp32"
         report = {}
 
