@@ -274,7 +274,9 @@ class TestInt8TinyExport(unittest.TestCase):
                 ops = {n.op_type for n in onnx.load(os.path.join(out, g)).graph.node}
                 self.assertIn("MatMulInteger", ops, g)
             with open(os.path.join(out, "selftest.json"), encoding="utf-8") as fh:
-                self.assertEqual(json.load(fh)["tolerance"], q["selftestTolerance"])
+                st = json.load(fh)
+            self.assertEqual(st["tolerance"], q["selftestTolerance"])
+            self.assertEqual(st["textEmbedsTolerance"], 1e-4)
             d = q["drift"]
             self.assertEqual(len(d["images"]), 4)
             self.assertEqual(d["tags"], 4585)
