@@ -2,10 +2,15 @@
  * The pack's graphs through onnxruntime-node and the same modules in PyTorch eager, side by side:
  *   npx tsx bench/onnx-vs-pytorch.ts [--pack packs/full] [--threads 2] [--warmup 2] [--runs 3] [--budget 10]
  *       [--only matmul,encoder,decoder,text] [--python /usr/bin/python3] [--openblas-coretype NAME]
- *       [--pytorch-malloc default|jemalloc] [--json out.json]
+ *       [--pytorch-malloc default|jemalloc] [--int8-pack packs/full-int8] [--json out.json]
  * Items: fp32 matmul peak (a chain of MatMul nodes vs the same chain of torch.mm), image encoder at batch
  * 1/4/8, tag decoder at batch 1 for 100/1,000/4,585 tags × 51 descriptions (one run per
- * vocabulary, both outputs), text encoder at 64 × 77 tokens. ORT sessions come from
+ * vocabulary, both outputs) and at batch 8 for 4,585 tags, text encoder at 64 × 77 tokens.
+ * With --int8-pack (the same model exported with --quantize int8), every encoder and decoder item
+ * also runs that pack's graphs, right after the float32 ones, and the matmul item also times the
+ * chain in each int8 formulation the export tool offers, with the op types left after ORT's graph
+ * optimisation (proof that the chain was fused into the integer kernel). A closing table sums
+ * the closed-set path (encoder + decoder at 4,585 tags) at batch 1 and 8. ORT sessions come from
  * src/inference/sessions.ts (the engine's settings: all graph optimisations, spinning off).
  * bench/pytorch_eager.py runs as a child (--serve) and each item is timed by ORT and then at
  * once by PyTorch, so both see about the same machine load on this shared machine; idle, each
@@ -47,6 +52,7 @@ const { values: args } = parseArgs({
     'openblas-coretype': { type: 'string' },
     'pytorch-malloc': { type: 'string', default: 'default' },
     json: { type: 'string' },
+    'int8-pack': { type: 'string' },
   },
 });
 const packDir = path.resolve(args.pack!);
@@ -57,6 +63,9 @@ const budgetS = Number(args.budget);
 const only = new Set(args.only!.split(','));
 const batches = [1, 4, 8];
 const tagCounts = [100, 1000, 4585];
+/** Decoder batches beyond 1, at the full vocabulary only. */
+const decoderBatches = [8];
+const int8Dir = args['int8-pack'] && path.resolve(args['int8-pack']);
 const D = 51;
 const textBatch = 64;
 
@@ -224,28 +233,35 @@ const startedAt = new Date();
 const uptimeAtStart = spawnSync('uptime', { encoding: 'utf8' }).stdout.trim();
 log(`uptime: ${uptimeAtStart}`);
 
+const int8Pack = int8Dir ? await openModelPack(int8Dir) : undefined;
+if (int8Pack && int8Pack.manifest.precision !== 'int8') throw new Error(`--int8-pack: ${int8Dir} is a ${int8Pack.manifest.precision} pack`);
 const { side: py, info: pyInfo } = await PyTorchSide.start();
-const rows: Array<{ item: string; ort: Result; pt: Result; load: number }> = [];
-async function compare(item: string, ortRun: () => Promise<Result>): Promise<void> {
+const rows: Array<{ item: string; ort: Result; int8?: Result; pt: Result; load: number }> = [];
+async function compare(item: string, ortRun: () => Promise<Result>, int8Run?: () => Promise<Result>): Promise<void> {
   const load = load1();
   const o = await ortRun();
   log(`${item}: ORT ${o.median_ms.toFixed(1)} ms (median of ${o.runs}) …`);
+  const q = int8Run && (await int8Run());
+  if (q) log(`${item}: ORT int8 ${q.median_ms.toFixed(1)} ms (median of ${q.runs}) …`);
   const p = await py.item(item);
   log(`${item}: PyTorch ${p.median_ms.toFixed(1)} ms (median of ${p.runs}); 1-min load ${load.toFixed(2)} → ${load1().toFixed(2)}`);
-  rows.push({ item, ort: o, pt: p, load: Math.max(load, load1()) });
+  rows.push({ item, ort: o, ...(q ? { int8: q } : {}), pt: p, load: Math.max(load, load1()) });
 }
+/** The matmul chain in each int8 formulation: time, and the op types ORT's optimiser left. */
+const int8Chains: Array<{ format: string; result: Result; optimisedOps: Record<string, number> }> = [];
 const sessionLoadMs: Record<string, number> = {};
 interface MatmulChain {
   path: string;
   rows: number;
   dims: number[];
   flop: number;
+  int8: Record<string, string>;
 }
 let chain: MatmulChain | undefined;
-async function session(graph: 'imageEncoder' | 'tagDecoder' | 'textEncoder'): Promise<ort.InferenceSession> {
+async function session(graph: 'imageEncoder' | 'tagDecoder' | 'textEncoder', from = pack): Promise<ort.InferenceSession> {
   const t = performance.now();
-  const { session: s } = await createGraphSession(pack, graph, settings, silentLogger);
-  sessionLoadMs[graph] = performance.now() - t;
+  const { session: s } = await createGraphSession(from, graph, settings, silentLogger);
+  sessionLoadMs[from === pack ? graph : `${graph} (int8)`] = performance.now() - t;
   return s;
 }
 
@@ -268,6 +284,25 @@ try {
       const a = new ort.Tensor('float32', randomArray(chain.rows * chain.dims[0]!), [chain.rows, chain.dims[0]!]);
       await compare('matmul', () => timed(() => s.run({ a })) as Promise<Result>);
       await s.release();
+      for (const [format, file] of int8Pack ? Object.entries(chain.int8) : []) {
+        const optimised = path.join(tmp, `optimised-${format}.onnx`);
+        const q = await ort.InferenceSession.create(file, {
+          executionProviders: ['cpu'],
+          graphOptimizationLevel: 'all',
+          executionMode: 'sequential',
+          intraOpNumThreads: threads,
+          interOpNumThreads: 1,
+          optimizedModelFilePath: optimised,
+          logSeverityLevel: 3,
+          extra: { session: { intra_op: { allow_spinning: '0' } } },
+        });
+        const result = (await timed(() => q.run({ a }))) as Result;
+        await q.release();
+        const ops = spawnSync(args.python!, [path.join(repoRoot, 'bench/pytorch_eager.py'), '--op-counts', optimised], { encoding: 'utf8' });
+        if (ops.status !== 0) throw new Error(`could not read the optimised graph: ${ops.stderr.trim()}`);
+        int8Chains.push({ format, result, optimisedOps: JSON.parse(ops.stdout) as Record<string, number> });
+        log(`matmul int8 (${format}): ${result.median_ms.toFixed(1)} ms; after ORT's optimiser: ${ops.stdout.trim()}`);
+      }
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
@@ -276,13 +311,16 @@ try {
   let imageEmbeds: ort.Tensor | undefined;
   if (only.has('encoder') || only.has('decoder')) {
     const enc = await session('imageEncoder');
+    const encQ = int8Pack && only.has('encoder') ? await session('imageEncoder', int8Pack) : undefined;
     for (const b of only.has('encoder') ? batches : []) {
       const pixel_values = new ort.Tensor('float32', randomArray(b * 3 * S * S), [b, 3, S, S]);
-      await compare(`encoder_b${b}`, async () => {
-        const r = await timed(() => enc.run({ pixel_values }));
+      const run = (s: ort.InferenceSession) => async () => {
+        const r = await timed(() => s.run({ pixel_values }));
         return { ...r, batch: b, images_per_s: b / (r.median_ms / 1000) };
-      });
+      };
+      await compare(`encoder_b${b}`, run(enc), encQ && run(encQ));
     }
+    await encQ?.release();
     const out = await enc.run({ pixel_values: new ort.Tensor('float32', randomArray(3 * S * S), [1, 3, S, S]) });
     imageEmbeds = out.image_embeds as ort.Tensor;
     await enc.release();
@@ -290,7 +328,9 @@ try {
 
   if (only.has('decoder')) {
     const dec = await session('tagDecoder');
-    for (const c of tagCounts) {
+    const decQ = int8Pack ? await session('tagDecoder', int8Pack) : undefined;
+    const runs: Array<[number, number]> = [...tagCounts.map((c): [number, number] => [1, c]), ...decoderBatches.map((b): [number, number] => [b, 4585])];
+    for (const [b, c] of runs) {
       const lab = randomArray(c * D * E, 1);
       for (let row = 0; row < c * D; row++) {
         const v = lab.subarray(row * E, (row + 1) * E);
@@ -299,13 +339,18 @@ try {
         n = Math.sqrt(n);
         for (let k = 0; k < E; k++) v[k]! /= n;
       }
+      const one = imageEmbeds!.data as Float32Array;
+      const embeds = new Float32Array(b * one.length);
+      for (let i = 0; i < b; i++) embeds.set(one, i * one.length);
       const feeds = {
-        image_embeds: imageEmbeds!,
+        image_embeds: new ort.Tensor('float32', embeds, [b, T, E]),
         label_embeds: new ort.Tensor('float32', lab, [c, D, E]),
         label_mask: new ort.Tensor('bool', new Uint8Array(c * D).fill(1), [c, D]),
       };
-      await compare(`decoder_c${c}`, async () => ({ ...(await timed(() => dec.run(feeds))), tags: c, descriptions: D }));
+      const run = (s: ort.InferenceSession) => async () => ({ ...(await timed(() => s.run(feeds))), batch: b, tags: c, descriptions: D });
+      await compare(b === 1 ? `decoder_c${c}` : `decoder_b${b}_c${c}`, run(dec), decQ && run(decQ));
     }
+    await decQ?.release();
     await dec.release();
   }
 
@@ -333,11 +378,19 @@ const seconds = (Date.now() - startedAt.getTime()) / 1000;
 const encFlop = imageEncoderFlops(S, dims.swin, T, E);
 const decFlop = (c: number) => decoderFlops(c, D, T, E, dims.decoderHidden, dims.decoderIntermediate, dims.decoderLayers);
 const txtFlop = textFlops(textBatch, L, dims.text.width, dims.text.layers, E);
+/** decoder_cC / decoder_bB_cC → [B, C] */
+const decoderItem = (item: string): [number, number] => {
+  const m = /^decoder(?:_b(\d+))?_c(\d+)$/.exec(item)!;
+  return [Number(m[1] ?? 1), Number(m[2])];
+};
 const flopOf = (item: string): number => {
   if (item === 'matmul') return chain!.flop;
   if (item === 'text') return txtFlop;
-  const [kind, n] = [item.split('_')[0], Number(item.slice(item.indexOf('_') + 2))];
-  return kind === 'encoder' ? n * encFlop : decFlop(n);
+  if (item.startsWith('decoder')) {
+    const [b, c] = decoderItem(item);
+    return b * decFlop(c);
+  }
+  return Number(item.slice('encoder_b'.length)) * encFlop;
 };
 const gflops = (item: string, r: Timing) => flopOf(item) / r.median_ms / 1e6;
 const f1 = (x: number) => x.toFixed(1);
@@ -349,6 +402,7 @@ const flags = [`--pack ${path.relative(repoRoot, packDir)}`, `--threads ${thread
 if (args.only !== 'matmul,encoder,decoder,text') flags.push(`--only ${args.only}`);
 if (args['openblas-coretype']) flags.push(`--openblas-coretype ${args['openblas-coretype']}`);
 if (args['pytorch-malloc'] !== 'default') flags.push(`--pytorch-malloc ${args['pytorch-malloc']}`);
+if (int8Dir) flags.push(`--int8-pack ${path.relative(repoRoot, int8Dir)}`);
 
 out(`#### ${m.name}, ${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC`);
 out();
@@ -364,9 +418,17 @@ out(
 out();
 out(`\`uptime\` at the start: \`${uptimeAtStart}\`; at the end: \`${uptimeAtEnd}\`.`);
 out();
-out('| item | onnxruntime | PyTorch eager | ORT ÷ PyTorch | 1-min load |');
-out('|---|---|---|---|---|');
-for (const { item, ort: o, pt: p, load } of rows) {
+const withInt8 = rows.some((r) => r.int8);
+if (withInt8) {
+  out(`int8 pack: \`${path.relative(repoRoot, int8Dir!)}\` (${int8Pack!.manifest.name}, ${int8Pack!.manifest.quantization?.method ?? '?'} quantisation); "speed-up" columns are PyTorch's time ÷ the other's.`);
+  out();
+  out('| item | onnxruntime float32 | onnxruntime int8 | PyTorch eager | float32 speed-up | int8 speed-up | int8 ÷ float32 | 1-min load |');
+  out('|---|---|---|---|---|---|---|---|');
+} else {
+  out('| item | onnxruntime | PyTorch eager | ORT ÷ PyTorch | 1-min load |');
+  out('|---|---|---|---|---|');
+}
+for (const { item, ort: o, int8: q, pt: p, load } of rows) {
   const speedup = `**${f2(p.median_ms / o.median_ms)}×**`;
   const runsOf = (r: Timing) => (r.runs < 3 ? ` [${r.runs} run${r.runs > 1 ? 's' : ''}]` : '');
   let label: string;
@@ -379,15 +441,53 @@ for (const { item, ort: o, pt: p, load } of rows) {
     label = `image encoder, batch ${b}`;
     cell = (r) => `${f2((1000 * b) / r.median_ms)} images/s (${f1(r.median_ms)} ms)${runsOf(r)}`;
   } else if (item.startsWith('decoder')) {
-    label = `tag decoder, 1 image × ${Number(item.slice('decoder_c'.length)).toLocaleString('en')} tags × ${D}`;
+    const [b, c] = decoderItem(item);
+    label = `tag decoder, ${b} image${b > 1 ? 's' : ''} × ${c.toLocaleString('en')} tags × ${D}`;
     cell = (r) => `${f1(r.median_ms)} ms${runsOf(r)}`;
   } else {
     label = `text encoder, ${textBatch} texts × ${L} tokens`;
     cell = (r) => `${f1((1000 * textBatch) / r.median_ms)} texts/s (${f1(r.median_ms)} ms)${runsOf(r)}`;
   }
-  out(`| ${label} | ${cell(o)} | ${cell(p)} | ${speedup} | ${f2(load)} |`);
+  if (!withInt8) out(`| ${label} | ${cell(o)} | ${cell(p)} | ${speedup} | ${f2(load)} |`);
+  else {
+    const qs = q ? [cell(q), `**${f2(p.median_ms / q.median_ms)}×**`, `${f2(o.median_ms / q.median_ms)}×`] : ['–', '–', '–'];
+    out(`| ${label} | ${cell(o)} | ${qs[0]} | ${cell(p)} | ${speedup} | ${qs[1]} | ${qs[2]} | ${f2(load)} |`);
+  }
 }
 out();
+if (int8Chains.length) {
+  out(`The matmul chain above in int8 (the export tool's rewrite; ORT only), with the node types left after ORT's graph optimisation:`);
+  out();
+  out('| int8 formulation | time | effective GFLOP/s | ÷ float32 chain | nodes after optimisation |');
+  out('|---|---|---|---|---|');
+  for (const c of int8Chains) {
+    const ops = Object.entries(c.optimisedOps).map(([k, v]) => `${v} × ${k}`).join(', ');
+    out(`| ${c.format} | ${f1(c.result.median_ms)} ms | ${f1(gflops('matmul', c.result))} | ${f2(peak!.ort.median_ms / c.result.median_ms)}× faster | ${ops} |`);
+  }
+  out();
+}
+const byItem = new Map(rows.map((r) => [r.item, r]));
+const pathRows = [
+  ['batch 1', byItem.get('encoder_b1'), byItem.get('decoder_c4585'), 1],
+  ['batch 8', byItem.get('encoder_b8'), byItem.get('decoder_b8_c4585'), 8],
+] as const;
+if (pathRows.some(([, e, d]) => e && d)) {
+  out('Closed-set path, image encoder + tag decoder at 4,585 tags (sum of the two rows above), per image:');
+  out();
+  out(withInt8 ? '| | float32 | int8 | PyTorch eager | float32 speed-up | int8 speed-up |' : '| | onnxruntime | PyTorch eager | ORT ÷ PyTorch |');
+  out(withInt8 ? '|---|---|---|---|---|---|' : '|---|---|---|---|');
+  for (const [label, e, d, b] of pathRows) {
+    if (!e || !d) continue;
+    const per = (x: Timing, y: Timing) => (x.median_ms + y.median_ms) / b;
+    const [fo, fp] = [per(e.ort, d.ort), per(e.pt, d.pt)];
+    const ms = (x: number) => `${f1(x)} ms`;
+    if (withInt8 && e.int8 && d.int8) {
+      const fq = per(e.int8, d.int8);
+      out(`| ${label} | ${ms(fo)} | ${ms(fq)} | ${ms(fp)} | ${f2(fp / fo)}× | **${f2(fp / fq)}×** |`);
+    } else out(`| ${label} | ${ms(fo)} | ${ms(fp)} | ${f2(fp / fo)}× |`);
+  }
+  out();
+}
 out(
   `Achieved GFLOP/s against each side's matmul peak above (analytic FLOPs, formulas in bench/onnx-vs-pytorch.ts: ` +
     `image encoder ${f1(encFlop / 1e9)} GFLOP per image, decoder ${f1(decFlop(4585) / 1e9)} GFLOP at 4,585 tags, ` +
@@ -402,7 +502,8 @@ out('|---|---|---|---|---|---|');
 const pct = (x: number, p: number | undefined) => (p ? `${Math.round((100 * x) / p)} %` : '–');
 for (const { item, ort: o, pt: p } of rows) {
   if (item === 'matmul' || item === 'decoder_c100' || item === 'decoder_c1000') continue;
-  const label = item === 'text' ? `text encoder` : item.startsWith('encoder') ? `image encoder, batch ${item.slice(9)}` : `tag decoder, ${Number(item.slice(9)).toLocaleString('en')} tags`;
+  const label =
+    item === 'text' ? `text encoder` : item.startsWith('encoder') ? `image encoder, batch ${item.slice(9)}` : `tag decoder, batch ${decoderItem(item)[0]}, ${decoderItem(item)[1].toLocaleString('en')} tags`;
   out(
     `| ${label} | ${f1(gflops(item, o))} | ${pct(gflops(item, o), peakOrt)} | ${pct(gflops(item, o), peakBest)} | ` +
       `${f1(gflops(item, p))} | ${pct(gflops(item, p), peakPt)} |`,
@@ -416,6 +517,6 @@ process.stdout.write(`${lines.join('\n')}\n`);
 if (args.json) {
   writeFileSync(
     args.json,
-    JSON.stringify({ date: startedAt.toISOString(), uptimeAtStart, uptimeAtEnd, seconds, pytorch: pyInfo, rows, sessionLoadMs, flops: { encoder: encFlop, decoder4585: decFlop(4585), text: txtFlop } }, null, 1),
+    JSON.stringify({ date: startedAt.toISOString(), uptimeAtStart, uptimeAtEnd, seconds, pytorch: pyInfo, rows, int8Chains, sessionLoadMs, flops: { encoder: encFlop, decoder4585: decFlop(4585), text: txtFlop } }, null, 1),
   );
 }

@@ -12,7 +12,7 @@ to let OpenBLAS pick its kernels, as the driver does. The modules are the ones t
 were exported from, at the manifest's sizes, with the export's seeded random init (only shapes
 matter for speed; random_init_ keeps activations in range, so no denormals or NaNs).
 Items: `matmul` (a chain of sgemms, --matmul-rows × --matmul-dims), `encoder_bB` (B images),
-`decoder_cC` (1 image, C tags × --descriptions, both outputs), `text` (--text-batch full-context
+`decoder_cC` / `decoder_bB_cC` (1 or B images, C tags × --descriptions, both outputs), `text` (--text-batch full-context
 texts). Each: --warmup untimed calls, then timed calls until --runs are done or --budget seconds
 are spent (at least one); median and best reported.
 bench/onnx-vs-pytorch.ts drives --serve so that each item runs right after onnxruntime's.
@@ -75,7 +75,25 @@ def write_matmul_onnx(out_dir: str, rows: int, dims: list) -> dict:
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "matmul_chain.onnx")
     onnx.save(model, path)
-    return {"path": path, "rows": rows, "dims": dims, "flop": chain_flop(rows, dims)}
+    # the same chain through the export tool's int8 rewrite, in each ONNX formulation it offers
+    from omnitag_export.quantize import FORMATS, quantize_model
+    int8 = {}
+    for fmt in FORMATS:
+        q = onnx.load(path)
+        quantize_model(q, fmt)
+        int8[fmt] = os.path.join(out_dir, f"matmul_chain.int8-{fmt}.onnx")
+        onnx.save(q, int8[fmt])
+    return {"path": path, "rows": rows, "dims": dims, "flop": chain_flop(rows, dims), "int8": int8}
+
+
+def op_counts(path: str) -> dict:
+    """Node count per op type (domain-qualified outside the default domain) of an ONNX file."""
+    import collections
+
+    import onnx
+
+    m = onnx.load(path, load_external_data=False)
+    return dict(collections.Counter(f"{n.domain}.{n.op_type}" if n.domain else n.op_type for n in m.graph.node))
 
 
 def blas_core() -> str | None:
@@ -174,15 +192,16 @@ class Bench:
                 r = timed(lambda: mods.image_encoder(px), a.runs, a.budget, a.warmup)
                 r["batch"], r["images_per_s"] = b, b / (r["median_ms"] / 1000)
                 return r
-            if m := re.fullmatch(r"decoder_c(\d+)", name):
-                c = int(m[1])
+            if m := re.fullmatch(r"decoder(?:_b(\d+))?_c(\d+)", name):
+                b, c = int(m[1] or 1), int(m[2])
                 if self._embeds is None:
                     self._embeds = mods.image_encoder(torch.randn(1, 3, s, s, generator=gen))
+                emb = self._embeds.expand(b, -1, -1).contiguous()
                 lab = torch.randn(c, a.descriptions, e, generator=gen)
                 lab = lab / lab.norm(dim=-1, keepdim=True)
                 mask = torch.ones(c, a.descriptions, dtype=torch.bool)
-                r = timed(lambda: mods.tag_decoder(self._embeds, lab, mask), a.runs, a.budget, a.warmup)
-                r["tags"], r["descriptions"] = c, a.descriptions
+                r = timed(lambda: mods.tag_decoder(emb, lab, mask), a.runs, a.budget, a.warmup)
+                r["batch"], r["tags"], r["descriptions"] = b, c, a.descriptions
                 return r
             if name == "text":
                 n, ctx = a.text_batch, d.text.context
@@ -210,8 +229,12 @@ def main() -> int:
     ap.add_argument("--matmul-dims", default="768,3072,768,3072,768,3072,768,3072,768")
     ap.add_argument("--serve", action="store_true", help="read item names from stdin, answer one JSON line each")
     ap.add_argument("--write-matmul-onnx", metavar="DIR")
+    ap.add_argument("--op-counts", metavar="ONNX", help="print the graph's node count per op type (JSON)")
     a = ap.parse_args()
 
+    if a.op_counts:
+        print(json.dumps(op_counts(a.op_counts)))
+        return 0
     if a.write_matmul_onnx:
         print(json.dumps(write_matmul_onnx(a.write_matmul_onnx, a.matmul_rows, chain_dims(a))))
         return 0

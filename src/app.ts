@@ -199,7 +199,7 @@ export class App {
       ...(metrics ? { observer: metrics.engineObserver } : {}),
     });
     const info = await engine.start();
-    this.log.info({ pack: info.packName, provider: info.provider, workers: info.workers }, 'inference engine ready');
+    this.log.info({ pack: info.packName, precision: info.precision, provider: info.provider, workers: info.workers }, 'inference engine ready');
     if (info.randomWeights) this.log.warn({ pack: info.packName, code: DEMO_MODEL_WARNING.code }, DEMO_MODEL_WARNING.message);
     return engine;
   }

@@ -193,7 +193,7 @@ async function tagImages(paths: string[], flags: TagFlags): Promise<void> {
     const done = results.filter(Boolean);
     const format = flags.format ?? (process.stdout.isTTY ? 'table' : 'json');
     if (format === 'json') {
-      const out = { pack: engine.info.packName, provider: engine.info.provider, vocabulary: { source: vocab.source, tags: vocab.tags.length }, images: done };
+      const out = { pack: engine.info.packName, precision: engine.info.precision, provider: engine.info.provider, vocabulary: { source: vocab.source, tags: vocab.tags.length }, images: done };
       process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     } else {
       process.stdout.write(renderTable(done));
@@ -322,7 +322,7 @@ async function selftest(flags: EngineFlags): Promise<void> {
     for (const c of report.checks) {
       process.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'}  ${c.name.padEnd(44)} max |diff| ${c.maxAbsDiff.toExponential(2)} (tolerance ${c.tolerance})\n`);
     }
-    process.stdout.write(`${report.pack} on ${engine.info.provider}: ${report.ok ? 'self-test passed' : 'self-test FAILED'}\n`);
+    process.stdout.write(`${report.pack} (${engine.info.precision}) on ${engine.info.provider}: ${report.ok ? 'self-test passed' : 'self-test FAILED'}\n`);
     if (!report.ok) process.exitCode = 1;
   } finally {
     await engine.dispose();

@@ -82,8 +82,8 @@ describe(`API keys (${databaseMode} database)`, () => {
   });
 
   it('describes the model to tenant keys', async () => {
-    const r = await gql(t.url, '{ modelInfo { packName precision imageSize embedDim executionProvider builtinTagCount descriptionGenerator } }', {}, adminA);
+    const r = await gql(t.url, '{ modelInfo { packName precision quantization { method } imageSize embedDim executionProvider builtinTagCount descriptionGenerator } }', {}, adminA);
     expect(r.errors).toBeUndefined();
-    expect(r.data!.modelInfo).toMatchObject({ packName: 'omnitag-tiny-random', executionProvider: 'cpu', builtinTagCount: 4585, descriptionGenerator: 'template' });
+    expect(r.data!.modelInfo).toMatchObject({ packName: 'omnitag-tiny-random', precision: 'fp32', quantization: null, executionProvider: 'cpu', builtinTagCount: 4585, descriptionGenerator: 'template' });
   });
 });

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -88,4 +88,41 @@ export function randomUnitRows(n: number, dim: number, rand: () => number): Floa
     for (let k = 0; k < dim; k++) out[r * dim + k]! /= norm;
   }
   return out;
+}
+
+/**
+ * The tiny pack exported with `--quantize int8` (the same seeded weights as packs/tiny), built
+ * once per version of the export tool into the temp folder. Needs Python with torch and onnx,
+ * and the shared data (tag list, CLIP merges, photos for the drift report). Null when absent.
+ */
+export function int8TinyPackDir(): string | null {
+  const ram = path.join(sharedDir, 'data', 'ram');
+  const bpe = path.join(sharedDir, 'data', 'clip', 'bpe_simple_vocab_16e6.txt.gz');
+  if (!existsSync(PYTHON) || !existsSync(ram) || !existsSync(bpe)) return null;
+  const tool = path.join(repoRoot, 'tools', 'export');
+  const hash = createHash('sha256');
+  for (const f of [...readdirSync(path.join(tool, 'omnitag_export')).sort().map((f) => path.join('omnitag_export', f)), 'verify_onnx.mjs']) {
+    if (f.endsWith('.py') || f.endsWith('.mjs')) hash.update(f).update(readFileSync(path.join(tool, f)));
+  }
+  const dir = path.join(os.tmpdir(), `omnitag-tiny-int8-${hash.digest('hex').slice(0, 12)}`);
+  if (existsSync(path.join(dir, 'manifest.json'))) return dir;
+  const tmp = mkdtempSync(`${dir}-tmp-`);
+  try {
+    const out = path.join(tmp, 'pack');
+    execFileSync(PYTHON, ['-m', 'tools.export', '--random-init', 'tiny', '--quantize', 'int8', '--out', out, '--bpe', bpe, '--ram-dir', ram, '--threads', '1'], {
+      cwd: repoRoot,
+      stdio: 'pipe',
+    });
+    try {
+      renameSync(out, dir);
+    } catch {
+      // another process won the race
+    }
+    return dir;
+  } catch (e) {
+    console.warn(`int8 tests: cannot export the tiny int8 pack (${(e as Error).message.split('\n')[0]})`);
+    return null;
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }

@@ -27,9 +27,26 @@ export const packManifestSchema = z.object({
   formatVersion: z.literal(PACK_FORMAT_VERSION),
   name: z.string().min(1),
   description: z.string().optional(),
-  precision: z.enum(['fp32', 'fp16']),
+  precision: z.enum(['fp32', 'fp16', 'int8']),
   /** Seeded random weights (a demo or benchmark pack): its tags mean nothing. See `hasRandomWeights`. */
   randomWeights: z.boolean().optional(),
+  /** int8 packs: how the graphs were quantised and what it cost against float32 (the export's drift report). */
+  quantization: z
+    .looseObject({
+      method: z.string(),
+      selftestTolerance: z.number().positive().optional(),
+      drift: z
+        .looseObject({
+          imageEmbeddingCosine: z.looseObject({ min: z.number(), mean: z.number() }),
+          logitAbsDiff: z.looseObject({ max: z.number(), mean: z.number() }),
+          logitPearson: z.looseObject({ min: z.number(), mean: z.number() }),
+          passedTags: z.looseObject({ jaccardMin: z.number(), jaccardMean: z.number() }),
+          images: z.array(z.string()),
+          tags: z.number().int(),
+        })
+        .optional(),
+    })
+    .optional(),
   // provenance only: free-form beyond tool and version
   createdBy: z
     .looseObject({

@@ -4,6 +4,7 @@
  * tier (e.g. Triton over KServe v2) can implement the same interface later.
  */
 import type { BuiltinVocabulary } from '../pack/builtin-vocabulary.ts';
+import type { PackManifest } from '../pack/manifest.ts';
 import type { LabelBank } from '../scoring/label-bank.ts';
 import type { ImageSource } from '../image/preprocess.ts';
 import type { TagScores } from '../scoring/scores.ts';
@@ -11,9 +12,11 @@ import type { ExecutionProvider } from './sessions.ts';
 
 export interface EngineInfo {
   packName: string;
-  precision: 'fp32' | 'fp16';
+  precision: PackManifest['precision'];
   /** The pack's weights are seeded random ones (a demo or benchmark pack): scores mean nothing. */
   randomWeights: boolean;
+  /** int8 packs: the quantisation method and the drift against float32 measured at export. */
+  quantization?: PackManifest['quantization'];
   imageSize: number;
   /** T: image tokens per image embedding. */
   imageTokens: number;

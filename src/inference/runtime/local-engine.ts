@@ -128,6 +128,7 @@ export class LocalInferenceEngine implements InferenceEngine {
       packName: m.name,
       precision: m.precision,
       randomWeights: hasRandomWeights(m),
+      ...(m.quantization ? { quantization: m.quantization } : {}),
       imageSize: m.image.size,
       imageTokens: m.dims.imageTokens,
       embedDim: m.dims.embedDim,

@@ -96,6 +96,32 @@ def build_random(kind: str, seed: int, vocab, tok, log):
     return mods, label, counts
 
 
+def _int8_drift(tmp, manifest, stored, counts, vocab, images, size, report, log, providers):
+    """int8 graphs vs their float32 originals (both in onnxruntime): the drift report goes into
+    the manifest, and the self-test bound is set from the measured deviation."""
+    from .drift import format_drift, image_files, measure_drift
+    from .pack import selftest_pixels
+    from .quantize import FLOAT_DIR, selftest_tolerance
+    from .verify_pack import preprocess
+    with open(os.path.join(tmp, "selftest.json"), encoding="utf-8") as fh:
+        st = json.load(fh)
+    mask = np.arange(stored.shape[1])[None, :] < counts[:, None]
+    log("measuring the int8 drift: int8 vs float32 graphs in onnxruntime ...")
+    drift = measure_drift(tmp, os.path.join(tmp, FLOAT_DIR), stored, mask, np.asarray(vocab.thresholds, np.float64),
+                          image_files(images), preprocess, size, st, selftest_pixels(2, size),
+                          providers=providers, log=log)
+    if drift is None:
+        return
+    q = manifest["quantization"]
+    q["drift"] = drift
+    q["selftestTolerance"] = selftest_tolerance(drift["selftestMaxAbsDiff"])
+    for line in format_drift(drift):
+        log(line)
+    log(f"  self-test: int8 vs PyTorch float max |diff| {drift['selftestMaxAbsDiff']:.4g}; "
+        f"bound recorded {q['selftestTolerance']}")
+    report["int8Drift"] = drift
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(
         prog="python3 -m tools.export",
@@ -117,6 +143,12 @@ def main(argv=None) -> int:
     p.add_argument("--heatmaps", action="store_true",
                    help="also write tag_decoder_heatmaps.onnx: the decoder with its cross-attention over the image "
                         "grid as an output (per tag, per layer, averaged over heads); tag_decoder.onnx is unchanged")
+    p.add_argument("--quantize", choices=["int8"],
+                   help="int8: the image encoder's and tag decoder's matmuls in int8 (weights per output channel, "
+                        "activations quantised at run time); float32 inputs and outputs; the export measures the "
+                        "drift against float32 on the verification photos")
+    p.add_argument("--int8-format", choices=["matmulinteger", "dynamicquantizematmul"], default="matmulinteger",
+                   help="ONNX formulation of the int8 matmuls (docs/export.md)")
     p.add_argument("--builtin-dtype", choices=["float32", "float16"], default="float32")
     p.add_argument("--external-data", choices=["auto", "always", "never"], default="auto",
                    help="ONNX weights in a .data file beside each graph (auto: graphs over 2 GB)")
@@ -137,6 +169,8 @@ def main(argv=None) -> int:
     log = lambda m: print(m, flush=True)  # noqa: E731
     t0 = time.time()
     try:
+        if args.fp16 and args.quantize:
+            raise ExportError("--fp16 and --quantize int8 exclude each other")
         torch.manual_seed(0)
         if args.threads:
             torch.set_num_threads(args.threads)
@@ -179,7 +213,7 @@ def main(argv=None) -> int:
             f"heads {d.swin.heads} window {d.swin.window}; T={d.image_tokens} E={d.decoder.embed_dim}; "
             f"decoder {d.decoder.layers}x{d.decoder.hidden} ({d.decoder.heads} heads); text {d.text.layers}x"
             f"{d.text.width} ({d.text.heads} heads); vocabulary {len(vocab)} x {label.shape[1]}")
-        precision = "fp16" if args.fp16 else "fp32"
+        precision = "int8" if args.quantize == "int8" else "fp16" if args.fp16 else "fp32"
         report = {}
 
         def verify_fn(tmp, manifest):
@@ -190,6 +224,13 @@ def main(argv=None) -> int:
             images = args.verify_images or shared("data", "images")
             stored = label.astype({"float32": "<f4", "float16": "<f2"}[args.builtin_dtype]).astype(np.float32)
             log("verifying: onnxruntime (node) vs PyTorch ...")
+            if precision == "int8":
+                from .quantize import FLOAT_DIR
+                report.update(verify(os.path.join(tmp, FLOAT_DIR), mods, tok, stored, counts, "fp32", images,
+                                     extra_texts=vocab.names[:8], log=log, providers=args.verify_ep.split(",")))
+                _int8_drift(tmp, manifest, stored, counts, vocab, images, mods.dims.swin.image_size, report, log,
+                            args.verify_ep.split(","))
+                return
             report.update(verify(tmp, mods, tok, stored, counts, precision, images,
                                  extra_texts=vocab.names[:8], log=log, providers=args.verify_ep.split(","),
                                  heatmaps=manifest.get("heatmaps")))
@@ -198,7 +239,7 @@ def main(argv=None) -> int:
         manifest = write_pack(args.out, mods, vocab, label, counts, merges, name=name, description=desc,
                               precision=precision, builtin_dtype=args.builtin_dtype, external=args.external_data,
                               random_init=rinit, seed=seed, verify_fn=verify_fn,
-                              heatmaps=args.heatmaps, log=log)
+                              heatmaps=args.heatmaps, log=log, int8_format=args.int8_format)
         total = sum(f["bytes"] for f in manifest["files"].values())
         log(f"pack written: {args.out} ({total / 1e6:.1f} MB, {len(manifest['files'])} files) "
             f"in {time.time() - t0:.0f} s")

@@ -118,8 +118,11 @@ def _check_target(out: str) -> None:
 def write_pack(out: str, mods: Modules, vocab, label_embeds: np.ndarray, counts: np.ndarray,
                merges: list, *, name: str, description: str, precision: str = "fp32",
                builtin_dtype: str = "float32", external: str = "auto", random_init=None, seed=None,
-               verify_fn=None, heatmaps: bool = False, log=print) -> dict:
-    """label_embeds: [C,D,E] float32, zero rows past counts[c]. verify_fn(tmp_dir, manifest) may raise."""
+               verify_fn=None, heatmaps: bool = False, log=print, int8_format: str | None = None) -> dict:
+    """label_embeds: [C,D,E] float32, zero rows past counts[c]. verify_fn(tmp_dir, manifest) may raise.
+    precision "int8": image encoder and tag decoder (and the heat-map decoder, if any) quantised
+    (quantize.py); their float32 graphs stay in tmp_dir/.float32 while verify_fn runs, and
+    verify_fn may set the manifest's quantization.selftestTolerance from a measurement."""
     _check_target(out)
     out = os.path.abspath(out)
     c, dd, e = label_embeds.shape
@@ -130,6 +133,11 @@ def write_pack(out: str, mods: Modules, vocab, label_embeds: np.ndarray, counts:
         os.chmod(tmp, 0o755)
         log(f"writing graphs ({precision}) ...")
         graphs = export_graphs(mods, tmp, fp16=(precision == "fp16"), external=external, heatmaps=heatmaps)
+        quantization = None
+        if precision == "int8":
+            from .quantize import DEFAULT_FORMAT, quantize_pack_graphs
+            log("quantising the image encoder and tag decoder to int8 ...")
+            quantization = quantize_pack_graphs(tmp, graphs, int8_format or DEFAULT_FORMAT, external)
         check_graphs(tmp, graphs)
         log("onnx checker: ok")
         write_tokenizer_json(merges, os.path.join(tmp, "tokenizer.json"))
@@ -142,8 +150,11 @@ def write_pack(out: str, mods: Modules, vocab, label_embeds: np.ndarray, counts:
             fh.write(np.ascontiguousarray(label_embeds.astype(np_dtype)).tobytes())
         tok = ClipTokenizer(merges)
         stored = label_embeds.astype(np_dtype).astype(np.float32)
-        tol = 1e-4 if precision == "fp32" else 5e-2
-        dump_json(make_selftest(mods, tok, stored, mask, tol), os.path.join(tmp, "selftest.json"))
+        tol = {"fp32": 1e-4, "fp16": 5e-2}.get(precision) or quantization["selftestTolerance"]
+        selftest = make_selftest(mods, tok, stored, mask, tol)
+        if precision == "int8":
+            selftest["textEmbedsTolerance"] = 1e-4  # the text encoder stays float32: float32's bound
+        dump_json(selftest, os.path.join(tmp, "selftest.json"))
 
         files = {}
         for g in graphs.values():
@@ -195,14 +206,33 @@ def write_pack(out: str, mods: Modules, vocab, label_embeds: np.ndarray, counts:
             # optional: packs without it have no heat maps and work as before (docs/model-pack.md)
             manifest["heatmaps"] = {"graph": HEATMAP_GRAPH, "output": HEATMAP_OUTPUT, "layers": d.decoder.layers,
                                     "grid": [grid, grid], "clsToken": 0}
+        if quantization is not None:
+            manifest["quantization"] = quantization
         if verify_fn is not None:
             verify_fn(tmp, manifest)
+        if quantization is not None:
+            _settle_int8(tmp, manifest, tol)
         dump_json(manifest, os.path.join(tmp, "manifest.json"))
         _swap_into_place(tmp, out)
         return manifest
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _settle_int8(tmp: str, manifest: dict, written_tol: float) -> None:
+    """The self-test bound measured during verification goes into selftest.json; the float32
+    originals leave the pack."""
+    from .quantize import FLOAT_DIR
+    tol = manifest["quantization"]["selftestTolerance"]
+    if tol != written_tol:
+        p = os.path.join(tmp, "selftest.json")
+        with open(p, encoding="utf-8") as fh:
+            st = json.load(fh)
+        st["tolerance"] = tol
+        dump_json(st, p)
+        manifest["files"]["selftest.json"] = {"bytes": os.path.getsize(p), "sha256": sha256_file(p)}
+    shutil.rmtree(os.path.join(tmp, FLOAT_DIR), ignore_errors=True)
 
 
 def _swap_into_place(tmp: str, out: str) -> None:
