@@ -100,7 +100,8 @@ export function int8TinyPackDir(): string | null {
   const bpe = path.join(sharedDir, 'data', 'clip', 'bpe_simple_vocab_16e6.txt.gz');
   if (!existsSync(PYTHON) || !existsSync(ram) || !existsSync(bpe)) return null;
   const tool = path.join(repoRoot, 'tools', 'export');
-  const hash = createHash('sha256');
+  const flags = ['--random-init', 'tiny', '--heatmaps', '--quantize', 'int8'];
+  const hash = createHash('sha256').update(flags.join(' '));
   for (const f of [...readdirSync(path.join(tool, 'omnitag_export')).sort().map((f) => path.join('omnitag_export', f)), 'verify_onnx.mjs']) {
     if (f.endsWith('.py') || f.endsWith('.mjs')) hash.update(f).update(readFileSync(path.join(tool, f)));
   }
@@ -109,7 +110,7 @@ export function int8TinyPackDir(): string | null {
   const tmp = mkdtempSync(`${dir}-tmp-`);
   try {
     const out = path.join(tmp, 'pack');
-    execFileSync(PYTHON, ['-m', 'tools.export', '--random-init', 'tiny', '--quantize', 'int8', '--out', out, '--bpe', bpe, '--ram-dir', ram, '--threads', '1'], {
+    execFileSync(PYTHON, ['-m', 'tools.export', ...flags, '--out', out, '--bpe', bpe, '--ram-dir', ram, '--threads', '1'], {
       cwd: repoRoot,
       stdio: 'pipe',
     });

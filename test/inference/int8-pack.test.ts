@@ -76,6 +76,9 @@ describe.skipIf(skip)('int8 pack (tiny, exported with --quantize int8)', () => {
     // really quantised: the graphs hold integer matmuls and are much smaller than float32's
     const bytes = (dir: string, f: string) => readFileSync(path.join(dir, f)).length;
     expect(readFileSync(path.join(int8Dir, 'tag_decoder.onnx')).includes('MatMulInteger')).toBe(true);
+    // the heat-map decoder is quantised with it: its maps come from the weights that score
+    expect(readFileSync(path.join(int8Dir, 'tag_decoder_heatmaps.onnx')).includes('MatMulInteger')).toBe(true);
+    expect(int8.info.heatmaps).not.toBeNull();
     expect(bytes(int8Dir, 'image_encoder.onnx')).toBeLessThan(0.5 * bytes(floatDir, 'image_encoder.onnx'));
     expect(bytes(int8Dir, 'text_encoder.onnx')).toBe(bytes(floatDir, 'text_encoder.onnx'));
   });
