@@ -9,6 +9,8 @@ import { silentLogger, type Logger, type ProviderPreference } from './sessions.t
 
 export const ENGINE_DEFAULTS = Object.freeze({
   workers: 1,
+  /** Image intake threads (decode + resize); 0: one per core. */
+  intakeWorkers: 0,
   maxBatchSize: 8,
   textBatchSize: 64,
   maxWaitMs: 5,
@@ -32,6 +34,8 @@ export interface LocalEngineOptions {
   cudaDeviceId?: number;
   /** Worker threads, each with its own sessions (memory × workers). Default ENGINE_DEFAULTS.workers. */
   workers?: number;
+  /** Threads that decode and resize images (runtime/intake-pool.ts); 0 or absent: one per core. */
+  intakeWorkers?: number;
   /** onnxruntime intra-op threads per worker; 0 or absent: the machine's cores / workers. */
   intraOpThreads?: number;
   /** Images per image-encoder run. Default ENGINE_DEFAULTS.maxBatchSize. */
@@ -50,11 +54,12 @@ export interface LocalEngineOptions {
   imageLimits?: ImageLimits;
   /** 'exact' (Pillow-identical, default) or 'fast' (libvips shrink-on-load). */
   resize?: ResizeMode;
-  /** Replaces the default preprocessing (preprocess.ts with the options above). */
+  /** Replaces the default preprocessing (preprocess.ts with the options above, on the intake threads). */
   preprocess?: ImagePreprocessor;
   logger?: Logger;
-  /** Worker entry override (tests). */
+  /** Worker entry overrides (tests). */
   workerUrl?: URL;
+  intakeWorkerUrl?: URL;
   shutdownTimeoutMs?: number;
   /** Told of what the engine does, for metrics. */
   observer?: EngineObserver;
@@ -69,6 +74,7 @@ export interface EngineObserver {
 /** Options with every default applied and every number checked. */
 export interface ResolvedEngineOptions {
   readonly workers: number;
+  readonly intakeWorkers: number;
   readonly maxBatch: { readonly encode: number; readonly decode: number; readonly text: number };
   readonly maxWaitMs: number;
   readonly maxQueue: number;
@@ -81,6 +87,7 @@ export interface ResolvedEngineOptions {
   readonly intraOpThreads: number;
   readonly logger: Logger;
   readonly workerUrl: URL | undefined;
+  readonly intakeWorkerUrl: URL | undefined;
   readonly shutdownTimeoutMs: number | undefined;
   readonly observer: EngineObserver | undefined;
 }
@@ -102,6 +109,7 @@ export function resolveEngineOptions(options: Omit<LocalEngineOptions, 'packDir'
   validateImageLimits(imageLimits);
   return {
     workers,
+    intakeWorkers: options.intakeWorkers ? positive('intakeWorkers', options.intakeWorkers) : Math.max(1, os.availableParallelism()),
     maxBatch,
     maxWaitMs: options.maxWaitMs ?? ENGINE_DEFAULTS.maxWaitMs,
     maxQueue,
@@ -115,6 +123,7 @@ export function resolveEngineOptions(options: Omit<LocalEngineOptions, 'packDir'
     intraOpThreads: options.intraOpThreads ? positive('intraOpThreads', options.intraOpThreads) : Math.max(1, Math.floor(os.availableParallelism() / workers)),
     logger: options.logger ?? silentLogger,
     workerUrl: options.workerUrl,
+    intakeWorkerUrl: options.intakeWorkerUrl,
     shutdownTimeoutMs: options.shutdownTimeoutMs,
     observer: options.observer,
   };

@@ -116,6 +116,8 @@ export interface EngineStats {
   runs: { imageEncoder: number; tagDecoder: number; textEncoder: number };
   /** Milliseconds spent running each graph. */
   runMs: { imageEncoder: number; tagDecoder: number; textEncoder: number };
+  /** The image intake threads (absent when preprocessing was replaced): images decoding, waiting, worker deaths. */
+  intake?: { size: number; busy: number; queued: number; crashes: number };
 }
 
 export interface InferenceEngine {

@@ -16,7 +16,8 @@ import {
 } from './engine.ts';
 import { asSharedSegment, assertValidBank, assertValidSegment, evictedBank, holdSegments, type BankSegment, type LabelBank } from '../scoring/label-bank.ts';
 import { openModelPack, type ModelPack } from '../pack/pack.ts';
-import { preprocessImage, type ImageSource } from '../image/preprocess.ts';
+import type { ImageSource } from '../image/preprocess.ts';
+import { IntakePool } from './intake-pool.ts';
 import { resolveEngineOptions, type ImagePreprocessor, type LocalEngineOptions } from './engine-options.ts';
 import { runPackSelftest, type SelftestReport } from '../pack/selftest.ts';
 import { makeTagScores } from '../scoring/scores.ts';
@@ -71,6 +72,8 @@ export class LocalInferenceEngine implements InferenceEngine {
   private readonly maxBatch: { encode: number; decode: number; text: number };
   private readonly chunkTags: number;
   private readonly preprocessor: ImagePreprocessor;
+  /** Decoding and resizing threads; absent when the caller replaced preprocessing. */
+  private readonly intake: IntakePool | undefined;
   private started: Promise<EngineInfo> | undefined;
   private builtin: Promise<BuiltinVocabulary> | undefined;
   private readonly preparedBanks = new WeakMap<LabelBank, PreparedBank>();
@@ -94,7 +97,17 @@ export class LocalInferenceEngine implements InferenceEngine {
     this.maxBatch = o.maxBatch;
     this.chunkTags = o.decoderChunkTags;
     const { imageLimits, resize } = o;
-    this.preprocessor = o.preprocess ?? ((bytes, spec) => preprocessImage(bytes, spec, imageLimits, { resize }));
+    if (!o.preprocess) {
+      const { size, mean, std } = m.image;
+      this.intake = new IntakePool({
+        size: o.intakeWorkers,
+        init: { spec: { size, mean, std }, limits: imageLimits, options: { resize } },
+        logger: this.logger,
+        workerUrl: o.intakeWorkerUrl,
+      });
+    }
+    const intake = this.intake;
+    this.preprocessor = o.preprocess ?? ((bytes) => intake!.preprocess(bytes));
     this.pool = new WorkerPool({
       size: workers,
       init: {
@@ -136,6 +149,7 @@ export class LocalInferenceEngine implements InferenceEngine {
 
   start(): Promise<EngineInfo> {
     if (this.disposed) return Promise.reject(shuttingDown());
+    this.intake?.start();
     this.started ??= this.pool.start().then((provider) => {
       if (provider === 'cpu' && this.pack.manifest.precision === 'fp16') {
         this.logger.warn({ pack: this.pack.manifest.name }, 'an fp16 pack on the CPU is slow; fp16 packs are meant for CUDA');
@@ -281,6 +295,7 @@ export class LocalInferenceEngine implements InferenceEngine {
       workers: { size: p.size, ready: p.ready, busy: p.busy, restarts: p.restarts, crashes: p.crashes },
       runs: p.runs,
       runMs: p.runMs,
+      ...(this.intake ? { intake: this.intake.stats() } : {}),
     };
   }
 
@@ -288,7 +303,7 @@ export class LocalInferenceEngine implements InferenceEngine {
     if (this.disposed) return;
     this.disposed = true;
     this.batcher.close(shuttingDown());
-    await this.pool.dispose();
+    await Promise.all([this.pool.dispose(), this.intake?.dispose()]);
   }
 
   /** Replays the pack's `selftest.json` through this engine; null when the pack has none. */

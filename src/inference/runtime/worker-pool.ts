@@ -65,7 +65,7 @@ export function startWorker(entry: URL, options: WorkerOptions): Worker {
   return new Worker(bootstrap, { ...options, eval: true });
 }
 
-function revive(e: SerializedError, fallback: ErrorCodeType = ErrorCode.INTERNAL_SERVER_ERROR): AppError {
+export function revive(e: SerializedError, fallback: ErrorCodeType = ErrorCode.INTERNAL_SERVER_ERROR): AppError {
   const code = (e.code && e.code in ErrorCode ? e.code : fallback) as ErrorCodeType;
   return new AppError(code, e.message, { details: e.details });
 }
