@@ -186,6 +186,8 @@ export class App {
       provider: model.executionProvider,
       cudaDeviceId: model.cudaDevice,
       workers: model.workers,
+      intakeWorkers: model.intakeWorkers,
+      warmup: model.warmup,
       intraOpThreads: model.intraOpThreads,
       maxBatchSize: model.maxBatch,
       maxWaitMs: model.maxBatchWaitMs,
@@ -198,7 +200,10 @@ export class App {
       ...(metrics ? { observer: metrics.engineObserver } : {}),
     });
     const info = await engine.start();
-    this.log.info({ pack: info.packName, provider: info.provider, workers: info.workers }, 'inference engine ready');
+    this.log.info(
+      { pack: info.packName, provider: info.provider, workers: info.workers, startMs: info.startup?.ms, warmupMs: info.startup?.warmupMs, warmedShapes: info.startup?.warmed.length },
+      'inference engine ready',
+    );
     return engine;
   }
 

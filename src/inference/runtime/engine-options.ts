@@ -11,6 +11,8 @@ export const ENGINE_DEFAULTS = Object.freeze({
   workers: 1,
   /** Image intake threads (decode + resize); 0: one per core. */
   intakeWorkers: 0,
+  /** Run the shapes requests will use before the workers report ready (see LocalEngineOptions.warmup). */
+  warmup: true,
   maxBatchSize: 8,
   textBatchSize: 64,
   maxWaitMs: 5,
@@ -50,6 +52,13 @@ export interface LocalEngineOptions {
   maxQueue?: number;
   /** Tags per decoder run: bounds peak memory on large banks. Default ENGINE_DEFAULTS.decoderChunkTags. */
   decoderChunkTags?: number;
+  /**
+   * Before a worker reports ready, run each graph at the shapes requests will use (image batches
+   * of 1 and maxBatchSize, a decoder chunk of the built-in vocabulary at 1 and maxDecodeBatchSize
+   * images, a full text batch), so that no request pays onnxruntime's slow first run at a new
+   * shape. Costs about one full batch of each graph per worker at start-up. Default true.
+   */
+  warmup?: boolean;
   /** Limits on image bytes and pixels (checked before decoding). Default DEFAULT_IMAGE_LIMITS. */
   imageLimits?: ImageLimits;
   /** 'exact' (Pillow-identical, default) or 'fast' (libvips shrink-on-load). */
@@ -79,6 +88,7 @@ export interface ResolvedEngineOptions {
   readonly maxWaitMs: number;
   readonly maxQueue: number;
   readonly decoderChunkTags: number;
+  readonly warmup: boolean;
   readonly imageLimits: ImageLimits;
   readonly resize: ResizeMode;
   readonly preprocess: ImagePreprocessor | undefined;
@@ -114,6 +124,7 @@ export function resolveEngineOptions(options: Omit<LocalEngineOptions, 'packDir'
     maxWaitMs: options.maxWaitMs ?? ENGINE_DEFAULTS.maxWaitMs,
     maxQueue,
     decoderChunkTags: positive('decoderChunkTags', options.decoderChunkTags ?? ENGINE_DEFAULTS.decoderChunkTags),
+    warmup: options.warmup ?? ENGINE_DEFAULTS.warmup,
     imageLimits,
     resize: options.resize ?? 'exact',
     preprocess: options.preprocess,

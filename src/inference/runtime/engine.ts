@@ -26,6 +26,12 @@ export interface EngineInfo {
   /** Execution provider in use; 'pending' until the engine has started. */
   provider: ExecutionProvider | 'pending';
   workers: number;
+  /**
+   * Once started: how long start-up took (workers, sessions, warm-up), the warm-up's share of it
+   * (of the last worker to be ready), and the runs it made: graph and input shape (the decoder's
+   * as [images, tags, descriptions]).
+   */
+  startup?: { ms: number; warmupMs: number; warmed: readonly { graph: string; shape: readonly number[] }[] };
 }
 
 /** An image already decoded and normalised to the pack's [3, S, S] layout (fixed test inputs, self-tests). */

@@ -21,6 +21,7 @@ import { IntakePool } from './intake-pool.ts';
 import { resolveEngineOptions, type ImagePreprocessor, type LocalEngineOptions } from './engine-options.ts';
 import { runPackSelftest, type SelftestReport } from '../pack/selftest.ts';
 import { makeTagScores } from '../scoring/scores.ts';
+import { decoderChunk, type WarmupPlan } from './model-runner.ts';
 import type { Logger } from './sessions.ts';
 import { shuttingDown, WorkerPool } from './worker-pool.ts';
 import type { JobResult } from './worker-protocol.ts';
@@ -113,6 +114,7 @@ export class LocalInferenceEngine implements InferenceEngine {
       init: {
         packDir: pack.dir,
         settings: { provider: o.provider, cudaDeviceId: o.cudaDeviceId, intraOpThreads: o.intraOpThreads },
+        ...(o.warmup ? { warmup: warmupPlan(pack, o.maxBatch, o.decoderChunkTags) } : {}),
       },
       workerUrl: o.workerUrl,
       logger: this.logger,
@@ -150,11 +152,16 @@ export class LocalInferenceEngine implements InferenceEngine {
   start(): Promise<EngineInfo> {
     if (this.disposed) return Promise.reject(shuttingDown());
     this.intake?.start();
+    const begun = performance.now();
     this.started ??= this.pool.start().then((provider) => {
       if (provider === 'cpu' && this.pack.manifest.precision === 'fp16') {
         this.logger.warn({ pack: this.pack.manifest.name }, 'an fp16 pack on the CPU is slow; fp16 packs are meant for CUDA');
       }
-      this.currentInfo = Object.freeze({ ...this.currentInfo, provider });
+      this.currentInfo = Object.freeze({
+        ...this.currentInfo,
+        provider,
+        startup: { ms: Math.round(performance.now() - begun), warmupMs: Math.round(this.pool.warmupMs), warmed: this.pool.warmed },
+      });
       return this.currentInfo;
     });
     this.started.catch(() => {
@@ -492,6 +499,22 @@ export class LocalInferenceEngine implements InferenceEngine {
     }
     throw new AppError(ErrorCode.INTERNAL_SERVER_ERROR, `inference worker answered a ${group} job with a ${result.kind} result`);
   }
+}
+
+/**
+ * The shapes requests will run most: image batches of one and of the largest size (largest
+ * first, so the memory arena grows once), the built-in vocabulary's decoder chunk at the same
+ * two batch sizes, and a full text batch at the full context. Partial batches in between reuse
+ * the memory the largest one reserved.
+ */
+function warmupPlan(pack: ModelPack, maxBatch: { encode: number; decode: number; text: number }, chunkTags: number): WarmupPlan {
+  const { builtin } = pack.manifest;
+  const distinct = (...sizes: number[]) => [...new Set(sizes)];
+  return {
+    imageBatches: distinct(maxBatch.encode, 1),
+    decode: { batches: distinct(maxBatch.decode, 1), tags: builtin.count > 0 ? decoderChunk(builtin.count, chunkTags) : 0, descriptions: builtin.descriptionsPerTag },
+    textBatches: [maxBatch.text],
+  };
 }
 
 /** Tag c's logit is row rowOf[c] of segment segmentOf[c]'s output. */

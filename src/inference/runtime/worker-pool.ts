@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { AppError, ErrorCode, type ErrorCode as ErrorCodeType } from '../../core/errors.ts';
-import type { RunCounts } from './model-runner.ts';
+import type { RunCounts, WarmedShape } from './model-runner.ts';
 import type { ExecutionProvider, Logger } from './sessions.ts';
 import type { FromWorker, Job, JobResult, SerializedError, ToWorker, WorkerInit } from './worker-protocol.ts';
 
@@ -85,6 +85,8 @@ export class WorkerPool {
   private crashes = 0;
   private consecutiveFailures = 0;
   private lastStartMs = 1_000;
+  private lastWarmupMs = 0;
+  private lastWarmed: WarmedShape[] = [];
   private readonly finishedRuns: RunCounts = { imageEncoder: 0, tagDecoder: 0, textEncoder: 0 };
   private readonly finishedRunMs: RunCounts = { imageEncoder: 0, tagDecoder: 0, textEncoder: 0 };
   private closing = false;
@@ -101,6 +103,16 @@ export class WorkerPool {
 
   get provider(): ExecutionProvider | undefined {
     return this.providerUsed;
+  }
+
+  /** Time the last worker to start spent warming up (included in its start). */
+  get warmupMs(): number {
+    return this.lastWarmupMs;
+  }
+
+  /** The shapes the last worker to start ran before it reported ready. */
+  get warmed(): readonly WarmedShape[] {
+    return this.lastWarmed;
   }
 
   /** Estimated wait before a retry can succeed: about one worker start. */
@@ -202,7 +214,12 @@ export class WorkerPool {
             return;
           }
           slot.state = 'idle';
-          this.options.logger.info({ worker: index, provider: message.provider, startMs: Math.round(this.lastStartMs) }, 'inference worker ready');
+          this.lastWarmupMs = message.warmupMs;
+          this.lastWarmed = message.warmed;
+          this.options.logger.info(
+            { worker: index, provider: message.provider, startMs: Math.round(this.lastStartMs), warmupMs: Math.round(message.warmupMs) },
+            'inference worker ready',
+          );
           waiter?.resolve(message.provider);
           this.drainWaiting(slot);
           return;

@@ -1,10 +1,12 @@
 import type { ExecutionProvider, SessionSettings } from './sessions.ts';
-import type { RunCounts } from './model-runner.ts';
+import type { RunCounts, WarmedShape, WarmupPlan } from './model-runner.ts';
 
 /** `workerData` of an inference worker. */
 export interface WorkerInit {
   packDir: string;
   settings: SessionSettings;
+  /** Shapes to run before the worker says it is ready; absent: none. */
+  warmup?: WarmupPlan;
 }
 
 /** One bank segment as posted: the arrays are SharedArrayBuffer views, so posting copies nothing. */
@@ -40,7 +42,8 @@ export interface SerializedError {
 }
 
 export type FromWorker =
-  | { type: 'ready'; provider: ExecutionProvider }
+  /** `warmed`: the warm-up runs done before this message; `warmupMs`: their time. */
+  | { type: 'ready'; provider: ExecutionProvider; warmed: WarmedShape[]; warmupMs: number }
   | { type: 'failed'; error: SerializedError }
   | { type: 'done'; id: number; result: JobResult; runs: RunCounts; runMs: RunCounts }
   | { type: 'error'; id: number; error: SerializedError; runs: RunCounts; runMs: RunCounts };
