@@ -18,7 +18,7 @@ import sharp, { type OutputInfo } from 'sharp';
 import { AppError, ErrorCode } from '../../core/errors.ts';
 import { sniffImageFormat } from './format.ts';
 import { checkByteSize, checkDimensions, DEFAULT_IMAGE_LIMITS, type ImageLimits, validateImageLimits } from './limits.ts';
-import { resizeBilinearAntialiasAsync } from './resample.ts';
+import { resizeBilinearAntialiasAsync, type ResampleImplementation } from './resample.ts';
 
 /** The part of a pack manifest's `image` section preprocessing needs. */
 export interface ImageSpec {
@@ -34,6 +34,8 @@ export interface PreprocessOptions {
   resize?: ResizeMode;
   /** Rotate/flip by the EXIF orientation tag (default true). */
   applyOrientation?: boolean;
+  /** The exact resize's integer passes: 'native' (C, when built; the default then) or 'js'. Same bytes. */
+  resampler?: ResampleImplementation;
 }
 
 /** What the input was, for logs and API responses. */
@@ -215,7 +217,7 @@ async function decodeResized(bytes: Uint8Array, S: number, limits: ImageLimits, 
     } else {
       const { data, info } = await pipeline().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
       expectRgb(info, width, height, data, formatName);
-      square = (await resizeBilinearAntialiasAsync({ data, width, height }, S, S)).data;
+      square = (await resizeBilinearAntialiasAsync({ data, width, height }, S, S, opts.resampler)).data;
     }
   } catch (e) {
     throw decodeError(e, formatName);
