@@ -112,8 +112,9 @@ try {
   }
   const client = async (connections: number) => {
     const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.resolve('bench/http-client.ts'), gqlUrl, bodyFile, String(seconds), String(connections), ...headers]);
-    const r = JSON.parse(stdout) as { n: number; failed: number; meanMs: number; p50Ms: number; p99Ms: number; requestsPerSecond: number };
-    if (r.failed) throw new Error(`${r.failed} of ${r.n} HTTP requests failed at concurrency ${connections}`);
+    const r = JSON.parse(stdout) as { n: number; failed: number; meanMs: number; p50Ms: number; p99Ms: number; requestsPerSecond: number; firstFailure?: string };
+    if (r.failed && opts.image) console.log(JSON.stringify({ failed: r.failed, of: r.n, firstFailure: r.firstFailure }));
+    else if (r.failed) throw new Error(`${r.failed} of ${r.n} HTTP requests failed at concurrency ${connections}`);
     return r;
   };
 
