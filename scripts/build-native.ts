@@ -1,5 +1,6 @@
 /**
- * Builds the C resampler (src/inference/image/native) with node-gyp, run by `npm install`.
+ * Builds the C resampler (src/inference/image/native, linked with libjpeg-turbo: Debian's
+ * libjpeg62-turbo-dev) with node-gyp, run by `npm install`.
  * Offline: the headers come from the Node installation itself (`--nodedir` at its prefix,
  * which holds include/node), so node-gyp downloads nothing. Never fails the install: without a
  * compiler or headers the resampler's JavaScript passes are used, which give the same bytes,

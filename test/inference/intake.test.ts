@@ -11,7 +11,7 @@ import { AppError } from '../../src/core/errors.ts';
 import { buildLabelBank, createLocalInferenceEngine } from '../../src/inference/index.ts';
 import { DEFAULT_IMAGE_LIMITS } from '../../src/inference/image/limits.ts';
 import { preprocessImage, type ImageSource } from '../../src/inference/image/preprocess.ts';
-import { defaultResampleImplementation, resizeBilinearAntialias } from '../../src/inference/image/resample.ts';
+import { defaultResampleImplementation, jpegResizedNative, resizeBilinearAntialias } from '../../src/inference/image/resample.ts';
 import { IntakePool } from '../../src/inference/runtime/intake-pool.ts';
 import { silentLogger } from '../../src/inference/runtime/sessions.ts';
 import { hasShared, seededRandom, sharedDir, testPackDir } from './helpers.ts';
@@ -58,6 +58,50 @@ describe.runIf(defaultResampleImplementation === 'native')('the C resampler', ()
         expect(Buffer.compare(native.data, js.data), `${path.basename(file)} → ${w}×${h}`).toBe(0);
       }
     }
+  });
+});
+
+describe.runIf(defaultResampleImplementation === 'native')('JPEGs decoded row by row into the resampler (libjpeg-turbo in the addon)', () => {
+  const wholeThenResized = async (bytes: Buffer, w: number, h: number) => {
+    const { data, info } = await sharp(bytes, { ignoreIcc: true }).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    return resizeBilinearAntialias({ data, width: info.width, height: info.height }, w, h, 'js').data;
+  };
+
+  it('gives the bytes of a whole decode then the JavaScript passes, for the JPEG variants and photos', async () => {
+    const rand = seededRandom(9);
+    const raw = Buffer.from(Array.from({ length: 700 * 500 * 3 }, () => Math.floor(rand() * 256)));
+    const base = () => sharp(raw, { raw: { width: 700, height: 500, channels: 3 } });
+    const cases: [string, Buffer][] = [
+      ['baseline 4:2:0', await base().jpeg({ quality: 80 }).toBuffer()],
+      ['baseline 4:4:4', await base().jpeg({ quality: 95, chromaSubsampling: '4:4:4' }).toBuffer()],
+      ['progressive', await base().jpeg({ progressive: true }).toBuffer()],
+      ['greyscale', await base().greyscale().jpeg().toBuffer()],
+      ...photos.filter((f) => f.endsWith('.jpg')).map((f): [string, Buffer] => [path.basename(f), readFileSync(f)]),
+    ];
+    for (const [name, bytes] of cases) {
+      const meta = await sharp(bytes).metadata();
+      for (const [w, h] of [[384, 384], [224, 224], [97, 511]] as const) {
+        const streamed = jpegResizedNative(bytes, meta.width!, meta.height!, w, h);
+        expect(streamed, `${name} → ${w}×${h}`).not.toBeNull();
+        expect(Buffer.compare(streamed!.data, await wholeThenResized(bytes, w, h)), `${name} → ${w}×${h}`).toBe(0);
+      }
+    }
+  });
+
+  it('declines what the general path must decide: truncated or corrupt data, CMYK, a size other than the header said', async () => {
+    const rand = seededRandom(10);
+    const raw = Buffer.from(Array.from({ length: 300 * 200 * 3 }, () => Math.floor(rand() * 256)));
+    const jpeg = await sharp(raw, { raw: { width: 300, height: 200, channels: 3 } }).jpeg().toBuffer();
+    expect(jpegResizedNative(jpeg, 300, 200, 64, 64)).not.toBeNull();
+    expect(jpegResizedNative(jpeg.subarray(0, Math.floor(jpeg.length * 0.6)), 300, 200, 64, 64)).toBeNull();
+    const damaged = Buffer.from(jpeg);
+    damaged.fill(0xff, 400, 420);
+    expect(jpegResizedNative(damaged, 300, 200, 64, 64)).toBeNull();
+    expect(jpegResizedNative(jpeg, 301, 200, 64, 64)).toBeNull();
+    const cmyk = await sharp(raw, { raw: { width: 300, height: 200, channels: 3 } }).toColourspace('cmyk').jpeg().toBuffer();
+    expect((await sharp(cmyk).metadata()).space).toBe('cmyk');
+    expect(jpegResizedNative(cmyk, 300, 200, 64, 64)).toBeNull();
+    expect(jpegResizedNative(Buffer.from('not a jpeg at all'), 300, 200, 64, 64)).toBeNull();
   });
 });
 

@@ -70,6 +70,7 @@ const clip8 = (acc: number) => {
 interface NativePasses {
   horizontal(src: Uint8Array, width: number, rows: number, out: Uint8Array, outWidth: number, first: Int32Array, count: Int32Array, weights: Int32Array, taps: number): void;
   vertical(src: Uint8Array, stride: number, rowFirst: number, out: Uint8Array, outHeight: number, first: Int32Array, count: Int32Array, weights: Int32Array, taps: number): void;
+  jpegRowsResized(bytes: Uint8Array, width: number, height: number, rowFirst: number, rowEnd: number, mid: Uint8Array, outWidth: number, first: Int32Array, count: Int32Array, weights: Int32Array, taps: number): boolean;
 }
 
 /** The C passes, or null when the addon was not built (no compiler at install): then JavaScript. */
@@ -128,6 +129,27 @@ export async function resizeBilinearAntialiasAsync(
     if (step.done) return step.value;
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
+}
+
+/**
+ * A JPEG of `width` × `height` decoded by libjpeg-turbo in the addon row by row, each row going
+ * through the horizontal pass as it is decoded, then the vertical pass: the same bytes as
+ * decoding the whole image and resizing it, without ever holding the full-size image (which
+ * is most of a 12 MP photo's cost here). Null when the addon is not built, the sizes do not
+ * need both passes, or libjpeg met anything unusual (a warning, an error, CMYK, a size other
+ * than the header said): the caller then decodes the general way, which also decides the error.
+ */
+export function jpegResizedNative(bytes: Uint8Array, width: number, height: number, outWidth: number, outHeight: number): RgbImage | null {
+  if (!nativePasses || width === outWidth || height === outHeight || !(outWidth > 0 && outHeight > 0)) return null;
+  const vertical = weightsFor(height, outHeight);
+  const rowFirst = vertical.first[0]!;
+  const rowEnd = vertical.first[outHeight - 1]! + vertical.count[outHeight - 1]!;
+  const w = weightsFor(width, outWidth);
+  const mid = new Uint8Array((rowEnd - rowFirst) * outWidth * 3);
+  if (!nativePasses.jpegRowsResized(bytes, width, height, rowFirst, rowEnd, mid, outWidth, w.first, w.count, w.weights, w.taps)) return null;
+  const out = new Uint8Array(outHeight * outWidth * 3);
+  nativePasses.vertical(mid, outWidth * 3, rowFirst, out, outHeight, vertical.first, vertical.count, vertical.weights, vertical.taps);
+  return { data: out, width: outWidth, height: outHeight };
 }
 
 /** About this many multiply-adds between yields (a few milliseconds). */

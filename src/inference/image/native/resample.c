@@ -6,8 +6,11 @@
  * never negative (a triangle filter), so every sum fits in 32 bits.
  */
 #include <node_api.h>
+#include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <jpeglib.h>
 
 #define PRECISION_BITS (32 - 8 - 2)
 #define HALF (1 << (PRECISION_BITS - 1))
@@ -59,6 +62,58 @@ static void vertical(const uint8_t *src, int32_t stride, int32_t row_first, uint
     uint8_t *o = out + (size_t)y * stride;
     for (int32_t x = 0; x < stride; x++) o[x] = clip8(acc[x]);
   }
+}
+
+/*
+ * A JPEG decoded row by row with libjpeg-turbo (the decoder Pillow uses, default settings: slow
+ * integer IDCT, fancy upsampling), each row going straight through the horizontal pass, so the
+ * full-size RGB image is never held. Returns 0 at the first warning or error, or when the
+ * image is not what the caller expects (size, colour space): the caller then takes the
+ * general path, which decides what the file is and what error it gets.
+ */
+typedef struct {
+  struct jpeg_error_mgr pub;
+  jmp_buf jump;
+  int warned;
+} jpeg_errors_t;
+
+static void jpeg_fail(j_common_ptr cinfo) { longjmp(((jpeg_errors_t *)cinfo->err)->jump, 1); }
+static void jpeg_message(j_common_ptr cinfo, int level) {
+  if (level < 0) ((jpeg_errors_t *)cinfo->err)->warned = 1;
+}
+
+static int jpeg_rows_resized(const uint8_t *data, size_t length, int32_t width, int32_t height, int32_t row_first,
+                             int32_t row_end, uint8_t *mid, int32_t out_width, const weights_t *k, uint8_t *row) {
+  struct jpeg_decompress_struct cinfo;
+  jpeg_errors_t errors;
+  cinfo.err = jpeg_std_error(&errors.pub);
+  errors.pub.error_exit = jpeg_fail;
+  errors.pub.emit_message = jpeg_message;
+  errors.warned = 0;
+  if (setjmp(errors.jump)) {
+    jpeg_destroy_decompress(&cinfo);
+    return 0;
+  }
+  jpeg_create_decompress(&cinfo);
+  jpeg_mem_src(&cinfo, data, (unsigned long)length);
+  int ok = jpeg_read_header(&cinfo, TRUE) == JPEG_HEADER_OK &&
+           (cinfo.jpeg_color_space == JCS_YCbCr || cinfo.jpeg_color_space == JCS_GRAYSCALE || cinfo.jpeg_color_space == JCS_RGB);
+  if (ok) {
+    cinfo.out_color_space = JCS_RGB;
+    jpeg_start_decompress(&cinfo);
+    ok = (int32_t)cinfo.output_width == width && (int32_t)cinfo.output_height == height && cinfo.output_components == 3;
+  }
+  for (int32_t y = 0; ok && y < height; y++) {
+    JSAMPROW rows[1] = {row};
+    ok = jpeg_read_scanlines(&cinfo, rows, 1) == 1 && !errors.warned;
+    if (ok && y >= row_first && y < row_end) horizontal(row, width, 1, mid + (size_t)(y - row_first) * out_width * 3, out_width, k);
+  }
+  if (ok) {
+    jpeg_finish_decompress(&cinfo);
+    ok = !errors.warned;
+  }
+  jpeg_destroy_decompress(&cinfo);
+  return ok;
 }
 
 /* ---- Node-API glue: typed arrays in, nothing returned (outputs are written in place) ---- */
@@ -138,6 +193,50 @@ static napi_value pass(napi_env env, napi_callback_info info, int is_vertical) {
   return NULL;
 }
 
+/*
+ * jpegRowsResized(bytes, width, height, rowFirst, rowEnd, mid, outWidth, first, count, weights, taps)
+ * → true when `mid` holds rows [rowFirst, rowEnd) of the image filtered horizontally.
+ */
+static napi_value jpeg_js(napi_env env, napi_callback_info info) {
+  size_t argc = 11;
+  napi_value argv[11];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc != 11) {
+    napi_throw_type_error(env, NULL, "expected 11 arguments");
+    return NULL;
+  }
+  uint8_t *bytes, *mid;
+  int32_t *first, *count, *weights;
+  size_t bytes_len, mid_len, first_len, count_len, weights_len;
+  int32_t width, height, row_first, row_end, out_width, taps;
+  if (!typed(env, argv[0], napi_uint8_array, (void **)&bytes, &bytes_len) || !int_arg(env, argv[1], &width) ||
+      !int_arg(env, argv[2], &height) || !int_arg(env, argv[3], &row_first) || !int_arg(env, argv[4], &row_end) ||
+      !typed(env, argv[5], napi_uint8_array, (void **)&mid, &mid_len) || !int_arg(env, argv[6], &out_width) ||
+      !typed(env, argv[7], napi_int32_array, (void **)&first, &first_len) ||
+      !typed(env, argv[8], napi_int32_array, (void **)&count, &count_len) ||
+      !typed(env, argv[9], napi_int32_array, (void **)&weights, &weights_len) || !int_arg(env, argv[10], &taps))
+    return NULL;
+  int ok = width > 0 && height > 0 && row_first < row_end && row_end <= height && first_len >= (size_t)out_width &&
+           count_len >= (size_t)out_width && weights_len >= (size_t)out_width * taps &&
+           mid_len >= (size_t)(row_end - row_first) * out_width * 3;
+  for (int32_t i = 0; ok && i < out_width; i++) ok = count[i] >= 0 && count[i] <= taps && first[i] >= 0 && first[i] + count[i] <= width;
+  if (!ok) {
+    napi_throw_range_error(env, NULL, "jpeg rows: arrays too short for the sizes given");
+    return NULL;
+  }
+  uint8_t *row = malloc((size_t)width * 3);
+  if (!row) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  weights_t k = {first, count, weights, taps};
+  int done = jpeg_rows_resized(bytes, bytes_len, width, height, row_first, row_end, mid, out_width, &k, row);
+  free(row);
+  napi_value result;
+  napi_get_boolean(env, done, &result);
+  return result;
+}
+
 static napi_value horizontal_js(napi_env env, napi_callback_info info) { return pass(env, info, 0); }
 static napi_value vertical_js(napi_env env, napi_callback_info info) { return pass(env, info, 1); }
 
@@ -147,5 +246,8 @@ NAPI_MODULE_INIT() {
   napi_create_function(env, "vertical", NAPI_AUTO_LENGTH, vertical_js, NULL, &v);
   napi_set_named_property(env, exports, "horizontal", h);
   napi_set_named_property(env, exports, "vertical", v);
+  napi_value j;
+  napi_create_function(env, "jpegRowsResized", NAPI_AUTO_LENGTH, jpeg_js, NULL, &j);
+  napi_set_named_property(env, exports, "jpegRowsResized", j);
   return exports;
 }
