@@ -8,7 +8,9 @@
  * The HTTP requests come from bench/http-client.ts in its own process, as a client's would.
  * The concurrency-16 phases alternate too, for --rounds rounds; the summary gives each round
  * and the medians.
- * Usage: npx tsx bench/api.bench.ts [--pack packs/tiny] [--seconds 10] [--rounds 3] [--builtin] [--upload]
+ * Usage: npx tsx bench/api.bench.ts [--pack packs/tiny] [--seconds 10] [--rounds 3] [--builtin] [--upload] [--image FILE] [--only16]
+ * --image sends that file as it is (e.g. a 12 MP photo) instead of the 1 MP JPEG; --only16 runs
+ * the concurrency-16 phases only (HTTP requests/s = images/s).
  * Loopback only; every loop is bounded in time and stops by itself.
  */
 import fs from 'node:fs/promises';
@@ -29,8 +31,10 @@ const opts = new Command()
   .option('--rounds <n>', 'engine/HTTP rounds, alternating', '3')
   .option('--builtin', 'score against the 4,585 built-in tags (default: 20 custom tags)')
   .option('--upload', 'send the JPEG as a multipart upload (default: base64 in the JSON body)')
+  .option('--image <file>', 'send this image file as it is instead of the 1 MP JPEG')
+  .option('--only16', 'only the concurrency-16 phases')
   .parse()
-  .opts<{ pack: string; seconds: string; rounds: string; builtin?: boolean; upload?: boolean }>();
+  .opts<{ pack: string; seconds: string; rounds: string; builtin?: boolean; upload?: boolean; image?: string; only16?: boolean }>();
 const seconds = Number(opts.seconds);
 const rounds = Number(opts.rounds);
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -61,7 +65,9 @@ try {
   // A 1-megapixel photo-like JPEG: the shared demo photo when present, else generated noise.
   const photo = await fs.readFile(path.resolve('..', 'shared', 'data', 'images', 'demo2.jpg')).catch(() => null);
   const source = photo ? sharp(photo) : sharp(Buffer.from(Array.from({ length: 1155 * 866 * 3 }, () => Math.floor(Math.random() * 256))), { raw: { width: 1155, height: 866, channels: 3 } });
-  const jpeg = await source.resize(1155, 866, { fit: 'fill' }).jpeg({ quality: 90 }).toBuffer();
+  const jpeg = opts.image ? await fs.readFile(opts.image) : await source.resize(1155, 866, { fit: 'fill' }).jpeg({ quality: 90 }).toBuffer();
+  const meta = await sharp(jpeg).metadata();
+  const imageLabel = `${meta.width}×${meta.height} ${meta.format} (${((meta.width! * meta.height!) / 1e6).toFixed(1)} MP, ${jpeg.length} bytes), ${opts.upload ? 'multipart upload' : 'base64'}`;
   const base64 = jpeg.toString('base64');
   const services = app.services;
   const snapshot = await services.vocab.labelBanks.forVocabulary(tenant, vocab);
@@ -106,8 +112,9 @@ try {
   }
   const client = async (connections: number) => {
     const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.resolve('bench/http-client.ts'), gqlUrl, bodyFile, String(seconds), String(connections), ...headers]);
-    const r = JSON.parse(stdout) as { n: number; failed: number; meanMs: number; p50Ms: number; p99Ms: number; requestsPerSecond: number };
-    if (r.failed) throw new Error(`${r.failed} of ${r.n} HTTP requests failed at concurrency ${connections}`);
+    const r = JSON.parse(stdout) as { n: number; failed: number; meanMs: number; p50Ms: number; p99Ms: number; requestsPerSecond: number; firstFailure?: string };
+    if (r.failed && opts.image) console.log(JSON.stringify({ failed: r.failed, of: r.n, firstFailure: r.firstFailure }));
+    else if (r.failed) throw new Error(`${r.failed} of ${r.n} HTTP requests failed at concurrency ${connections}`);
     return r;
   };
 
@@ -158,7 +165,7 @@ try {
   for (let i = 0; i < 5; i++) await httpOnce(); // warm-up of the GraphQL path
   const perRound: { pairs: number; engineMs: number; httpMs: number; overheadMs: number; ci95Ms: number; engineImagesPerSecond: number; httpRequestsPerSecond: number; ratio: number }[] = [];
   for (let r = 0; r < rounds; r++) {
-    const c1 = await pairedAtConcurrency1();
+    const c1 = opts.only16 ? { pairs: 0, engineMs: NaN, httpMs: NaN, overheadMs: NaN, ci95Ms: NaN } : await pairedAtConcurrency1();
     console.log(JSON.stringify({ label: `round ${r + 1}: concurrency 1`, ...c1 }));
     const engine16 = await concurrent(engineOnce, 16);
     const http16 = (await client(16)).requestsPerSecond;
@@ -181,7 +188,7 @@ try {
   const summary = {
     pack: opts.pack,
     vocabulary: opts.builtin ? '4,585 built-in tags' : '20 custom tags',
-    image: `1155×866 JPEG (1.0 MP, ${jpeg.length} bytes), ${opts.upload ? 'multipart upload' : 'base64'}`,
+    image: imageLabel,
     seconds,
     rounds: perRound,
     medianOverheadAtConcurrency1Ms: +median(perRound.map((r) => r.overheadMs)).toFixed(2),

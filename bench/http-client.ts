@@ -27,6 +27,8 @@ for (const h of headerArgs) {
   headers[h.slice(0, at).trim().toLowerCase()] = h.slice(at + 1).trim();
 }
 const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+/** What the first failed answer said (status and the start of its body), for the report. */
+let firstFailure: string | undefined;
 
 /** One POST; resolves true when the answer is 200 with data and no errors. */
 function post(): Promise<boolean> {
@@ -34,7 +36,12 @@ function post(): Promise<boolean> {
     const req = http.request(url!, { method: 'POST', headers, agent }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve(res.statusCode === 200 && !Buffer.concat(chunks).includes('"errors"')));
+      res.on('end', () => {
+        const answer = Buffer.concat(chunks);
+        const ok = res.statusCode === 200 && !answer.includes('"errors"');
+        if (!ok) firstFailure ??= `${res.statusCode} ${answer.subarray(0, 300).toString()}`;
+        resolve(ok);
+      });
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -83,5 +90,6 @@ async function measureThroughput(): Promise<void> {
     p50Ms: at(0.5),
     p99Ms: at(0.99),
     requestsPerSecond: +(times.length / elapsedS).toFixed(3),
+    ...(firstFailure ? { firstFailure } : {}),
   }));
 }

@@ -187,6 +187,8 @@ export class App {
       provider: model.executionProvider,
       cudaDeviceId: model.cudaDevice,
       workers: model.workers,
+      intakeWorkers: model.intakeWorkers,
+      warmup: model.warmup,
       intraOpThreads: model.intraOpThreads,
       maxBatchSize: model.maxBatch,
       maxWaitMs: model.maxBatchWaitMs,
@@ -199,7 +201,10 @@ export class App {
       ...(metrics ? { observer: metrics.engineObserver } : {}),
     });
     const info = await engine.start();
-    this.log.info({ pack: info.packName, precision: info.precision, provider: info.provider, workers: info.workers }, 'inference engine ready');
+    this.log.info(
+      { pack: info.packName, precision: info.precision, provider: info.provider, workers: info.workers, startMs: info.startup?.ms, warmupMs: info.startup?.warmupMs, warmedShapes: info.startup?.warmed.length },
+      'inference engine ready',
+    );
     if (info.randomWeights) this.log.warn({ pack: info.packName, code: DEMO_MODEL_WARNING.code }, DEMO_MODEL_WARNING.message);
     return engine;
   }

@@ -48,6 +48,8 @@ const EnvSchema = z.object({
   OMNITAG_CUDA_DEVICE: int(0, 64).default(0),
   OMNITAG_INTRA_OP_THREADS: int(0, 256).default(0),
   OMNITAG_INFERENCE_WORKERS: int(1, 64).default(ENGINE_DEFAULTS.workers),
+  OMNITAG_INTAKE_WORKERS: int(0, 64).default(ENGINE_DEFAULTS.intakeWorkers),
+  OMNITAG_WARMUP: bool.default(ENGINE_DEFAULTS.warmup),
   OMNITAG_MAX_BATCH: int(1, 256).default(ENGINE_DEFAULTS.maxBatchSize),
   OMNITAG_MAX_BATCH_WAIT_MS: int(0, 10_000).default(ENGINE_DEFAULTS.maxWaitMs),
   OMNITAG_MAX_QUEUE: int(1, 100_000).default(ENGINE_DEFAULTS.maxQueue),
@@ -126,6 +128,10 @@ export interface Config {
     /** 0 lets onnxruntime choose. */
     readonly intraOpThreads: number;
     readonly workers: number;
+    /** Image decoding threads; 0: one per core. */
+    readonly intakeWorkers: number;
+    /** Run the shapes requests will use before reporting ready. */
+    readonly warmup: boolean;
     readonly maxBatch: number;
     readonly maxBatchWaitMs: number;
     readonly maxQueue: number;
@@ -284,6 +290,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       cudaDevice: e.OMNITAG_CUDA_DEVICE,
       intraOpThreads: e.OMNITAG_INTRA_OP_THREADS,
       workers: e.OMNITAG_INFERENCE_WORKERS,
+      intakeWorkers: e.OMNITAG_INTAKE_WORKERS,
+      warmup: e.OMNITAG_WARMUP,
       maxBatch: e.OMNITAG_MAX_BATCH,
       maxBatchWaitMs: e.OMNITAG_MAX_BATCH_WAIT_MS,
       maxQueue: e.OMNITAG_MAX_QUEUE,

@@ -75,6 +75,8 @@ async function openEngine(flags: EngineFlags, resize: ResizeMode = 'exact'): Pro
     maxBatchSize: flags.batchSize,
     maxQueue: Math.max(256, flags.batchSize * 4),
     resize,
+    // a short run would pay for shapes it may never use; the first batch warms its own shape
+    warmup: false,
     logger,
   });
   await engine.start();

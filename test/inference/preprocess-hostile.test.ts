@@ -1,18 +1,32 @@
 import { deflateSync } from 'node:zlib';
 import sharp, { type Sharp } from 'sharp';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAppError } from '../../src/core/errors.ts';
 import { sniffImageFormat } from '../../src/inference/image/format.ts';
 import { DEFAULT_IMAGE_LIMITS, type ImageLimits } from '../../src/inference/image/limits.ts';
-import { preprocessImage } from '../../src/inference/image/preprocess.ts';
+import { preprocessImage, type PreprocessedImage } from '../../src/inference/image/preprocess.ts';
+import { IntakePool } from '../../src/inference/runtime/intake-pool.ts';
+import { silentLogger } from '../../src/inference/runtime/sessions.ts';
 import { seededRandom } from './helpers.ts';
 
 const spec = { size: 32, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 
+// Every case runs twice: preprocessing on the calling thread, and on the engine's intake
+// threads (runtime/intake-pool.ts), which must answer the same codes, messages and details.
+const pools = new Map<string, IntakePool>();
+function intakePool(limits: ImageLimits): IntakePool {
+  const key = JSON.stringify(limits);
+  let pool = pools.get(key);
+  if (!pool) pools.set(key, (pool = new IntakePool({ size: 2, init: { spec, limits, options: {} }, logger: silentLogger })));
+  return pool;
+}
+afterAll(() => Promise.all([...pools.values()].map((p) => p.dispose())));
+let preprocess: (bytes: Uint8Array, limits: ImageLimits) => Promise<PreprocessedImage>;
+
 /** Runs the preprocessor and returns the AppError code it failed with (or 'OK'). */
 async function outcome(bytes: Uint8Array, limits: ImageLimits = DEFAULT_IMAGE_LIMITS): Promise<string> {
   try {
-    const { pixels } = await preprocessImage(bytes, spec, limits);
+    const { pixels } = await preprocess(bytes, limits);
     expect(pixels.every(Number.isFinite)).toBe(true);
     return 'OK';
   } catch (e) {
@@ -23,7 +37,7 @@ async function outcome(bytes: Uint8Array, limits: ImageLimits = DEFAULT_IMAGE_LI
 }
 
 async function errorOf(bytes: Uint8Array, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) {
-  return preprocessImage(bytes, spec, limits).then(
+  return preprocess(bytes, limits).then(
     () => null,
     (e: unknown) => e as { code: string; message: string; details: Record<string, unknown> },
   );
@@ -70,7 +84,11 @@ beforeAll(async () => {
   noisyPng = await sharp(raw, { raw: { width: 96, height: 96, channels: 3 } }).png().toBuffer();
 });
 
-describe('hostile and broken inputs', () => {
+describe.each(['calling thread', 'intake threads'] as const)('hostile and broken inputs, preprocessed on the %s', (where) => {
+  beforeAll(() => {
+    preprocess = where === 'calling thread' ? (bytes, limits) => preprocessImage(bytes, spec, limits) : (bytes, limits) => intakePool(limits).preprocess(bytes);
+  });
+
   it('accepts the well-formed originals the broken cases are made from', async () => {
     expect(await outcome(noisyJpeg)).toBe('OK');
     expect(await outcome(noisyPng)).toBe('OK');

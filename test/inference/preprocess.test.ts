@@ -11,7 +11,12 @@ import {
   type PreprocessOptions,
   writeNormalizedChw,
 } from '../../src/inference/image/preprocess.ts';
-import { resizeBilinearAntialias, resizeBilinearAntialiasAsync } from '../../src/inference/image/resample.ts';
+import {
+  defaultResampleImplementation,
+  resizeBilinearAntialias,
+  resizeBilinearAntialiasAsync,
+  type ResampleImplementation,
+} from '../../src/inference/image/resample.ts';
 import { hasShared, repoRoot, sharedDir } from './helpers.ts';
 
 const fixtures = path.join(repoRoot, 'test', 'fixtures');
@@ -67,14 +72,23 @@ interface ReferenceEntry {
   grid: number[][][];
 }
 
-describe('Pillow-identical antialiased bilinear resize', () => {
+// The C passes are built by `npm install`; CI must have built them, elsewhere their absence skips their half.
+const nativeBuilt = defaultResampleImplementation === 'native';
+if (!nativeBuilt) console.warn('preprocess tests: the native resampler is not built (npm run build:native); only the JavaScript passes are tested');
+const implementations: ResampleImplementation[] = nativeBuilt ? ['js', 'native'] : ['js'];
+
+it.runIf(process.env.CI)('has the native resampler built in CI', () => {
+  expect(defaultResampleImplementation).toBe('native');
+});
+
+describe.each(implementations)('Pillow-identical antialiased bilinear resize (%s passes)', (implementation) => {
   const reference = JSON.parse(readFileSync(path.join(fixtures, 'resample-reference.json'), 'utf8')) as { entries: ResampleEntry[] };
 
   it.each(reference.entries)(
     'matches Pillow bit for bit at $width×$height',
     async (entry) => {
       const { data, info } = await sharp(path.join(fixtures, 'resample-input.png')).raw().toBuffer({ resolveWithObject: true });
-      const out = resizeBilinearAntialias({ data, width: info.width, height: info.height }, entry.width, entry.height);
+      const out = resizeBilinearAntialias({ data, width: info.width, height: info.height }, entry.width, entry.height, implementation);
       expect([out.width, out.height]).toEqual([entry.width, entry.height]);
       const grid = entry.gridY.map((y) =>
         entry.gridX.map((x) => Array.from(out.data.subarray((y * entry.width + x) * 3, (y * entry.width + x) * 3 + 3))),
@@ -87,12 +101,12 @@ describe('Pillow-identical antialiased bilinear resize', () => {
   it('gives the same result when it yields to the event loop between slices', async () => {
     const { data, info } = await sharp(path.join(fixtures, 'resample-input.png')).raw().toBuffer({ resolveWithObject: true });
     const img = { data, width: info.width, height: info.height };
-    expect((await resizeBilinearAntialiasAsync(img, 33, 17)).data).toEqual(resizeBilinearAntialias(img, 33, 17).data);
+    expect((await resizeBilinearAntialiasAsync(img, 33, 17, implementation)).data).toEqual(resizeBilinearAntialias(img, 33, 17, implementation).data);
   });
 
   it('rejects inconsistent sizes', () => {
-    expect(() => resizeBilinearAntialias({ data: new Uint8Array(5), width: 2, height: 2 }, 1, 1)).toThrow(RangeError);
-    expect(() => resizeBilinearAntialias({ data: new Uint8Array(12), width: 2, height: 2 }, 0, 1)).toThrow(RangeError);
+    expect(() => resizeBilinearAntialias({ data: new Uint8Array(5), width: 2, height: 2 }, 1, 1, implementation)).toThrow(RangeError);
+    expect(() => resizeBilinearAntialias({ data: new Uint8Array(12), width: 2, height: 2 }, 0, 1, implementation)).toThrow(RangeError);
   });
 });
 

@@ -18,7 +18,7 @@ import sharp, { type OutputInfo } from 'sharp';
 import { AppError, ErrorCode } from '../../core/errors.ts';
 import { sniffImageFormat } from './format.ts';
 import { checkByteSize, checkDimensions, DEFAULT_IMAGE_LIMITS, type ImageLimits, validateImageLimits } from './limits.ts';
-import { resizeBilinearAntialiasAsync } from './resample.ts';
+import { defaultResampleImplementation, jpegResizedNative, resizeBilinearAntialiasAsync, type ResampleImplementation } from './resample.ts';
 
 /** The part of a pack manifest's `image` section preprocessing needs. */
 export interface ImageSpec {
@@ -34,6 +34,8 @@ export interface PreprocessOptions {
   resize?: ResizeMode;
   /** Rotate/flip by the EXIF orientation tag (default true). */
   applyOrientation?: boolean;
+  /** The exact resize's integer passes: 'native' (C, when built; the default then) or 'js'. Same bytes. */
+  resampler?: ResampleImplementation;
 }
 
 /** What the input was, for logs and API responses. */
@@ -213,15 +215,23 @@ async function decodeResized(bytes: Uint8Array, S: number, limits: ImageLimits, 
       expectRgb(info, S, S, data, formatName);
       square = data;
     } else {
-      const { data, info } = await pipeline().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-      expectRgb(info, width, height, data, formatName);
-      square = (await resizeBilinearAntialiasAsync({ data, width, height }, S, S)).data;
+      // JPEGs with the C passes: decoded and resized row by row by libjpeg-turbo in the addon,
+      // the same bytes as the general path below (null: that path decides)
+      const streamed = sniffed.format === 'jpeg' && (opts.resampler ?? defaultResampleImplementation) === 'native' ? jpegResizedNative(bytes, width, height, S, S) : null;
+      if (streamed) square = streamed.data;
+      else square = await decodeAndResize();
     }
   } catch (e) {
     throw decodeError(e, formatName);
   }
   const orientation = opts.applyOrientation === false ? 1 : (source.orientation ?? 1);
   return { data: orientSquare(square, S, orientation), source };
+
+  async function decodeAndResize(): Promise<Uint8Array> {
+    const { data, info } = await pipeline().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    expectRgb(info, width, height, data, formatName);
+    return (await resizeBilinearAntialiasAsync({ data, width, height }, S, S, opts.resampler)).data;
+  }
 }
 
 function expectRgb(info: OutputInfo, width: number, height: number, data: Buffer, format: string): void {

@@ -9,6 +9,10 @@ import { silentLogger, type Logger, type ProviderPreference } from './sessions.t
 
 export const ENGINE_DEFAULTS = Object.freeze({
   workers: 1,
+  /** Image intake threads (decode + resize); 0: one per core. */
+  intakeWorkers: 0,
+  /** Run the shapes requests will use before the workers report ready (see LocalEngineOptions.warmup). */
+  warmup: true,
   maxBatchSize: 8,
   textBatchSize: 64,
   maxWaitMs: 5,
@@ -32,6 +36,8 @@ export interface LocalEngineOptions {
   cudaDeviceId?: number;
   /** Worker threads, each with its own sessions (memory × workers). Default ENGINE_DEFAULTS.workers. */
   workers?: number;
+  /** Threads that decode and resize images (runtime/intake-pool.ts); 0 or absent: one per core. */
+  intakeWorkers?: number;
   /** onnxruntime intra-op threads per worker; 0 or absent: the machine's cores / workers. */
   intraOpThreads?: number;
   /** Images per image-encoder run. Default ENGINE_DEFAULTS.maxBatchSize. */
@@ -46,15 +52,23 @@ export interface LocalEngineOptions {
   maxQueue?: number;
   /** Tags per decoder run: bounds peak memory on large banks. Default ENGINE_DEFAULTS.decoderChunkTags. */
   decoderChunkTags?: number;
+  /**
+   * Before a worker reports ready, run each graph at the shapes requests will use (image batches
+   * of 1 and maxBatchSize, a decoder chunk of the built-in vocabulary at 1 and maxDecodeBatchSize
+   * images, a full text batch), so that no request pays onnxruntime's slow first run at a new
+   * shape. Costs about one full batch of each graph per worker at start-up. Default true.
+   */
+  warmup?: boolean;
   /** Limits on image bytes and pixels (checked before decoding). Default DEFAULT_IMAGE_LIMITS. */
   imageLimits?: ImageLimits;
   /** 'exact' (Pillow-identical, default) or 'fast' (libvips shrink-on-load). */
   resize?: ResizeMode;
-  /** Replaces the default preprocessing (preprocess.ts with the options above). */
+  /** Replaces the default preprocessing (preprocess.ts with the options above, on the intake threads). */
   preprocess?: ImagePreprocessor;
   logger?: Logger;
-  /** Worker entry override (tests). */
+  /** Worker entry overrides (tests). */
   workerUrl?: URL;
+  intakeWorkerUrl?: URL;
   shutdownTimeoutMs?: number;
   /** Told of what the engine does, for metrics. */
   observer?: EngineObserver;
@@ -69,10 +83,12 @@ export interface EngineObserver {
 /** Options with every default applied and every number checked. */
 export interface ResolvedEngineOptions {
   readonly workers: number;
+  readonly intakeWorkers: number;
   readonly maxBatch: { readonly encode: number; readonly decode: number; readonly text: number };
   readonly maxWaitMs: number;
   readonly maxQueue: number;
   readonly decoderChunkTags: number;
+  readonly warmup: boolean;
   readonly imageLimits: ImageLimits;
   readonly resize: ResizeMode;
   readonly preprocess: ImagePreprocessor | undefined;
@@ -81,6 +97,7 @@ export interface ResolvedEngineOptions {
   readonly intraOpThreads: number;
   readonly logger: Logger;
   readonly workerUrl: URL | undefined;
+  readonly intakeWorkerUrl: URL | undefined;
   readonly shutdownTimeoutMs: number | undefined;
   readonly observer: EngineObserver | undefined;
 }
@@ -102,10 +119,12 @@ export function resolveEngineOptions(options: Omit<LocalEngineOptions, 'packDir'
   validateImageLimits(imageLimits);
   return {
     workers,
+    intakeWorkers: options.intakeWorkers ? positive('intakeWorkers', options.intakeWorkers) : Math.max(1, os.availableParallelism()),
     maxBatch,
     maxWaitMs: options.maxWaitMs ?? ENGINE_DEFAULTS.maxWaitMs,
     maxQueue,
     decoderChunkTags: positive('decoderChunkTags', options.decoderChunkTags ?? ENGINE_DEFAULTS.decoderChunkTags),
+    warmup: options.warmup ?? ENGINE_DEFAULTS.warmup,
     imageLimits,
     resize: options.resize ?? 'exact',
     preprocess: options.preprocess,
@@ -115,6 +134,7 @@ export function resolveEngineOptions(options: Omit<LocalEngineOptions, 'packDir'
     intraOpThreads: options.intraOpThreads ? positive('intraOpThreads', options.intraOpThreads) : Math.max(1, Math.floor(os.availableParallelism() / workers)),
     logger: options.logger ?? silentLogger,
     workerUrl: options.workerUrl,
+    intakeWorkerUrl: options.intakeWorkerUrl,
     shutdownTimeoutMs: options.shutdownTimeoutMs,
     observer: options.observer,
   };

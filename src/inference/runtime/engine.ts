@@ -33,6 +33,12 @@ export interface EngineInfo {
   /** Execution provider in use; 'pending' until the engine has started. */
   provider: ExecutionProvider | 'pending';
   workers: number;
+  /**
+   * Once started: how long start-up took (workers, sessions, warm-up), the warm-up's share of it
+   * (of the last worker to be ready), and the runs it made: graph and input shape (the decoder's
+   * as [images, tags, descriptions]).
+   */
+  startup?: { ms: number; warmupMs: number; warmed: readonly { graph: string; shape: readonly number[] }[] };
 }
 
 export interface HeatmapGrid {
@@ -155,6 +161,8 @@ export interface EngineStats {
   runs: { imageEncoder: number; tagDecoder: number; textEncoder: number; heatmapDecoder: number };
   /** Milliseconds spent running each graph. */
   runMs: { imageEncoder: number; tagDecoder: number; textEncoder: number; heatmapDecoder: number };
+  /** The image intake threads (absent when preprocessing was replaced): images decoding, waiting, worker deaths. */
+  intake?: { size: number; busy: number; queued: number; crashes: number };
 }
 
 export interface InferenceEngine {

@@ -28,7 +28,10 @@ async function start(): Promise<{ runner: ModelRunner; tokenizer: ClipTokenizer 
     runner.warmup(),
     ClipTokenizer.fromFile(pack.file(pack.manifest.tokenizer.file)),
   ]);
-  send({ type: 'ready', provider });
+  // a worker is ready only once warm: no request pays onnxruntime's first run at these shapes
+  const warmStarted = performance.now();
+  const warmed = init.warmup ? await runner.warm(init.warmup) : [];
+  send({ type: 'ready', provider, warmed, warmupMs: performance.now() - warmStarted });
   return { runner, tokenizer };
 }
 

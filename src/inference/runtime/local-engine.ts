@@ -20,10 +20,12 @@ import {
 import { asSharedSegment, assertValidBank, assertValidSegment, evictedBank, holdSegments, tagEmbeddings, type BankSegment, type LabelBank } from '../scoring/label-bank.ts';
 import { openModelPack, type ModelPack } from '../pack/pack.ts';
 import { hasRandomWeights } from '../pack/manifest.ts';
-import { preprocessImage, type ImageSource } from '../image/preprocess.ts';
+import type { ImageSource } from '../image/preprocess.ts';
+import { IntakePool } from './intake-pool.ts';
 import { resolveEngineOptions, type ImagePreprocessor, type LocalEngineOptions } from './engine-options.ts';
 import { runPackSelftest, type SelftestReport } from '../pack/selftest.ts';
 import { makeTagScores } from '../scoring/scores.ts';
+import { decoderChunk, type WarmupPlan } from './model-runner.ts';
 import type { Logger } from './sessions.ts';
 import { shuttingDown, WorkerPool } from './worker-pool.ts';
 import type { JobResult } from './worker-protocol.ts';
@@ -79,6 +81,8 @@ export class LocalInferenceEngine implements InferenceEngine {
   private readonly maxBatch: { encode: number; decode: number; text: number };
   private readonly chunkTags: number;
   private readonly preprocessor: ImagePreprocessor;
+  /** Decoding and resizing threads; absent when the caller replaced preprocessing. */
+  private readonly intake: IntakePool | undefined;
   private started: Promise<EngineInfo> | undefined;
   private builtin: Promise<BuiltinVocabulary> | undefined;
   private readonly preparedBanks = new WeakMap<LabelBank, PreparedBank>();
@@ -102,12 +106,23 @@ export class LocalInferenceEngine implements InferenceEngine {
     this.maxBatch = o.maxBatch;
     this.chunkTags = o.decoderChunkTags;
     const { imageLimits, resize } = o;
-    this.preprocessor = o.preprocess ?? ((bytes, spec) => preprocessImage(bytes, spec, imageLimits, { resize }));
+    if (!o.preprocess) {
+      const { size, mean, std } = m.image;
+      this.intake = new IntakePool({
+        size: o.intakeWorkers,
+        init: { spec: { size, mean, std }, limits: imageLimits, options: { resize } },
+        logger: this.logger,
+        workerUrl: o.intakeWorkerUrl,
+      });
+    }
+    const intake = this.intake;
+    this.preprocessor = o.preprocess ?? ((bytes) => intake!.preprocess(bytes));
     this.pool = new WorkerPool({
       size: workers,
       init: {
         packDir: pack.dir,
         settings: { provider: o.provider, cudaDeviceId: o.cudaDeviceId, intraOpThreads: o.intraOpThreads },
+        ...(o.warmup ? { warmup: warmupPlan(pack, o.maxBatch, o.decoderChunkTags) } : {}),
       },
       workerUrl: o.workerUrl,
       logger: this.logger,
@@ -148,11 +163,17 @@ export class LocalInferenceEngine implements InferenceEngine {
 
   start(): Promise<EngineInfo> {
     if (this.disposed) return Promise.reject(shuttingDown());
+    this.intake?.start();
+    const begun = performance.now();
     this.started ??= this.pool.start().then((provider) => {
       if (provider === 'cpu' && this.pack.manifest.precision === 'fp16') {
         this.logger.warn({ pack: this.pack.manifest.name }, 'an fp16 pack on the CPU is slow; fp16 packs are meant for CUDA');
       }
-      this.currentInfo = Object.freeze({ ...this.currentInfo, provider });
+      this.currentInfo = Object.freeze({
+        ...this.currentInfo,
+        provider,
+        startup: { ms: Math.round(performance.now() - begun), warmupMs: Math.round(this.pool.warmupMs), warmed: this.pool.warmed },
+      });
       return this.currentInfo;
     });
     this.started.catch(() => {
@@ -327,6 +348,7 @@ export class LocalInferenceEngine implements InferenceEngine {
       workers: { size: p.size, ready: p.ready, busy: p.busy, restarts: p.restarts, crashes: p.crashes },
       runs: p.runs,
       runMs: p.runMs,
+      ...(this.intake ? { intake: this.intake.stats() } : {}),
     };
   }
 
@@ -334,7 +356,7 @@ export class LocalInferenceEngine implements InferenceEngine {
     if (this.disposed) return;
     this.disposed = true;
     this.batcher.close(shuttingDown());
-    await this.pool.dispose();
+    await Promise.all([this.pool.dispose(), this.intake?.dispose()]);
   }
 
   /** Replays the pack's `selftest.json` through this engine; null when the pack has none. */
@@ -534,6 +556,22 @@ export class LocalInferenceEngine implements InferenceEngine {
     }
     throw new AppError(ErrorCode.INTERNAL_SERVER_ERROR, `inference worker answered a ${group} job with a ${result.kind} result`);
   }
+}
+
+/**
+ * The shapes requests will run most: image batches of one and of the largest size (largest
+ * first, so the memory arena grows once), the built-in vocabulary's decoder chunk at the same
+ * two batch sizes, and a full text batch at the full context. Partial batches in between reuse
+ * the memory the largest one reserved.
+ */
+function warmupPlan(pack: ModelPack, maxBatch: { encode: number; decode: number; text: number }, chunkTags: number): WarmupPlan {
+  const { builtin } = pack.manifest;
+  const distinct = (...sizes: number[]) => [...new Set(sizes)];
+  return {
+    imageBatches: distinct(maxBatch.encode, 1),
+    decode: { batches: distinct(maxBatch.decode, 1), tags: builtin.count > 0 ? decoderChunk(builtin.count, chunkTags) : 0, descriptions: builtin.descriptionsPerTag },
+    textBatches: [maxBatch.text],
+  };
 }
 
 /** Tag c's logit is row rowOf[c] of segment segmentOf[c]'s output. */

@@ -31,6 +31,26 @@ export interface DecodeOutput {
 /** Runs per graph; `heatmapDecoder` is the optional heat-map graph (only run when maps are asked for). */
 export type RunCounts = Record<GraphName | 'heatmapDecoder', number>;
 
+/** One warm-up run: the graph and its main input's shape (decoder: [images, tags, descriptions]). */
+export interface WarmedShape {
+  graph: GraphName;
+  shape: number[];
+}
+
+/**
+ * The input shapes to run once before serving (runtime/warmup.ts decides them). onnxruntime's
+ * first run at a new shape is slow (arena growth, memory planning); the runs here take that
+ * cost at start-up instead of a request.
+ */
+export interface WarmupPlan {
+  /** Image-encoder batch sizes. */
+  imageBatches: readonly number[];
+  /** Decoder runs: image batch sizes × one chunk of `tags` tags with `descriptions` descriptions each. */
+  decode: { batches: readonly number[]; tags: number; descriptions: number };
+  /** Text-encoder batch sizes, at the full context. */
+  textBatches: readonly number[];
+}
+
 /**
  * Runs the pack's three graphs. One instance per thread: `session.run()` blocks the thread it
  * is called on, so this lives in a worker (see inference-worker.ts); tests also use it directly.
@@ -62,6 +82,53 @@ export class ModelRunner {
   async warmup(): Promise<ExecutionProvider> {
     await Promise.all((['imageEncoder', 'tagDecoder', 'textEncoder'] as const).map((g) => this.session(g)));
     return this.providerUsed!;
+  }
+
+  /**
+   * Runs every shape of the plan once (inputs of no meaning; the outputs are dropped) and
+   * leaves the run counters as they were, so that metrics count requests only.
+   */
+  async warm(plan: WarmupPlan): Promise<WarmedShape[]> {
+    const warmed: WarmedShape[] = [];
+    const runs = { ...this.runs };
+    const runMs = { ...this.runMs };
+    const { image, dims, tokenizer } = this.pack.manifest;
+    const S = image.size;
+    const largest = Math.max(1, ...plan.imageBatches, ...plan.decode.batches);
+    let embeds: Float32Array | undefined;
+    for (const b of plan.imageBatches) {
+      const out = await this.encodeImages(new Float32Array(b * 3 * S * S), b);
+      warmed.push({ graph: 'imageEncoder', shape: [b, 3, S, S] });
+      if (b === largest) embeds = out;
+    }
+    embeds ??= new Float32Array(largest * dims.imageTokens * dims.embedDim);
+    const { tags, descriptions } = plan.decode;
+    if (plan.decode.batches.length > 0 && tags > 0 && descriptions > 0) {
+      const segment: SegmentData = {
+        tagCount: tags,
+        maxDescriptions: descriptions,
+        embedDim: dims.embedDim,
+        embeds: new Float32Array(tags * descriptions * dims.embedDim).fill(1 / Math.sqrt(dims.embedDim)),
+        mask: new Uint8Array(tags * descriptions).fill(1),
+      };
+      for (const b of plan.decode.batches) {
+        await this.decode(embeds.subarray(0, b * dims.imageTokens * dims.embedDim), b, segment, { chunkTags: tags, explain: false });
+        warmed.push({ graph: 'tagDecoder', shape: [b, tags, descriptions] });
+      }
+    }
+    const L = dims.textContext;
+    for (const n of plan.textBatches) {
+      const ids = new BigInt64Array(n * L);
+      for (let i = 0; i < n; i++) {
+        ids[i * L] = BigInt(tokenizer.bos);
+        ids[i * L + L - 1] = BigInt(tokenizer.eos); // the full context is used
+      }
+      await this.encodeTexts(ids, n);
+      warmed.push({ graph: 'textEncoder', shape: [n, L] });
+    }
+    Object.assign(this.runs, runs);
+    Object.assign(this.runMs, runMs);
+    return warmed;
   }
 
   private session(graph: GraphName): Promise<ort.InferenceSession> {
@@ -107,7 +174,7 @@ export class ModelRunner {
 
     const logits = new Float32Array(count * C);
     const weights = options.explain ? new Float32Array(count * C * D) : undefined;
-    const chunk = Math.max(1, Math.min(options.chunkTags, C));
+    const chunk = decoderChunk(C, options.chunkTags);
     for (let start = 0; start < C; start += chunk) {
       const n = Math.min(chunk, C - start);
       const embeds = this.unshared(bank.embeds, start * D * E, n * D * E);
@@ -243,6 +310,16 @@ export class ModelRunner {
       await s?.release();
     }
   }
+}
+
+/**
+ * Tags per decoder run for a segment of C tags: at most `chunkTags`, and the runs as even as
+ * can be (4,585 tags at 1,024 → five runs of 917, not four of 1,024 and one of 489), so that a
+ * segment is decoded at one shape, which the warm-up can run ahead of time.
+ */
+export function decoderChunk(C: number, chunkTags: number): number {
+  const runs = Math.ceil(C / Math.max(1, Math.min(chunkTags, C)));
+  return Math.max(1, Math.ceil(C / runs));
 }
 
 /** Columns up to the last end token of any row (at least 2). */

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { AppError, ErrorCode, type ErrorCode as ErrorCodeType } from '../../core/errors.ts';
-import type { RunCounts } from './model-runner.ts';
+import type { RunCounts, WarmedShape } from './model-runner.ts';
 import type { ExecutionProvider, Logger } from './sessions.ts';
 import { zeroRunCounts, type FromWorker, type Job, type JobResult, type SerializedError, type ToWorker, type WorkerInit } from './worker-protocol.ts';
 
@@ -66,7 +66,7 @@ export function startWorker(entry: URL, options: WorkerOptions): Worker {
   return new Worker(bootstrap, { ...options, eval: true });
 }
 
-function revive(e: SerializedError, fallback: ErrorCodeType = ErrorCode.INTERNAL_SERVER_ERROR): AppError {
+export function revive(e: SerializedError, fallback: ErrorCodeType = ErrorCode.INTERNAL_SERVER_ERROR): AppError {
   const code = (e.code && e.code in ErrorCode ? e.code : fallback) as ErrorCodeType;
   return new AppError(code, e.message, { details: e.details });
 }
@@ -86,6 +86,8 @@ export class WorkerPool {
   private crashes = 0;
   private consecutiveFailures = 0;
   private lastStartMs = 1_000;
+  private lastWarmupMs = 0;
+  private lastWarmed: WarmedShape[] = [];
   private readonly finishedRuns: RunCounts = zeroRunCounts();
   private readonly finishedRunMs: RunCounts = zeroRunCounts();
   private closing = false;
@@ -102,6 +104,16 @@ export class WorkerPool {
 
   get provider(): ExecutionProvider | undefined {
     return this.providerUsed;
+  }
+
+  /** Time the last worker to start spent warming up (included in its start). */
+  get warmupMs(): number {
+    return this.lastWarmupMs;
+  }
+
+  /** The shapes the last worker to start ran before it reported ready. */
+  get warmed(): readonly WarmedShape[] {
+    return this.lastWarmed;
   }
 
   /** Estimated wait before a retry can succeed: about one worker start. */
@@ -203,7 +215,12 @@ export class WorkerPool {
             return;
           }
           slot.state = 'idle';
-          this.options.logger.info({ worker: index, provider: message.provider, startMs: Math.round(this.lastStartMs) }, 'inference worker ready');
+          this.lastWarmupMs = message.warmupMs;
+          this.lastWarmed = message.warmed;
+          this.options.logger.info(
+            { worker: index, provider: message.provider, startMs: Math.round(this.lastStartMs), warmupMs: Math.round(message.warmupMs) },
+            'inference worker ready',
+          );
           waiter?.resolve(message.provider);
           this.drainWaiting(slot);
           return;

@@ -1,5 +1,5 @@
 import type { ExecutionProvider, SessionSettings } from './sessions.ts';
-import type { RunCounts } from './model-runner.ts';
+import type { RunCounts, WarmedShape, WarmupPlan } from './model-runner.ts';
 
 export const zeroRunCounts = (): RunCounts => ({ imageEncoder: 0, tagDecoder: 0, textEncoder: 0, heatmapDecoder: 0 });
 
@@ -7,6 +7,8 @@ export const zeroRunCounts = (): RunCounts => ({ imageEncoder: 0, tagDecoder: 0,
 export interface WorkerInit {
   packDir: string;
   settings: SessionSettings;
+  /** Shapes to run before the worker says it is ready; absent: none. */
+  warmup?: WarmupPlan;
 }
 
 /** One bank segment as posted: the arrays are SharedArrayBuffer views, so posting copies nothing. */
@@ -45,7 +47,8 @@ export interface SerializedError {
 }
 
 export type FromWorker =
-  | { type: 'ready'; provider: ExecutionProvider }
+  /** `warmed`: the warm-up runs done before this message; `warmupMs`: their time. */
+  | { type: 'ready'; provider: ExecutionProvider; warmed: WarmedShape[]; warmupMs: number }
   | { type: 'failed'; error: SerializedError }
   | { type: 'done'; id: number; result: JobResult; runs: RunCounts; runMs: RunCounts }
   | { type: 'error'; id: number; error: SerializedError; runs: RunCounts; runMs: RunCounts };
