@@ -157,7 +157,7 @@ describe.skipIf(!packDir)('the engine with its intake threads and warm-up', () =
       ]);
       expect(info.startup!.ms).toBeGreaterThanOrEqual(info.startup!.warmupMs);
       // the warm-up runs are not counted as requests' runs
-      expect(warm.stats().runs).toEqual({ imageEncoder: 0, tagDecoder: 0, textEncoder: 0 });
+      expect(warm.stats().runs).toEqual({ imageEncoder: 0, tagDecoder: 0, textEncoder: 0, heatmapDecoder: 0 });
       expect((await cold.start()).startup!.warmed).toEqual([]);
     } finally {
       await Promise.all([warm.dispose(), cold.dispose()]);
