@@ -13,6 +13,12 @@ export interface TenantLimitsView {
   readonly own: { readonly [K in LimitName]: number | null };
 }
 
+/** Checks of an edit against the stored quotas read by `storedQuotas` (QUOTA_EXCEEDED); `stored` counts what the tenant holds. */
+export interface StoredQuotas {
+  admitVocabularies(adding: number, stored: () => Promise<number>): Promise<void>;
+  admitTags(adding: number, stored: () => Promise<number>): Promise<void>;
+}
+
 /** What the platform admin sets: a number (0: no limit), null (back to the default), or absent (unchanged). */
 export type TenantLimitsInput = { readonly [K in LimitName]?: number | null };
 
@@ -104,24 +110,27 @@ export class LimitsService {
   }
 
   /**
-   * Refuses an edit that would store more than the tenant's quota of vocabularies. The edit
-   * gives `stored`, which counts inside its transaction under a per-tenant lock (called only
-   * when the tenant has the quota), so concurrent edits cannot overshoot it together.
+   * The tenant's quotas of stored vocabularies and tags, read now (before the edit's transaction
+   * opens); the checks run inside the transaction, where the edit counts what is stored under a
+   * per-tenant lock (`stored`, called only when the tenant has the quota), so concurrent edits
+   * cannot overshoot a quota together.
    */
-  async admitVocabularies(tenantId: string, adding: number, storedNow: () => Promise<number>): Promise<void> {
-    const { maxVocabularies } = await this.limitsOf(tenantId);
-    if (maxVocabularies === 0 || adding === 0) return;
-    const stored = await storedNow();
-    if (stored + adding > maxVocabularies) this.refuse('maxVocabularies', maxVocabularies, `the tenant may keep ${maxVocabularies} vocabularies and has ${stored}`);
+  async storedQuotas(tenantId: string): Promise<StoredQuotas> {
+    const { maxVocabularies, maxTags } = await this.limitsOf(tenantId);
+    return {
+      admitVocabularies: async (adding, storedNow) => {
+        if (maxVocabularies === 0 || adding === 0) return;
+        const stored = await storedNow();
+        if (stored + adding > maxVocabularies) this.refuse('maxVocabularies', maxVocabularies, `the tenant may keep ${maxVocabularies} vocabularies and has ${stored}`);
+      },
+      admitTags: async (adding, storedNow) => {
+        if (maxTags === 0 || adding === 0) return;
+        const stored = await storedNow();
+        if (stored + adding > maxTags) this.refuse('maxTags', maxTags, `the tenant may keep ${maxTags} tags; it has ${stored} and this adds ${adding}`);
+      },
+    };
   }
 
-  /** As `admitVocabularies`, for tags across all of the tenant's vocabularies. */
-  async admitTags(tenantId: string, adding: number, storedNow: () => Promise<number>): Promise<void> {
-    const { maxTags } = await this.limitsOf(tenantId);
-    if (maxTags === 0 || adding === 0) return;
-    const stored = await storedNow();
-    if (stored + adding > maxTags) this.refuse('maxTags', maxTags, `the tenant may keep ${maxTags} tags; it has ${stored} and this adds ${adding}`);
-  }
 
   /** Takes `n` from each window in turn; when one refuses, what the earlier ones took is given back. */
   private async take(tenantId: string, names: readonly (keyof typeof WINDOWS)[], n: number): Promise<void> {

@@ -8,16 +8,26 @@ import type { VocabStore } from './repository/store.ts';
 export type VocabSettings = Omit<Config['vocab'], 'worker'> & Pick<Config['limits'], 'maxTagsPerRequest'>;
 
 /**
- * The tenant's quotas, checked inside an edit's transaction before it stores more
- * (QUOTA_EXCEEDED); built by the composition root over the limits service, absent where nothing
- * is limited. `stored` counts what the tenant holds, under a lock that serialises such edits;
- * it is called only when the tenant has that quota.
+ * The tenant's quotas (QUOTA_EXCEEDED); built by the composition root over the limits service,
+ * absent where nothing is limited.
  */
 export interface VocabQuotas {
-  admitVocabularies(tenantId: string, adding: number, stored: () => Promise<number>): Promise<void>;
-  admitTags(tenantId: string, adding: number, stored: () => Promise<number>): Promise<void>;
+  /**
+   * The tenant's stored quotas, read before an edit's transaction opens (the embedded database
+   * has one connection: no read may wait for it while the transaction holds it).
+   */
+  storedQuotas(tenantId: string): Promise<StoredQuotaCheck>;
   /** `n` tags about to be sent to the LLM. */
   takeLlmGenerations(tenantId: string, n: number): Promise<void>;
+}
+
+/**
+ * Checks run inside an edit's transaction before it stores more. `stored` counts what the tenant
+ * holds, under a lock that serialises such edits; it is called only when the tenant has that quota.
+ */
+export interface StoredQuotaCheck {
+  admitVocabularies(adding: number, stored: () => Promise<number>): Promise<void>;
+  admitTags(adding: number, stored: () => Promise<number>): Promise<void>;
 }
 
 /** What the services share; built once by `createVocabularyServices`. */

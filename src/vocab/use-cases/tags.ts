@@ -92,6 +92,7 @@ export class TagService {
       return { results, revision };
     }
     let rows: TagRow[] = [];
+    const quotas = await this.ctx.quotas?.storedQuotas(tenantId);
     const revision = await store.edit(tenantId, vocabularyId, async (tx, revision) => {
       const taken = await takenKeys(tx, tenantId, vocabularyId, prepared.flatMap(keysOf));
       const accepted = prepared.filter((p) => {
@@ -101,7 +102,7 @@ export class TagService {
         return false;
       });
       if (accepted.length === 0) return revision;
-      await this.ctx.quotas?.admitTags(tenantId, accepted.length, () => tx.vocabularies.storedForQuota(tenantId, 'tags'));
+      await quotas?.admitTags(accepted.length, () => tx.vocabularies.storedForQuota(tenantId, 'tags'));
       const next = revision + 1;
       const tagRows = accepted.map((p) => ({ id: randomUUID(), tenantId, vocabularyId, name: p.name, key: p.key, threshold: p.threshold, revision: next }));
       const descriptions: NewDescription[] = [];

@@ -36,9 +36,10 @@ export class VocabularyService {
     const checked = checkVocabularyName(input.name);
     if (!checked.ok) throw badInput(checked.problem.message, { field: 'name' });
     const builtin = input.fromBuiltin ? await this.ctx.engine.builtinVocabulary() : undefined;
+    const quotas = await this.ctx.quotas?.storedQuotas(tenantId);
     return this.ctx.store.transaction(async (tx) => {
-      await this.ctx.quotas?.admitVocabularies(tenantId, 1, () => tx.vocabularies.storedForQuota(tenantId, 'vocabularies'));
-      if (builtin) await this.ctx.quotas?.admitTags(tenantId, builtin.tags.length, () => tx.vocabularies.storedForQuota(tenantId, 'tags'));
+      await quotas?.admitVocabularies(1, () => tx.vocabularies.storedForQuota(tenantId, 'vocabularies'));
+      if (builtin) await quotas?.admitTags(builtin.tags.length, () => tx.vocabularies.storedForQuota(tenantId, 'tags'));
       const vocabulary = await tx.vocabularies.create(tenantId, checked.name, !!builtin);
       if (builtin) await tx.vocabularies.insertSeed(tenantId, vocabulary.id, seedTags(builtin));
       return vocabulary;
