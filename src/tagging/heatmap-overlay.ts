@@ -2,7 +2,7 @@
  * A heat map drawn over a thumbnail of its image (PNG), for people: the API's `heatmapPng`,
  * the CLI's `--heatmaps DIR` and the console all use this one drawing.
  */
-import sharp from 'sharp';
+import sharp, { type OutputInfo } from 'sharp';
 import { badInput } from '../core/errors.ts';
 
 export const OVERLAY_SIZE = { min: 16, max: 1024, default: 256 } as const;
@@ -15,8 +15,9 @@ export interface OverlayMap {
 }
 
 /**
- * Overlays one request may draw. Each decodes its image again and renders a PNG: without a
- * bound, sixteen images × many tags × aliases would ask for seconds of CPU in one request.
+ * Overlays one request may draw. Each composes and encodes a PNG (and the first of an image and
+ * size decodes the image): without a bound, sixteen images × many tags × aliases would ask for
+ * seconds of CPU in one request.
  */
 export const MAX_OVERLAYS_PER_REQUEST = 32;
 
@@ -63,13 +64,7 @@ function colour(v: number): [number, number, number] {
  */
 export async function renderHeatmapOverlay(image: Uint8Array, map: OverlayMap, size: number): Promise<Buffer> {
   checkOverlaySize(size);
-  const thumb = await sharp(image, { pages: 1, failOn: 'error' })
-    .rotate()
-    .resize(size, size, { fit: 'inside' })
-    .removeAlpha()
-    .toColourspace('srgb')
-    .raw()
-    .toBuffer({ resolveWithObject: true });
+  const thumb = await thumbnail(image, size);
   const { width, height } = thumb.info;
   let [min, max] = [Infinity, -Infinity];
   for (let i = 0; i < map.values.length; i++) [min, max] = [Math.min(min, map.values[i]!), Math.max(max, map.values[i]!)];
@@ -88,6 +83,23 @@ export async function renderHeatmapOverlay(image: Uint8Array, map: OverlayMap, s
     .composite([{ input: layer }])
     .png()
     .toBuffer();
+}
+
+// One decode per image and size: the overlays of an image's tags share its thumbnail (kept as
+// long as the caller holds the image's bytes).
+const thumbnails = new WeakMap<Uint8Array, Map<number, Promise<{ data: Buffer; info: OutputInfo }>>>();
+
+function thumbnail(image: Uint8Array, size: number): Promise<{ data: Buffer; info: OutputInfo }> {
+  let bySize = thumbnails.get(image);
+  if (!bySize) thumbnails.set(image, (bySize = new Map()));
+  let thumb = bySize.get(size);
+  if (!thumb) {
+    thumb = sharp(image, { pages: 1, failOn: 'error' }).rotate().resize(size, size, { fit: 'inside' }).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    // a failed decode is not kept: the next overlay tries again (and fails the same way)
+    thumb.catch(() => bySize.delete(size));
+    bySize.set(size, thumb);
+  }
+  return thumb;
 }
 
 export const pngDataUrl = (png: Buffer): string => `data:image/png;base64,${png.toString('base64')}`;
