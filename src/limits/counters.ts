@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { LRUCache } from 'lru-cache';
 import type pg from 'pg';
 import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { MemoryRateStore, PostgresRateStore, RedisRateStore, type RateStore } from './request-rate.ts';
@@ -49,7 +50,7 @@ export class Counters {
    * Keys refused a request, until their next admission: refused again from memory, so a tenant
    * far over its rate costs no store round trip per request.
    */
-  private readonly refusedUntil = new Map<string, number>();
+  private readonly refusedUntil = new LRUCache<string, number>({ max: 100_000 });
 
   constructor(private readonly backend: CounterBackend) {
     // Commands fail at once while Redis is away (the insurance limiter answers instead).
@@ -79,16 +80,12 @@ export class Counters {
   async takeRequest(key: string, perSecond: number): Promise<Taken> {
     const now = Date.now();
     const blocked = this.refusedUntil.get(key);
-    if (blocked !== undefined) {
-      if (blocked > now) return { ok: false, retryAfterMs: blocked - now };
-      this.refusedUntil.delete(key);
-    }
+    if (blocked !== undefined && blocked > now) return { ok: false, retryAfterMs: blocked - now };
     const intervalMs = 1000 / perSecond;
     const burstMs = intervalMs * perSecond;
     const waitMs = await this.rates.admit(key, intervalMs, burstMs, now).catch(() => this.insuranceRates.admit(key, intervalMs, burstMs, now));
     if (waitMs === 0) return { ok: true };
-    if (this.refusedUntil.size >= 100_000) this.refusedUntil.clear(); // bounded: forgetting only costs a round trip
-    this.refusedUntil.set(key, now + waitMs);
+    this.refusedUntil.set(key, now + waitMs, { ttl: Math.max(1, Math.ceil(waitMs)) });
     return { ok: false, retryAfterMs: waitMs };
   }
 
