@@ -48,6 +48,19 @@ describe(`heat maps over HTTP (${databaseMode} database)`, () => {
     expect(heatmapRuns()).toBe(before);
   });
 
+  it('leaves out maps that @skip or @include leave out, and makes those they keep', async () => {
+    const query = 'mutation($v: ID!, $img: String!, $maps: Boolean!) { tagImage(vocabularyId: $v, image: { base64: $img }, options: { threshold: 0.000000001, topK: 1 }) { tags { name explain @include(if: $maps) { heatmap { cls } } ...M @skip(if: true) } } } fragment M on TagScore { explain { heatmap { cls } } }';
+    const before = heatmapRuns();
+    const off = await gql(t.url, query, { v: vocabA, img: image, maps: false }, a.clientKey);
+    expect(off.errors).toBeUndefined();
+    expect(off.data!.tagImage.tags[0].explain).toBeUndefined();
+    expect(heatmapRuns()).toBe(before);
+    const on = await gql(t.url, query, { v: vocabA, img: image, maps: true }, a.clientKey);
+    expect(on.errors).toBeUndefined();
+    expect(on.data!.tagImage.tags[0].explain.heatmap.cls).toBeGreaterThan(0);
+    expect(heatmapRuns()).toBe(before + 1);
+  });
+
   it('returns a normalised grid, the CLS share, one layer and a PNG overlay of the asked size for returned tags only', async () => {
     const before = heatmapRuns();
     const r = await gql(t.url, WITH_MAPS, { v: vocabA, img: image, size: 64, layer: 1 }, a.clientKey);
