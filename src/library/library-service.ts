@@ -12,7 +12,18 @@ import { AppError, ErrorCode, badInput, isAppError, notFound } from '../core/err
 import { isUuid } from '../core/ids.ts';
 import type { Logger } from '../core/log.ts';
 import { decodeCursor, encodeCursor, type Page } from '../core/paging.ts';
-import type { ImageEmbeddings, ImageSource, InferenceEngine, TagScores } from '../inference/index.ts';
+import {
+  buildLabelBank,
+  evictedBank,
+  holdSegments,
+  tagEmbeddings,
+  type ImageEmbeddings,
+  type ImageSource,
+  type InferenceEngine,
+  type LabelBank,
+  type RequestOptions,
+  type TagScores,
+} from '../inference/index.ts';
 import { packEncoding, unpackEncoding, type EncodingDtype } from './encoding.ts';
 import { LibraryStore, type ImageRow, type RankedImageRow, type ResultRow, type StoredTagScore, type TagScoreRow } from './repository.ts';
 import { makeThumbnail, thumbnailDataUrl, type Thumbnail, type ThumbnailFormat } from './thumbnail.ts';
@@ -91,6 +102,26 @@ export interface DeleteOutcome {
   /** The id as asked (an image id, or an external id). */
   readonly id: string;
   readonly deleted: boolean;
+}
+
+/** What stored images are re-scored against: a bank (the whole vocabulary, or some of its tags: `bankOfTags`). */
+export interface RescoreTarget {
+  readonly vocabularyId: string;
+  /** The vocabulary revision the bank is of: results record it. */
+  readonly revision: number;
+  readonly bank: LabelBank;
+  /** Tag id of bank row i. */
+  tagIdAt(i: number): string;
+  /** The bank holds only these tags (ids): their rows replace theirs, the image's other rows stay. Absent: the bank is the whole vocabulary. */
+  readonly onlyTags?: readonly string[];
+}
+
+export interface RescoreOutcome {
+  readonly imageId: string;
+  /** False when a newer revision's result was already stored, or on error. */
+  readonly written: boolean;
+  /** NOT_FOUND (deleted meanwhile, another tenant's), ENCODER_CHANGED (another pack made its encoding), or null. */
+  readonly error: string | null;
 }
 
 /** Longest client id accepted. */
@@ -314,6 +345,48 @@ export class ImageLibrary {
     return unpackEncoding(enc, this.deps.engine.info, imageId);
   }
 
+  /**
+   * Scores stored images again from their encodings (the decoder only) and records the results:
+   * what re-tagging after a vocabulary edit runs, batch by batch. Images of another encoder are
+   * never scored (ENCODER_CHANGED in their outcome); results of a newer revision are kept.
+   */
+  async rescore(tenantId: string, imageIds: readonly string[], target: RescoreTarget, run: RequestOptions = {}): Promise<RescoreOutcome[]> {
+    const { engine } = this.deps;
+    const encodings = await this.store.run((db) => db.encodings(tenantId, imageIds));
+    const outcomes = new Map<string, RescoreOutcome>();
+    const usable: { id: string; embeddings: ImageEmbeddings }[] = [];
+    for (const id of imageIds) {
+      const enc = encodings.get(id);
+      if (!enc) outcomes.set(id, { imageId: id, written: false, error: ErrorCode.NOT_FOUND });
+      else if (enc.encoderId !== engine.info.imageEncoderId) outcomes.set(id, { imageId: id, written: false, error: ErrorCode.ENCODER_CHANGED });
+      else usable.push({ id, embeddings: unpackEncoding(enc, engine.info, id) });
+    }
+    if (usable.length) {
+      const admission = run.admission ?? engine.admit(usable.length);
+      try {
+        const scored = await engine.scoreImages(
+          usable.map((u) => u.embeddings),
+          [target.bank],
+          { ...run, fairnessKey: run.fairnessKey ?? tenantId, admission },
+        );
+        const floor = this.deps.settings.scoreFloor;
+        const written = await this.store.transaction(async (tx) => {
+          const done: boolean[] = [];
+          for (const [i, s] of scored.entries()) {
+            const rows = this.scoreRows({ scores: s.scores[0]!, tagIdAt: target.tagIdAt });
+            const ok = await tx.writeResult(tenantId, { imageId: usable[i]!.id, vocabularyId: target.vocabularyId, revision: target.revision, scoreFloor: floor, scores: rows, ...(target.onlyTags ? { onlyTags: target.onlyTags } : {}) });
+            done.push(ok);
+          }
+          return done;
+        });
+        usable.forEach((u, i) => outcomes.set(u.id, { imageId: u.id, written: written[i]!, error: null }));
+      } finally {
+        if (!run.admission) admission.release();
+      }
+    }
+    return imageIds.map((id) => outcomes.get(id)!);
+  }
+
   // ---- deletion ----
 
   /** Deletes images with everything kept of them; per id whether it was deleted (others' and unknown ids: false). */
@@ -329,5 +402,25 @@ export class ImageLibrary {
 
   count(tenantId: string): Promise<number> {
     return this.store.run((db) => db.count(tenantId));
+  }
+}
+
+/**
+ * A bank of some tags of `bank` (by index), their rows copied into a segment of their own: the
+ * decoder then runs for those tags only (a bank that merely points into the vocabulary's
+ * segments would decode them whole). For re-scoring the tags a vocabulary edit changed.
+ */
+export function bankOfTags(bank: LabelBank, indices: readonly number[], key: string): LabelBank {
+  const release = holdSegments(bank.segments);
+  if (!release) throw evictedBank();
+  try {
+    return buildLabelBank({
+      key,
+      embedDim: bank.embedDim,
+      // copies: the new segment must not alias the vocabulary's memory
+      tags: indices.map((i) => ({ descriptions: tagEmbeddings(bank, i).slice(), threshold: bank.thresholds[i]! })),
+    });
+  } finally {
+    release();
   }
 }
