@@ -188,5 +188,9 @@ describe('image library storage', () => {
     // an older revision never overwrites a newer one (the bank of the old revision was freed: the guard is what is tested)
     const late = await lib.rescore(env.tenantA, [ids[0]!], { vocabularyId: v.id, revision: before.revision, bank: after.bank!, tagIdAt: (i) => after.tags.at(i)!.id });
     expect(late).toEqual([{ imageId: ids[0], written: false, error: null }]);
+    // removing a tag removes its stored scores
+    await s.tags.remove(env.tenantA, [boatId]);
+    expect(await env.db.prisma.imageTagScore.count({ where: { tagId: boatId } })).toBe(0);
+    expect(await lib.scores(env.tenantA, ids[0]!, v.id)).toHaveLength(2);
   });
 });
