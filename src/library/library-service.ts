@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { AppError, ErrorCode, badInput, isAppError, notFound } from '../core/errors.ts';
 import { isUuid } from '../core/ids.ts';
 import type { Logger } from '../core/log.ts';
-import { decodeCursor, encodeCursor, type Page } from '../core/paging.ts';
+import { decodeValueCursor, encodeValueCursor, type Page } from '../core/paging.ts';
 import {
   buildLabelBank,
   evictedBank,
@@ -298,6 +298,7 @@ export class ImageLibrary {
   /**
    * A vocabulary's stored images: ranked by a tag's score (best first, ties by image id) when
    * `filter.tag` names one, else newest first. `minScore` is exact down to the score floor.
+   * Cursors carry the position (score or time, and id): paging goes on past a row deleted since.
    */
   async list(tenantId: string, vocabularyId: string, filter: ImageFilter, page: { first: number; after?: string | null | undefined }): Promise<Page<ImageHit>> {
     const externalId = this.checkExternalId(filter.externalId, 'filter.externalId') ?? undefined;
@@ -307,34 +308,26 @@ export class ImageLibrary {
     if (filter.tag == null && (filter.minScore != null || filter.passed != null)) {
       throw badInput('minScore and passed filter by a tag: name it in filter.tag', { field: 'filter.tag' });
     }
-    const after = page.after ? decodeCursor(page.after) : null;
     return this.store.run(async (db) => {
       if (!(await db.vocabularyExists(tenantId, vocabularyId))) throw notFound('vocabulary');
-      const cursorOf = (n: ImageHit) => encodeCursor(n.id);
       if (filter.tag != null) {
         const tagId = await db.resolveTag(tenantId, vocabularyId, isUuid(filter.tag) ? { id: filter.tag } : { key: nameKey(normalizeText(filter.tag)) });
         if (!tagId) throw notFound('tag');
-        let position: { score: number; imageId: string } | null = null;
-        if (after) {
-          const score = await db.scoreOf(tenantId, vocabularyId, tagId, after);
-          if (score === null) throw badInput('invalid cursor', { field: 'after' });
-          position = { score, imageId: after };
-        }
+        const after = page.after ? decodeValueCursor<number>(page.after, 'number') : null;
+        const position = after && { score: after.value, imageId: after.id };
         const { rows, total } = await db.rankByTag(tenantId, vocabularyId, tagId, { minScore: filter.minScore ?? undefined, passed: filter.passed ?? undefined, externalId }, { after: position, limit: page.first + 1 });
         const kept = rows.slice(0, page.first);
         const images = new Map((await db.findByIds(tenantId, kept.map((r) => r.imageId))).map((r) => [r.id, r]));
         const nodes = kept.flatMap((r) => (images.has(r.imageId) ? [{ id: r.imageId, image: images.get(r.imageId)!, tag: r }] : []));
-        return { nodes, hasNextPage: rows.length > page.first, totalCount: total, cursorOf };
+        return { nodes, hasNextPage: rows.length > page.first, totalCount: total, cursorOf: (n: ImageHit) => encodeValueCursor(n.tag!.score, n.id) };
       }
-      let position: { createdAt: Date; imageId: string } | null = null;
-      if (after) {
-        const row = await db.findById(tenantId, after);
-        if (!row) throw badInput('invalid cursor', { field: 'after' });
-        position = { createdAt: row.createdAt, imageId: row.id };
-      }
+      const after = page.after ? decodeValueCursor<string>(page.after, 'string') : null;
+      const at = after && new Date(after.value);
+      if (at && Number.isNaN(at.getTime())) throw badInput('invalid cursor', { field: 'after' });
+      const position = at && { createdAt: at, imageId: after!.id };
       const { rows, total } = await db.newest(tenantId, vocabularyId, { externalId }, { after: position, limit: page.first + 1 });
       const nodes = rows.slice(0, page.first).map((image) => ({ id: image.id, image, tag: null }));
-      return { nodes, hasNextPage: rows.length > page.first, totalCount: total, cursorOf };
+      return { nodes, hasNextPage: rows.length > page.first, totalCount: total, cursorOf: (n: ImageHit) => encodeValueCursor(n.image.createdAt.toISOString(), n.id) };
     });
   }
 
