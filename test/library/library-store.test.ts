@@ -193,4 +193,20 @@ describe('image library storage', () => {
     expect(await env.db.prisma.imageTagScore.count({ where: { tagId: boatId } })).toBe(0);
     expect(await lib.scores(env.tenantA, ids[0]!, v.id)).toHaveLength(2);
   });
+
+  it('goes with its tenant: deleting a tenant deletes its images, results and scores', async () => {
+    const s = await env.services();
+    const lib = new ImageLibrary({ prisma: env.db.prisma, engine: env.engine, settings, log: silentLog });
+    const p = env.db.prisma;
+    const tenant = await p.tenant.create({ data: { name: 'Leaving', slug: `leaving-${Date.now()}` } });
+    const v = await s.vocabularies.create(tenant.id, { name: 'v' });
+    await s.tags.add(tenant.id, v.id, [{ name: 'cat' }]);
+    const snap = await s.labelBanks.forVocabulary(tenant.id, v.id);
+    await storeOne(lib, tenant.id, snap, await noisePng(800));
+    expect(await p.imageTagScore.count({ where: { tenantId: tenant.id } })).toBe(1);
+    await p.tenant.delete({ where: { id: tenant.id } });
+    expect(await p.libraryImage.count({ where: { tenantId: tenant.id } })).toBe(0);
+    expect(await p.imageResult.count({ where: { tenantId: tenant.id } })).toBe(0);
+    expect(await p.imageTagScore.count({ where: { tenantId: tenant.id } })).toBe(0);
+  });
 });
