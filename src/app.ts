@@ -15,6 +15,7 @@ import { UrlFetcher } from './tagging/url-fetcher.ts';
 import { UsageRecorder } from './tagging/usage-recorder.ts';
 import { UsageReport } from './tagging/usage-report.ts';
 import { createVocabularyServices, type VocabularyServices } from './vocab/index.ts';
+import { ImageLibrary, ImageSearch } from './library/index.ts';
 import { ApiKeyService } from './tenancy/api-key-service.ts';
 import type { Logger } from './core/log.ts';
 import { DEMO_MODEL_WARNING } from './core/demo-model.ts';
@@ -245,11 +246,22 @@ export class App {
       quotas: limits,
     });
     const usage = (acquired.usage = new UsageRecorder(db.prisma, log.child({ component: 'usage' })));
+    const library = new ImageLibrary({ prisma: db.prisma, engine, settings: config.library, quotas: limits, log: log.child({ component: 'library' }) });
+    const imageSearch = new ImageSearch({
+      library,
+      engine,
+      generator: vocab.generator,
+      embed: (texts, options) => vocab.embeddings.embed(texts, options),
+      snapshot: (tenantId, vocabularyId) => vocab.labelBanks.forVocabulary(tenantId, vocabularyId),
+      descriptionsPerTag: config.vocab.descriptionsPerTag,
+      defaultThreshold: config.vocab.defaultThreshold,
+    });
     const tagging = new TaggingService({
       engine,
       vocabularies: vocab.labelBanks,
       usage,
       allowance: limits,
+      library,
       urlFetcher,
       limits: config.limits,
       log: log.child({ component: 'tagging' }),
@@ -266,6 +278,8 @@ export class App {
       engine,
       vocab,
       tagging,
+      library,
+      imageSearch,
       limits,
       usage: new UsageReport(db.prisma),
     };

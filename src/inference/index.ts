@@ -37,6 +37,7 @@ export {
   buildSegment,
   composeLabelBank,
   descriptionCount,
+  evictedBank,
   holdSegments,
   isEvictedBankError,
   segmentBytes,
@@ -66,6 +67,9 @@ export {
 // Text clean-up the tokenizer applies, for callers that store texts: HTML character references
 // decoded as Python's html.unescape does (named, numeric, legacy names without ';').
 export { pyHtmlUnescape as decodeHtmlEntities } from './text/clean.ts';
+
+// IEEE half-precision conversions (bit patterns in Uint16Array), for callers that store vectors compactly.
+export { float16ToFloat32, float32ToFloat16 } from './pack/float16.ts';
 
 // The pack's own vocabulary and its self-test report.
 export type { BuiltinTag, BuiltinVocabulary } from './pack/builtin-vocabulary.ts';

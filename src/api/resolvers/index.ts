@@ -17,6 +17,7 @@ import {
 import { DateTimeScalar } from './scalars.ts';
 import { createTenantMutation, setTenantLimitsMutation, Tenant, tenantsQuery } from './tenants.ts';
 import { usageQuery } from './usage.ts';
+import { deleteImagesByExternalIdMutation, deleteImagesMutation, ImageResult, imageQuery, imagesQuery, searchImagesQuery, StoredImage, StoredTagScore } from './library.ts';
 
 /** Thin by design: each resolver checks who calls, then hands over to one service. */
 export const resolvers: Resolvers = {
@@ -33,6 +34,9 @@ export const resolvers: Resolvers = {
     tag: tagQuery,
     descriptionJob: descriptionJobQuery,
     usage: usageQuery,
+    image: imageQuery,
+    images: imagesQuery,
+    searchImages: searchImagesQuery,
   },
   Mutation: {
     createTenant: createTenantMutation,
@@ -50,6 +54,8 @@ export const resolvers: Resolvers = {
     cancelDescriptionJob: cancelDescriptionJobMutation,
     tagImage: tagImageMutation,
     tagImages: tagImagesMutation,
+    deleteImages: deleteImagesMutation,
+    deleteImagesByExternalId: deleteImagesByExternalIdMutation,
   },
   Tenant,
   Viewer,
@@ -59,4 +65,7 @@ export const resolvers: Resolvers = {
   TagExplanation,
   DescriptionJob,
   DescriptionJobItem,
+  StoredImage,
+  ImageResult,
+  StoredTagScore,
 };
