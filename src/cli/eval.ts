@@ -348,7 +348,7 @@ async function apiScorer(set: LabelledSet, flags: EvalFlags): Promise<Scorer> {
 }
 
 const SET_THRESHOLDS = `mutation EvalSetThresholds($vocabularyId: ID!, $thresholds: [TagThresholdInput!]!) {
-  setTagThresholds(vocabularyId: $vocabularyId, thresholds: $thresholds) { revision results { id ok error { code message } } }
+  setTagThresholds(vocabularyId: $vocabularyId, thresholds: $thresholds) { vocabulary { revision } results { id ok error { code message } } }
 }`;
 
 /** The changes as threshold overrides, all in one revision of the vocabulary. */
@@ -360,10 +360,10 @@ async function applyCalibration(endpoint: GraphqlEndpoint, vocabularyId: string,
   const vocab = await vocabularyTags(endpoint, vocabularyId);
   const ids = new Map(vocab.tags.map((t) => [t.name, t.id]));
   const thresholds = result.changes.map((c) => ({ tagId: ids.get(c.tag)!, threshold: c.new }));
-  type Answer = { setTagThresholds: { revision: number; results: Array<{ id: string; ok: boolean; error: { code: string; message: string } | null }> } };
+  type Answer = { setTagThresholds: { vocabulary: { revision: number }; results: Array<{ id: string; ok: boolean; error: { code: string; message: string } | null }> } };
   const answer = await graphql<Answer>(endpoint, SET_THRESHOLDS, { vocabularyId, thresholds });
   const failed = answer.setTagThresholds.results.filter((r) => !r.ok);
-  process.stdout.write(`applied ${thresholds.length - failed.length} threshold(s) to "${vocab.name}" in revision ${answer.setTagThresholds.revision}\n`);
+  process.stdout.write(`applied ${thresholds.length - failed.length} threshold(s) to "${vocab.name}" in revision ${answer.setTagThresholds.vocabulary.revision}\n`);
   if (failed.length) {
     for (const f of failed) process.stderr.write(`  ${f.id}: ${f.error?.code} ${f.error?.message}\n`);
     process.exitCode = 1;

@@ -5,7 +5,7 @@ import { healthQuery } from './health.ts';
 import { cancelDescriptionJobMutation, DescriptionJob, DescriptionJobItem, descriptionJobQuery, generateDescriptionsMutation } from './jobs.ts';
 import { modelInfoQuery } from './model.ts';
 import { TagExplanation, tagImageMutation, tagImagesMutation, TagScore } from './tagging.ts';
-import { addTagsMutation, removeTagsMutation, setTagDescriptionsMutation, Tag, tagQuery, updateTagMutation } from './tags.ts';
+import { addTagsMutation, removeTagsMutation, setTagDescriptionsMutation, setTagThresholdsMutation, Tag, tagQuery, updateTagMutation } from './tags.ts';
 import {
   createVocabularyMutation,
   deleteVocabularyMutation,
@@ -45,6 +45,7 @@ export const resolvers: Resolvers = {
     addTags: addTagsMutation,
     updateTag: updateTagMutation,
     removeTags: removeTagsMutation,
+    setTagThresholds: setTagThresholdsMutation,
     setTagDescriptions: setTagDescriptionsMutation,
     generateDescriptions: generateDescriptionsMutation,
     cancelDescriptionJob: cancelDescriptionJobMutation,
