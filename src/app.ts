@@ -9,6 +9,7 @@ import { createMetricsServer, type MetricsServer } from './api/metrics-endpoint.
 import { Metrics } from './metrics/index.ts';
 import pg from 'pg';
 import { Counters, LimitsService } from './limits/index.ts';
+import { FeedbackService } from './library/index.ts';
 import { createLocalInferenceEngine, ENGINE_DEFAULTS, type LocalInferenceEngine } from './inference/index.ts';
 import { TaggingService } from './tagging/tagging-service.ts';
 import { UrlFetcher } from './tagging/url-fetcher.ts';
@@ -268,6 +269,7 @@ export class App {
       tagging,
       limits,
       usage: new UsageReport(db.prisma),
+      feedback: new FeedbackService({ prisma: db.prisma, engine, vocab, log: log.child({ component: 'feedback' }) }),
     };
     return { services, usage };
   }

@@ -1,4 +1,5 @@
 import type { InferenceEngine } from '../inference/index.ts';
+import type { FeedbackService } from '../library/index.ts';
 import type { LimitsService } from '../limits/index.ts';
 import type { TaggingService } from '../tagging/tagging-service.ts';
 import type { UsageReport } from '../tagging/usage-report.ts';
@@ -30,4 +31,6 @@ export interface Services {
   readonly tagging: TaggingService;
   readonly limits: LimitsService;
   readonly usage: UsageReport;
+  /** Feedback on stored images and the threshold calibration it feeds. */
+  readonly feedback: FeedbackService;
 }

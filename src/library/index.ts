@@ -11,3 +11,5 @@ export { LibraryRepository, LibraryStore } from './repository.ts';
 export type { ImageRow, NewImage, RankedImageRow, RankFilter, ResultRow, ResultWrite, StoredTagScore, TagScoreRow } from './repository.ts';
 export { makeThumbnail, thumbnailDataUrl } from './thumbnail.ts';
 export type { Thumbnail, ThumbnailFormat } from './thumbnail.ts';
+export { FeedbackService } from './feedback.ts';
+export type { CalibrationOutcome, CalibrationRecord, FeedbackCounts, FeedbackDeps, FeedbackView, ProposedThreshold } from './feedback.ts';

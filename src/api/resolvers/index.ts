@@ -5,6 +5,7 @@ import { healthQuery } from './health.ts';
 import { cancelDescriptionJobMutation, DescriptionJob, DescriptionJobItem, descriptionJobQuery, generateDescriptionsMutation } from './jobs.ts';
 import { modelInfoQuery } from './model.ts';
 import { TagExplanation, tagImageMutation, tagImagesMutation, TagScore } from './tagging.ts';
+import { calibrateThresholdsMutation, submitFeedbackMutation } from './feedback.ts';
 import { addTagsMutation, removeTagsMutation, setTagDescriptionsMutation, setTagThresholdsMutation, Tag, tagQuery, updateTagMutation } from './tags.ts';
 import {
   createVocabularyMutation,
@@ -46,6 +47,8 @@ export const resolvers: Resolvers = {
     updateTag: updateTagMutation,
     removeTags: removeTagsMutation,
     setTagThresholds: setTagThresholdsMutation,
+    submitFeedback: submitFeedbackMutation,
+    calibrateThresholds: calibrateThresholdsMutation,
     setTagDescriptions: setTagDescriptionsMutation,
     generateDescriptions: generateDescriptionsMutation,
     cancelDescriptionJob: cancelDescriptionJobMutation,
