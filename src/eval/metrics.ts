@@ -57,9 +57,32 @@ export function buildTargets(taglist: readonly string[], labels: readonly (reado
 /** The images of one column ranked best first; ties: the later image first. */
 export function rankColumn(scores: ArrayLike<number>, n: number, k: number, col: number): Uint32Array {
   const order = new Uint32Array(n);
+  if (n < 2 ** 22 && rankByKeys(scores, n, k, col, order)) return order;
   for (let i = 0; i < n; i++) order[i] = i;
   order.sort((a, b) => scores[b * k + col]! - scores[a * k + col]! || b - a);
   return order;
+}
+
+const bits = new DataView(new ArrayBuffer(4));
+
+/**
+ * The fast path for probabilities (float32 values in [0, 1], as the engine gives): each image
+ * becomes one exact float64 key, its score's float32 bit pattern (which orders non-negative
+ * floats) × 2^22 + its index (< 2^52 in all), sorted natively without a comparator; read from
+ * the end, that is score descending and, among equal scores, the later image first. False (and
+ * nothing ranked) when a score is not such a value.
+ */
+function rankByKeys(scores: ArrayLike<number>, n: number, k: number, col: number, order: Uint32Array): boolean {
+  const keys = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const s = scores[i * k + col]!;
+    if (!(s >= 0 && s <= 1) || Math.fround(s) !== s) return false;
+    bits.setFloat32(0, s);
+    keys[i] = bits.getUint32(0) * 2 ** 22 + i;
+  }
+  keys.sort();
+  for (let r = 0; r < n; r++) order[r] = keys[n - 1 - r]! % 2 ** 22;
+  return true;
 }
 
 /**

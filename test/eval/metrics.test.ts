@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { calibrateThresholds, thresholdBelow } from '../../src/eval/calibration.ts';
-import { averagePrecision, buildTargets, meanAveragePrecision, precisionRecall, precisionRecallCurve, predictions } from '../../src/eval/metrics.ts';
+import { averagePrecision, buildTargets, meanAveragePrecision, precisionRecall, precisionRecallCurve, predictions, rankColumn } from '../../src/eval/metrics.ts';
 
 const ap = (sum: number, positives: number) => sum / (positives + 1e-8);
 const pr = (tp: number, other: number) => tp / (tp + other + 1e-9);
@@ -27,6 +27,21 @@ describe('average precision', () => {
     expect(value).toBeCloseTo(ap(1 / 3 + 2 / 4, 2), 12);
     // the other tie order (earlier image first) would have given (1 + 2/4) / 2
     expect(value).not.toBeCloseTo(ap(1 + 2 / 4, 2), 6);
+  });
+
+  it('ranks engine probabilities (float32 in [0, 1]) the same way, ties included', () => {
+    // float32 inputs take the sort-by-key path; the same hand-derived value as above
+    expect(averagePrecision(Float32Array.of(0.5, 0.5, 0.5, 0.25), [1, 0, 0, 1], 4, 1, 0)).toBeCloseTo(ap(1 / 3 + 2 / 4, 2), 12);
+    // and the same order as the definition's comparator on many ties, 0 and 1 included
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const n = 500;
+    const k = 2;
+    const scores = Float32Array.from({ length: n * k }, () => Math.round(rand() * 20) / 20);
+    for (let c = 0; c < k; c++) {
+      const expected = [...Array(n).keys()].sort((a, b) => scores[b * k + c]! - scores[a * k + c]! || b - a);
+      expect([...rankColumn(scores, n, k, c)]).toEqual(expected);
+    }
   });
 
   it('gives a tag without positives 0 and keeps it in the mean', () => {
