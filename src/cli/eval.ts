@@ -65,7 +65,7 @@ export function registerEvalCommand(program: Command): void {
       .command('eval')
       .description('measure tagging on labelled images (mAP, per-tag AP, P/R, F1) and calibrate thresholds')
       .argument('<set>', "a folder in upstream RAM++'s layout (<name>_ram_taglist.txt, <name>_ram_annots.txt, imgs/), or a .csv / .json of image → tags")
-      .option('--taglist <file>', 'the tags to measure, one per line (default: the set’s tag list, or every tag it labels)')
+      .option('--taglist <file>', 'the tags to measure, one per line; labels of other tags are set aside (default: the set’s tag list, or every tag it labels)')
       .option('--vocab <builtin|file.json>', 'score with the pack’s built-in tags, or a {tag: [descriptions]} file (open-set)')
       .option('--open-set', 'score every tag from descriptions: the set’s <name>_llm_tag_descriptions.json, else "a photo of a {tag}."')
       .option('--api <url>', 'score through an Omnitag server’s GraphQL endpoint with a tenant’s vocabulary (--vocabulary, key in OMNITAG_API_KEY)')
@@ -96,6 +96,17 @@ async function evaluate(location: string, flags: EvalFlags): Promise<void> {
   const missing = set.images.filter((i) => !i.file);
   if (missing.length > 0 && !flags.skipMissing) {
     throw badInput(`${missing.length} of ${set.images.length} labelled images are not there (first: ${missing.slice(0, 3).map((i) => i.id).join(', ')}); add them, or leave them out with --skip-missing`);
+  }
+  // a tag list given on the command line chooses the tags to measure: other labels are set aside
+  if (flags.taglist) {
+    const measured = new Set(set.taglist);
+    let aside = 0;
+    for (const image of set.images) {
+      const kept = image.tags.filter((t) => measured.has(t));
+      aside += image.tags.length - kept.length;
+      image.tags = kept;
+    }
+    if (aside > 0 && flags.progress) process.stderr.write(`${aside} label(s) of tags outside --taglist set aside\n`);
   }
   const targetsAll = buildTargets(set.taglist, set.images.map((i) => i.tags));
 

@@ -156,6 +156,14 @@ describe.skipIf(!packDir)('omnitag eval', () => {
     for (const c of calibration.changes) expect(c.expected.f1).toBeGreaterThanOrEqual(c.before.f1);
     expect(calibration.changes.length + calibration.kept.length).toBe(2);
     expect(readFileSync(path.join(out, 'calibration.md'), 'utf8')).toContain('| tag | old | new |');
+
+    // a tag list of one: the other tag's labels are set aside, not refused
+    const only = path.join(tmp, 'only-square.txt');
+    writeFileSync(only, 'square\n');
+    const one = await cli('eval', csv, '--vocab', vocab, '--taglist', only, '--out', path.join(tmp, 'out-one'));
+    expect(one.code).toBe(0);
+    expect(one.stderr).toContain('2 label(s) of tags outside --taglist set aside');
+    expect(JSON.parse(readFileSync(path.join(tmp, 'out-one', 'report.json'), 'utf8')).tags.map((t: { tag: string }) => t.tag)).toEqual(['square']);
   });
 
   it('names missing images and unknown tags, and leaves missing images out on request', async () => {
