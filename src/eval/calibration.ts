@@ -46,14 +46,19 @@ export interface CalibrationResult {
   kept: KeptThreshold[];
 }
 
+/** BAD_USER_INPUT for a target precision outside (0, 1] or a minimum of positives below 1. */
+export function checkCalibration(target: CalibrationTarget, minPositives: number): void {
+  if (target.kind === 'precision' && !(target.precision > 0 && target.precision <= 1)) throw badInput('the target precision must be in (0, 1]', { field: 'target' });
+  if (!Number.isInteger(minPositives) || minPositives < 1) throw badInput('the minimum number of positives must be a positive integer', { field: 'minPositives' });
+}
+
 /**
  * Calibrates each distinct tag name once (on its first column: duplicate entries of one name
  * share its scores and its vocabulary threshold).
  */
 export function calibrateThresholds(input: CalibrationInput): CalibrationResult {
   const { taglist, scores, targets, images: n, thresholds, target, minPositives } = input;
-  if (target.kind === 'precision' && !(target.precision > 0 && target.precision <= 1)) throw badInput('the target precision must be in (0, 1]');
-  if (!Number.isInteger(minPositives) || minPositives < 1) throw badInput('the minimum number of positives must be a positive integer');
+  checkCalibration(target, minPositives);
   const k = taglist.length;
   const changes: ThresholdChange[] = [];
   const kept: KeptThreshold[] = [];

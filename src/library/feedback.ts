@@ -10,7 +10,7 @@ import { badInput, ErrorCode, isAppError, notFound } from '../core/errors.ts';
 import { isUuid } from '../core/ids.ts';
 import type { Logger } from '../core/log.ts';
 import { translateDbError, type PrismaClient } from '../db/client.ts';
-import { calibrateThresholds, type CalibrationTarget, type KeptThreshold } from '../eval/calibration.ts';
+import { calibrateThresholds, checkCalibration, type CalibrationTarget, type KeptThreshold } from '../eval/calibration.ts';
 import { isEvictedBankError, type ImageEmbeddings, type InferenceEngine } from '../inference/index.ts';
 import type { VocabularyServices, VocabularySnapshot } from '../vocab/index.ts';
 import { unpackEncoding } from './encoding.ts';
@@ -140,6 +140,7 @@ export class FeedbackService {
    */
   async calibrate(tenantId: string, vocabularyId: string, target: CalibrationTarget, options: { dryRun: boolean; minPositives: number }): Promise<CalibrationOutcome> {
     if (!isUuid(vocabularyId)) throw notFound('vocabulary');
+    checkCalibration(target, options.minPositives);
     const { prisma, vocab } = this.deps;
     // NOT_FOUND for another tenant's vocabulary comes from here, before any feedback is read
     let snap = await vocab.labelBanks.forVocabulary(tenantId, vocabularyId);
@@ -147,30 +148,40 @@ export class FeedbackService {
       .findMany({ where: { tenantId, vocabularyId }, select: { imageId: true, tagId: true, present: true }, orderBy: [{ imageId: 'asc' }, { tagId: 'asc' }] })
       .catch(translateDbError);
 
-    let scored: { probabilities: Map<string, Float32Array>; skipped: number } | null = null;
-    for (let attempt = 1; !scored; attempt++) {
+    // per image its answers; each image's scores are read as soon as its chunk is scored, so
+    // memory holds answers, not every image's probabilities over the whole vocabulary
+    const byImage = new Map<string, { tagId: string; present: boolean }[]>();
+    for (const a of answers) {
+      const list = byImage.get(a.imageId);
+      if (list) list.push(a);
+      else byImage.set(a.imageId, [a]);
+    }
+    let perTag = new Map<number, { scores: number[]; targets: number[] }>();
+    let used = 0;
+    let skipped = 0;
+    for (let attempt = 1; ; attempt++) {
+      const indexOf = new Map<string, number>();
+      for (let i = 0; i < snap.tags.length; i++) indexOf.set(snap.tags.at(i)!.id, i);
+      perTag = new Map();
+      used = 0;
       try {
-        scored = await this.scoreImages(tenantId, snap, [...new Set(answers.map((a) => a.imageId))]);
+        skipped = await this.scoreImages(tenantId, snap, [...byImage.keys()], (imageId, probabilities) => {
+          for (const a of byImage.get(imageId)!) {
+            const index = indexOf.get(a.tagId);
+            if (index === undefined) continue; // a disabled tag
+            let entry = perTag.get(index);
+            if (!entry) perTag.set(index, (entry = { scores: [], targets: [] }));
+            entry.scores.push(probabilities[index]!);
+            entry.targets.push(a.present ? 1 : 0);
+            used++;
+          }
+        });
+        break;
       } catch (e) {
         // the vocabulary's compile was evicted before it was scored: fetch it again
         if (!isEvictedBankError(e) || attempt >= 3) throw e;
         snap = await vocab.labelBanks.forVocabulary(tenantId, vocabularyId);
       }
-    }
-
-    const indexOf = new Map<string, number>();
-    for (let i = 0; i < snap.tags.length; i++) indexOf.set(snap.tags.at(i)!.id, i);
-    const perTag = new Map<number, { scores: number[]; targets: number[] }>();
-    let used = 0;
-    for (const a of answers) {
-      const index = indexOf.get(a.tagId);
-      const probs = scored.probabilities.get(a.imageId);
-      if (index === undefined || !probs) continue;
-      let entry = perTag.get(index);
-      if (!entry) perTag.set(index, (entry = { scores: [], targets: [] }));
-      entry.scores.push(probs[index]!);
-      entry.targets.push(a.present ? 1 : 0);
-      used++;
     }
 
     const changes: ProposedThreshold[] = [];
@@ -204,14 +215,16 @@ export class FeedbackService {
         })
         .catch(translateDbError);
     }
-    return { dryRun: options.dryRun, target, minPositives: options.minPositives, feedback: used, skippedImages: scored.skipped, changes, kept, revision };
+    return { dryRun: options.dryRun, target, minPositives: options.minPositives, feedback: used, skippedImages: skipped, changes, kept, revision };
   }
 
-  /** Each image's probabilities over the snapshot's tags, from its stored encoding. */
-  private async scoreImages(tenantId: string, snap: VocabularySnapshot, imageIds: string[]): Promise<{ probabilities: Map<string, Float32Array>; skipped: number }> {
-    const probabilities = new Map<string, Float32Array>();
+  /**
+   * Scores each image from its stored encoding against the snapshot and hands its probabilities
+   * (over the snapshot's tags) to `take`; returns how many images another encoder made.
+   */
+  private async scoreImages(tenantId: string, snap: VocabularySnapshot, imageIds: string[], take: (imageId: string, probabilities: Float32Array) => void): Promise<number> {
     let skipped = 0;
-    if (!snap.bank || imageIds.length === 0) return { probabilities, skipped };
+    if (!snap.bank || imageIds.length === 0) return skipped;
     const { engine } = this.deps;
     for (let start = 0; start < imageIds.length; start += SCORE_CHUNK) {
       const ids = imageIds.slice(start, start + SCORE_CHUNK);
@@ -233,8 +246,8 @@ export class FeedbackService {
         [snap.bank],
         { fairnessKey: tenantId },
       );
-      results.forEach((r, j) => probabilities.set(ready[j]!.id, r.scores[0]!.probabilities));
+      results.forEach((r, j) => take(ready[j]!.id, r.scores[0]!.probabilities));
     }
-    return { probabilities, skipped };
+    return skipped;
   }
 }
