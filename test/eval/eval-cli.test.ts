@@ -135,6 +135,28 @@ describe.skipIf(!packDir)('omnitag eval', () => {
     expect(JSON.parse(readFileSync(path.join(out, 'report.json'), 'utf8')).mAP).toBe(report.mAP);
   });
 
+  it('scores upstream’s open-set layout from the set’s LLM descriptions file', async () => {
+    const descriptions = path.join(set, 'mini_llm_tag_descriptions.json');
+    // upstream's shape: a list of {tag: [descriptions]}
+    writeFileSync(descriptions, JSON.stringify([{ cat: ['a photo of a cat.', 'a small furry pet'] }, { dog: ['a photo of a dog.'] }, { car: ['a photo of a car.', 'a vehicle on a road'] }]));
+    try {
+      const out = path.join(tmp, 'out-open');
+      const r = await cli('eval', set, '--open-set', '--out', out, '--no-progress');
+      expect(r.code).toBe(0);
+      const report = JSON.parse(readFileSync(path.join(out, 'report.json'), 'utf8'));
+      expect(report.scorer.vocabulary).toBe(descriptions);
+      // open-set tags use 0.5, the duplicate entry shares its tag's scores
+      expect(report.tags.map((t: { threshold: number }) => t.threshold)).toEqual([0.5, 0.5, 0.5, 0.5]);
+      const cache = cachedScores(path.join(out, 'scores.jsonl'));
+      const closed = cachedScores(path.join(tmp, 'out-upstream', 'scores.jsonl'));
+      expect(cache.get('img0')![3]).toBe(cache.get('img0')![0]);
+      // scored from the descriptions, not the built-in rows
+      expect(cache.get('img0')![0]).not.toBe(closed.get('img0')![0]);
+    } finally {
+      rmSync(descriptions);
+    }
+  });
+
   it('scores a CSV set open-set from a descriptions file and calibrates its thresholds', async () => {
     const csv = path.join(tmp, 'labels.csv');
     // a header, a quoted name with a comma, paths relative to the CSV's folder
