@@ -23,6 +23,12 @@ const config: CodegenConfig = {
           TaggingResult: '../tagging/tagging-service.ts#TaggingResultView',
           TagImageOutcome: '../tagging/tagging-service.ts#TagImageOutcomeView',
           Viewer: '../tenancy/principal.ts#TenantPrincipal',
+          StoredImage: '../library/index.ts#ImageRow as ImageRowModel',
+          StoredImageOutcome: '../library/index.ts#StoredImageOutcome as StoredImageOutcomeModel',
+          ImageResult: '../library/index.ts#ResultRow as ResultRowModel',
+          StoredTagScore: '../library/index.ts#StoredTagScore as StoredTagScoreModel',
+          ImageSearchResult: '../library/index.ts#ImageSearchResult as ImageSearchResultModel',
+          ImageSearchHit: '../library/index.ts#ImageSearchHit as ImageSearchHitModel',
         },
         scalars: {
           DateTime: 'Date | string',

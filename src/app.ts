@@ -9,13 +9,13 @@ import { createMetricsServer, type MetricsServer } from './api/metrics-endpoint.
 import { Metrics } from './metrics/index.ts';
 import pg from 'pg';
 import { Counters, LimitsService } from './limits/index.ts';
-import { FeedbackService } from './library/index.ts';
 import { createLocalInferenceEngine, ENGINE_DEFAULTS, type LocalInferenceEngine } from './inference/index.ts';
 import { TaggingService } from './tagging/tagging-service.ts';
 import { UrlFetcher } from './tagging/url-fetcher.ts';
 import { UsageRecorder } from './tagging/usage-recorder.ts';
 import { UsageReport } from './tagging/usage-report.ts';
 import { createVocabularyServices, type VocabularyServices } from './vocab/index.ts';
+import { FeedbackService, ImageLibrary, ImageSearch } from './library/index.ts';
 import { ApiKeyService } from './tenancy/api-key-service.ts';
 import type { Logger } from './core/log.ts';
 import { DEMO_MODEL_WARNING } from './core/demo-model.ts';
@@ -246,11 +246,22 @@ export class App {
       quotas: limits,
     });
     const usage = (acquired.usage = new UsageRecorder(db.prisma, log.child({ component: 'usage' })));
+    const library = new ImageLibrary({ prisma: db.prisma, engine, settings: config.library, quotas: limits, log: log.child({ component: 'library' }) });
+    const imageSearch = new ImageSearch({
+      library,
+      engine,
+      generator: vocab.generator,
+      embed: (texts, options) => vocab.embeddings.embed(texts, options),
+      snapshot: (tenantId, vocabularyId) => vocab.labelBanks.forVocabulary(tenantId, vocabularyId),
+      descriptionsPerTag: config.vocab.descriptionsPerTag,
+      defaultThreshold: config.vocab.defaultThreshold,
+    });
     const tagging = new TaggingService({
       engine,
       vocabularies: vocab.labelBanks,
       usage,
       allowance: limits,
+      library,
       urlFetcher,
       limits: config.limits,
       log: log.child({ component: 'tagging' }),
@@ -267,6 +278,8 @@ export class App {
       engine,
       vocab,
       tagging,
+      library,
+      imageSearch,
       limits,
       usage: new UsageReport(db.prisma),
       feedback: new FeedbackService({ prisma: db.prisma, engine, vocab, log: log.child({ component: 'feedback' }) }),

@@ -1,5 +1,5 @@
 import type { InferenceEngine } from '../inference/index.ts';
-import type { FeedbackService } from '../library/index.ts';
+import type { FeedbackService, ImageLibrary, ImageSearch } from '../library/index.ts';
 import type { LimitsService } from '../limits/index.ts';
 import type { TaggingService } from '../tagging/tagging-service.ts';
 import type { UsageReport } from '../tagging/usage-report.ts';
@@ -29,6 +29,9 @@ export interface Services {
   readonly engine: InferenceEngine;
   readonly vocab: VocabularyServices;
   readonly tagging: TaggingService;
+  /** Stored images: reads, listings, deletion (storing goes through `tagging`). */
+  readonly library: ImageLibrary;
+  readonly imageSearch: ImageSearch;
   readonly limits: LimitsService;
   readonly usage: UsageReport;
   /** Feedback on stored images and the threshold calibration it feeds. */

@@ -17,6 +17,7 @@ import { packEncoding, unpackEncoding, type EncodingDtype } from './encoding.ts'
 import { LibraryStore, type ImageRow, type RankedImageRow, type ResultRow, type StoredTagScore, type TagScoreRow } from './repository.ts';
 import { makeThumbnail, thumbnailDataUrl, type Thumbnail, type ThumbnailFormat } from './thumbnail.ts';
 import type { PrismaClient } from '../db/client.ts';
+import { nameKey, normalizeText } from '../vocab/index.ts';
 
 export interface LibrarySettings {
   /** How encodings are stored (OMNITAG_LIBRARY_ENCODING). */
@@ -121,7 +122,8 @@ export class ImageLibrary {
   /**
    * Before scoring: the stored image with the same bytes, and its encoding when this engine can
    * use it. CONFLICT when `externalId` names another stored image, or the stored copy of these
-   * bytes has another external id (one image, one name: see docs/library.md).
+   * bytes has another external id (one image, one name: see docs/library.md). QUOTA_EXCEEDED
+   * (`maxStoredImages`) for new bytes when the library is already full.
    */
   async prepare(tenantId: string, bytes: Uint8Array, externalId: string | null): Promise<StoreTicket> {
     const sha256 = sha256OfBytes(bytes);
@@ -131,6 +133,11 @@ export class ImageLibrary {
       const enc = row ? (await db.encodings(tenantId, [row.id])).get(row.id) : undefined;
       return { existing: row, encoding: enc };
     });
+    // a new image over the quota is refused before the encoder runs for it (keep checks again, under the lock)
+    if (!existing) {
+      const quota = await this.deps.quotas?.storedImages(tenantId);
+      await quota?.admitImages(1, () => this.store.run((db) => db.count(tenantId)));
+    }
     let embeddings: ImageEmbeddings | null = null;
     if (existing && encoding) {
       try {
@@ -274,7 +281,7 @@ export class ImageLibrary {
       if (!(await db.vocabularyExists(tenantId, vocabularyId))) throw notFound('vocabulary');
       const cursorOf = (n: ImageHit) => encodeCursor(n.id);
       if (filter.tag != null) {
-        const tagId = await db.resolveTag(tenantId, vocabularyId, filter.tag);
+        const tagId = await db.resolveTag(tenantId, vocabularyId, isUuid(filter.tag) ? { id: filter.tag } : { key: nameKey(normalizeText(filter.tag)) });
         if (!tagId) throw notFound('tag');
         let position: { score: number; imageId: string } | null = null;
         if (after) {

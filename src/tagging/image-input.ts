@@ -8,6 +8,8 @@ export interface ImageInputValue {
   upload?: Promise<FileUpload> | null;
   base64?: string | null;
   url?: string | null;
+  /** The client's id for the image when it is stored (`store: true`); not a source of bytes. */
+  externalId?: string | null;
 }
 
 export interface ImageInputLimits {

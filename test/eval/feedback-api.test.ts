@@ -2,13 +2,11 @@
  * Feedback on stored images and calibration from it, through the API, with two tenants:
  * `submitFeedback`, a vocabulary's feedback counts and last calibration, `calibrateThresholds`
  * (dry run, then applied in one revision) finding the threshold that separates the answers.
- * Images are stored in the library the way tagging stores them (the library has no upload
- * route of its own on this branch).
+ * Images are stored through the API (`tagImage` with `store: true`) with float32 encodings, so
+ * that the scores calibration reads back equal tagging's.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/core/log.ts';
-import { ImageLibrary } from '../../src/library/index.ts';
-import { noisePng } from '../library/helpers.ts';
+import { base64Of, noisePng } from '../library/helpers.ts';
 import { databaseMode } from '../support/database.ts';
 import { errorCodes, gql, startTestApp, type TestApp } from '../support/app.ts';
 import { createTenantWithKeys, type TestTenant } from '../support/tenants.ts';
@@ -35,30 +33,21 @@ describe(`feedback and calibration through the API (${databaseMode} database)`, 
   let bTag: string;
   const images: string[] = [];
   let bImage: string;
-  /** Each of A's images' probability of "red", as the engine scores its stored encoding. */
+  /** Each of A's images' probability of "red", as tagging scored it. */
   const red: number[] = [];
 
   const asA = (q: string, v?: Record<string, unknown>) => gql(t.url, q, v, a.adminKey);
   const asB = (q: string, v?: Record<string, unknown>) => gql(t.url, q, v, b.adminKey);
 
-  async function store(lib: ImageLibrary, tenantId: string, vocabularyId: string, seed: number) {
-    const s = t.app.services;
-    const snap = await s.vocab.labelBanks.forVocabulary(tenantId, vocabularyId);
-    const bytes = await noisePng(seed);
-    const ticket = await lib.prepare(tenantId, bytes, null);
-    const [scored] = await s.engine.scoreImages([bytes], [snap.bank!]);
-    const kept = await lib.keep(tenantId, ticket, {
-      bytes,
-      source: scored!.source!,
-      embeddings: scored!.embeddings,
-      vocabularyId,
-      revision: snap.revision,
-      scores: scored!.scores[0]!,
-      tagIdAt: (i) => snap.tags.at(i)!.id,
-    });
-    const [again] = await s.engine.scoreImages([await lib.embeddings(tenantId, kept.image.id)], [snap.bank!]);
-    const at = (name: string) => [...snap.tags].findIndex((x) => x.name === name);
-    return { id: kept.image.id, probabilities: again!.scores[0]!.probabilities, at };
+  /** Tags and stores an image through the API; its "red" probability as tagging scored it. */
+  async function store(asTenant: typeof asA, vocabularyId: string, seed: number) {
+    const r = await asTenant(
+      'mutation($v: ID!, $i: String!) { tagImage(vocabularyId: $v, image: { base64: $i }, options: { store: true, includeAll: true }) { stored { image { id } created } scores { name score } } }',
+      { v: vocabularyId, i: base64Of(await noisePng(seed)) },
+    );
+    const result = r.data!.tagImage;
+    expect(result.stored.created).toBe(true);
+    return { id: result.stored.image.id as string, red: (result.scores as Array<{ name: string; score: number }>).find((x) => x.name === 'red')?.score };
   }
 
   beforeAll(async () => {
@@ -71,13 +60,12 @@ describe(`feedback and calibration through the API (${databaseMode} database)`, 
     bVocab = (await asB('mutation { createVocabulary(input: { name: "Mine" }) { id } }')).data!.createVocabulary.id;
     bTag = (await asB('mutation($v: ID!) { addTags(vocabularyId: $v, tags: [{ name: "blue" }]) { results { tag { id } } } }', { v: bVocab })).data!.addTags.results[0].tag.id;
 
-    const lib = new ImageLibrary({ prisma: t.app.db.prisma, engine: t.app.services.engine, settings: { encoding: 'float32', thumbnail: null, scoreFloor: 0, searchBatch: 4 }, log: createLogger('silent') });
     for (let seed = 1; seed <= 8; seed++) {
-      const stored = await store(lib, a.id, vocab, seed);
+      const stored = await store(asA, vocab, seed);
       images.push(stored.id);
-      red.push(stored.probabilities[stored.at('red')]!);
+      red.push(stored.red!);
     }
-    bImage = (await store(lib, b.id, bVocab, 100)).id;
+    bImage = (await store(asB, bVocab, 100)).id;
   });
   afterAll(() => t?.stop());
 
@@ -151,8 +139,13 @@ describe(`feedback and calibration through the API (${databaseMode} database)`, 
     expect(errorCodes(await asA(CALIBRATE, { v: vocab, target: { precision: 1.5 } }))).toEqual(['BAD_USER_INPUT']);
   });
 
-  it('forgets the answers of a deleted tag', async () => {
+  it('forgets the answers of a deleted tag or image', async () => {
     await asA('mutation($ids: [ID!]!) { removeTags(ids: $ids) { ok } }', { ids: [tag.green] });
     expect((await asA(VOCAB, { v: vocab })).data!.vocabulary.feedback).toEqual({ present: 4, absent: 4, tags: 1 });
+    // the image "red" scores lowest on was answered absent
+    const lowest = [...red.keys()].sort((x, y) => red[x]! - red[y]!)[0]!;
+    const gone = await asA('mutation($ids: [ID!]!) { deleteImages(ids: $ids) { deleted } }', { ids: [images[lowest]] });
+    expect(gone.data!.deleteImages).toEqual([{ deleted: true }]);
+    expect((await asA(VOCAB, { v: vocab })).data!.vocabulary.feedback).toEqual({ present: 4, absent: 3, tags: 1 });
   });
 });

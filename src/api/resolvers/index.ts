@@ -18,6 +18,7 @@ import {
 import { DateTimeScalar } from './scalars.ts';
 import { createTenantMutation, setTenantLimitsMutation, Tenant, tenantsQuery } from './tenants.ts';
 import { usageQuery } from './usage.ts';
+import { deleteImagesByExternalIdMutation, deleteImagesMutation, ImageResult, imageQuery, imagesQuery, searchImagesQuery, StoredImage, StoredTagScore } from './library.ts';
 
 /** Thin by design: each resolver checks who calls, then hands over to one service. */
 export const resolvers: Resolvers = {
@@ -34,6 +35,9 @@ export const resolvers: Resolvers = {
     tag: tagQuery,
     descriptionJob: descriptionJobQuery,
     usage: usageQuery,
+    image: imageQuery,
+    images: imagesQuery,
+    searchImages: searchImagesQuery,
   },
   Mutation: {
     createTenant: createTenantMutation,
@@ -54,6 +58,8 @@ export const resolvers: Resolvers = {
     cancelDescriptionJob: cancelDescriptionJobMutation,
     tagImage: tagImageMutation,
     tagImages: tagImagesMutation,
+    deleteImages: deleteImagesMutation,
+    deleteImagesByExternalId: deleteImagesByExternalIdMutation,
   },
   Tenant,
   Viewer,
@@ -63,4 +69,7 @@ export const resolvers: Resolvers = {
   TagExplanation,
   DescriptionJob,
   DescriptionJobItem,
+  StoredImage,
+  ImageResult,
+  StoredTagScore,
 };
