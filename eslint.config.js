@@ -31,6 +31,8 @@ const BOUNDARIES = {
   'src/metrics': [noTests, noTransports, noApp, noDatabase, inferenceFace, layer('vocab', 'tagging', 'tenancy', 'limits', 'library')],
   // The edge: resolvers reach services, never the database handle.
   'src/api': [noTests, noApp, inferenceFace, vocabFace, forbid(['**/db/**', '@prisma/*', 'pg'], 'src/api reaches data through the services only')],
+  // Evaluation and calibration: metrics, labelled sets, reports and plots; nothing of GraphQL, the database or the engine.
+  'src/eval': [noTests, noTransports, noApp, noDatabase, layer('inference', 'vocab', 'tagging', 'tenancy', 'limits', 'library', 'config.ts')],
   'src/cli': [noTests, inferenceFace, vocabFace, forbid(['**/api', '**/api/**'], 'the command line does not go through GraphQL')],
 };
 const restrict = (patterns) => ({ '@typescript-eslint/no-restricted-imports': ['error', { patterns }] });

@@ -15,7 +15,7 @@ import { UrlFetcher } from './tagging/url-fetcher.ts';
 import { UsageRecorder } from './tagging/usage-recorder.ts';
 import { UsageReport } from './tagging/usage-report.ts';
 import { createVocabularyServices, type VocabularyServices } from './vocab/index.ts';
-import { ImageLibrary, ImageSearch } from './library/index.ts';
+import { FeedbackService, ImageLibrary, ImageSearch } from './library/index.ts';
 import { ApiKeyService } from './tenancy/api-key-service.ts';
 import type { Logger } from './core/log.ts';
 import { DEMO_MODEL_WARNING } from './core/demo-model.ts';
@@ -282,6 +282,7 @@ export class App {
       imageSearch,
       limits,
       usage: new UsageReport(db.prisma),
+      feedback: new FeedbackService({ prisma: db.prisma, engine, vocab, log: log.child({ component: 'feedback' }) }),
     };
     return { services, usage };
   }

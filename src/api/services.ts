@@ -1,5 +1,5 @@
 import type { InferenceEngine } from '../inference/index.ts';
-import type { ImageLibrary, ImageSearch } from '../library/index.ts';
+import type { FeedbackService, ImageLibrary, ImageSearch } from '../library/index.ts';
 import type { LimitsService } from '../limits/index.ts';
 import type { TaggingService } from '../tagging/tagging-service.ts';
 import type { UsageReport } from '../tagging/usage-report.ts';
@@ -34,4 +34,6 @@ export interface Services {
   readonly imageSearch: ImageSearch;
   readonly limits: LimitsService;
   readonly usage: UsageReport;
+  /** Feedback on stored images and the threshold calibration it feeds. */
+  readonly feedback: FeedbackService;
 }

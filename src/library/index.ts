@@ -11,5 +11,7 @@ export { LibraryRepository, LibraryStore } from './repository.ts';
 export type { ImageRow, NewImage, RankedImageRow, RankFilter, ResultRow, ResultWrite, StoredTagScore, TagScoreRow } from './repository.ts';
 export { makeThumbnail, thumbnailDataUrl } from './thumbnail.ts';
 export type { Thumbnail, ThumbnailFormat } from './thumbnail.ts';
+export { FeedbackService } from './feedback.ts';
+export type { CalibrationOutcome, CalibrationRecord, FeedbackCounts, FeedbackDeps, FeedbackView, ProposedThreshold } from './feedback.ts';
 export { ImageSearch, MAX_SEARCH_RESULTS } from './search.ts';
 export type { ImageSearchDeps, ImageSearchHit, ImageSearchResult } from './search.ts';

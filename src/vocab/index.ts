@@ -25,7 +25,7 @@ import { VocabularyService } from './use-cases/vocabularies.ts';
 
 export type { DescriptionView, ItemResult, TagView } from './views.ts';
 export type { VocabQuotas } from './context.ts';
-export type { AddTagResult, AddTagsResult, TagInput, TagListOptions, UpdateTagInput } from './use-cases/tags.ts';
+export type { AddTagResult, AddTagsResult, SetThresholdsResult, TagInput, TagListOptions, TagThresholdInput, UpdateTagInput } from './use-cases/tags.ts';
 export type { CreateJobResult, DescriptionJobItemView, DescriptionJobView } from './generation/job-service.ts';
 export type { LabelBankStats } from './banks/label-banks.ts';
 export type { SnapshotDescription, SnapshotTag, VocabularySnapshot } from './banks/snapshot.ts';

@@ -61,6 +61,10 @@ describe(`tenant isolation (${databaseMode} database)`, () => {
       ['descriptionJob', 'query($id: ID!) { descriptionJob(id: $id) { id } }', { id: ids.job }],
       ['revokeApiKey', 'mutation($id: ID!) { revokeApiKey(id: $id) { id } }', { id: ids.key }],
       ['createApiKey', 'mutation($id: ID!) { createApiKey(input: { name: "x", role: ADMIN, tenantId: $id }) { secret } }', { id: a.id }],
+      ['calibrateThresholds', 'mutation($id: ID!) { calibrateThresholds(vocabularyId: $id, target: { maxF1: true }, dryRun: false, minPositives: 1) { dryRun } }', { id: ids.vocab }],
+      ['submitFeedback', 'mutation($t: ID!) { submitFeedback(imageId: "00000000-0000-4000-8000-000000000000", tagId: $t, present: true) { present } }', { t: ids.tag }],
+      ['vocabulary.feedback', 'query($id: ID!) { vocabulary(id: $id) { feedback { present } lastCalibration { revision } } }', { id: ids.vocab }],
+      ['setTagThresholds', 'mutation($id: ID!, $t: ID!) { setTagThresholds(vocabularyId: $id, thresholds: [{ tagId: $t, threshold: 0.3 }]) { results { ok } } }', { id: ids.vocab, t: ids.tag }],
       ['tagImage', 'mutation($id: ID!, $img: String!) { tagImage(vocabularyId: $id, image: { base64: $img }) { revision } }', { id: ids.vocab, img: image }],
       ['tagImages', 'mutation($id: ID!, $img: String!) { tagImages(vocabularyId: $id, images: [{ base64: $img }]) { index } }', { id: ids.vocab, img: image }],
       ['image', 'query($id: ID!) { image(id: $id) { id externalId } }', { id: ids.image }],
@@ -82,6 +86,13 @@ describe(`tenant isolation (${databaseMode} database)`, () => {
     expect((await asA('query($id: ID!) { image(id: $id) { externalId } }', { id: ids.image })).data!.image.externalId).toBe('secret-photo');
     const removed = await asB('mutation($ids: [ID!]!) { removeTags(ids: $ids) { ok error { code } } }', { ids: [ids.tag] });
     expect(removed.data!.removeTags).toEqual([{ ok: false, error: { code: 'NOT_FOUND' } }]);
+    // A's tag through B's own vocabulary: that item fails exactly like a missing id, B's revision stays
+    const bRevision = (await asB('query($v: ID!) { vocabulary(id: $v) { revision } }', { v: ids.bVocab })).data!.vocabulary.revision;
+    const thresholds = await asB('mutation($v: ID!, $t: ID!) { setTagThresholds(vocabularyId: $v, thresholds: [{ tagId: $t, threshold: 0.3 }]) { results { ok error { code message } } vocabulary { revision } } }', { v: ids.bVocab, t: ids.tag });
+    const missing = await asB('mutation($v: ID!) { setTagThresholds(vocabularyId: $v, thresholds: [{ tagId: "00000000-0000-4000-8000-000000000000", threshold: 0.3 }]) { results { ok error { code message } } } }', { v: ids.bVocab });
+    expect(thresholds.data!.setTagThresholds.results).toEqual(missing.data!.setTagThresholds.results);
+    expect(thresholds.data!.setTagThresholds.results).toEqual([{ ok: false, error: { code: 'NOT_FOUND', message: 'tag not found' } }]);
+    expect(thresholds.data!.setTagThresholds.vocabulary.revision).toBe(bRevision);
     // The same attempts through B's CLIENT key fare no better.
     expect(errorCodes(await gql(t.url, 'query($id: ID!) { vocabulary(id: $id) { id } }', { id: ids.vocab }, b.clientKey))).toEqual(['NOT_FOUND']);
 

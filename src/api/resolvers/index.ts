@@ -5,7 +5,8 @@ import { healthQuery } from './health.ts';
 import { cancelDescriptionJobMutation, DescriptionJob, DescriptionJobItem, descriptionJobQuery, generateDescriptionsMutation } from './jobs.ts';
 import { modelInfoQuery } from './model.ts';
 import { TagExplanation, tagImageMutation, tagImagesMutation, TagScore } from './tagging.ts';
-import { addTagsMutation, removeTagsMutation, setTagDescriptionsMutation, Tag, tagQuery, updateTagMutation } from './tags.ts';
+import { calibrateThresholdsMutation, submitFeedbackMutation } from './feedback.ts';
+import { addTagsMutation, removeTagsMutation, setTagDescriptionsMutation, setTagThresholdsMutation, Tag, tagQuery, updateTagMutation } from './tags.ts';
 import {
   createVocabularyMutation,
   deleteVocabularyMutation,
@@ -49,6 +50,9 @@ export const resolvers: Resolvers = {
     addTags: addTagsMutation,
     updateTag: updateTagMutation,
     removeTags: removeTagsMutation,
+    setTagThresholds: setTagThresholdsMutation,
+    submitFeedback: submitFeedbackMutation,
+    calibrateThresholds: calibrateThresholdsMutation,
     setTagDescriptions: setTagDescriptionsMutation,
     generateDescriptions: generateDescriptionsMutation,
     cancelDescriptionJob: cancelDescriptionJobMutation,

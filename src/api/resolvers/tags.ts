@@ -27,6 +27,15 @@ export const updateTagMutation: MutationResolvers['updateTag'] = (_root, { id, i
   return services.vocab.tags.update(tenantId, id, { ...input, threshold });
 };
 
+export const setTagThresholdsMutation: MutationResolvers['setTagThresholds'] = async (_root, { vocabularyId, thresholds }, { principal, services }) => {
+  const { tenantId } = requireTenant(principal, 'ADMIN');
+  const { results } = await services.vocab.tags.setThresholds(tenantId, vocabularyId, thresholds.map((t) => ({ tagId: t.tagId, threshold: t.threshold ?? null })));
+  return {
+    results: results.map((r) => ({ id: r.id, ok: r.ok, error: r.error ?? null })),
+    vocabulary: await services.vocab.vocabularies.get(tenantId, vocabularyId),
+  };
+};
+
 export const removeTagsMutation: MutationResolvers['removeTags'] = async (_root, { ids }, { principal, services }) => {
   const results = await services.vocab.tags.remove(requireTenant(principal, 'ADMIN').tenantId, ids);
   return results.map((r) => ({ id: r.id, ok: r.ok, error: r.error ?? null }));

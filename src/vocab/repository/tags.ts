@@ -206,6 +206,24 @@ export class TagRepository {
     return this.db.tag.update({ where: { tenantId_id: { tenantId, id } }, data: { ...changes, revision }, include: TAG_INCLUDE });
   }
 
+  /**
+   * Sets threshold overrides (null removes one) of tags of one vocabulary, in one statement per
+   * chunk, stamping the tags whose threshold changes with `revision`; returns their ids.
+   */
+  async setThresholds(tenantId: string, vocabularyId: string, items: readonly { id: string; threshold: number | null }[], revision: number): Promise<string[]> {
+    const changed: string[] = [];
+    for (const part of chunks(items, INSERT_CHUNK)) {
+      const rows = await this.db.$queryRaw<Array<{ id: string }>>`
+        UPDATE tags t SET threshold = u.threshold, revision = ${revision}, updated_at = now()
+          FROM unnest(${part.map((i) => i.id)}::uuid[], ${part.map((i) => i.threshold)}::float8[]) AS u(id, threshold)
+         WHERE t.tenant_id = ${tenantId}::uuid AND t.vocabulary_id = ${vocabularyId}::uuid AND t.id = u.id
+           AND t.threshold IS DISTINCT FROM u.threshold
+        RETURNING t.id`;
+      changed.push(...rows.map((r) => r.id));
+    }
+    return changed;
+  }
+
   /** Like `update` for callers that need nothing back. */
   async stamp(tenantId: string, id: string, changes: TagChanges, revision: number): Promise<void> {
     await this.db.tag.update({ where: { tenantId_id: { tenantId, id } }, data: { ...changes, revision }, select: { id: true } });

@@ -40,6 +40,18 @@ export interface UpdateTagInput {
   names?: readonly { language: string; name: string }[] | null;
 }
 
+export interface TagThresholdInput {
+  tagId: string;
+  /** A threshold override in (0, 1); null removes it. */
+  threshold: number | null;
+}
+
+export interface SetThresholdsResult {
+  results: ItemResult[];
+  /** The vocabulary's revision after the call (unchanged when no threshold changed). */
+  revision: number;
+}
+
 export interface TagListOptions {
   first: number;
   after?: string | null;
@@ -235,6 +247,45 @@ export class TagService {
       return tx.tags.update(tenantId, id, changes, revision + 1);
     });
     return (await this.views([row]))[0]!;
+  }
+
+  /**
+   * Sets the threshold overrides of several tags of one vocabulary (a calibration) in one edit:
+   * one new revision for all of them, none when nothing changes. Each item succeeds or fails on
+   * its own: NOT_FOUND for an id the vocabulary does not have (another tenant's or vocabulary's,
+   * missing, malformed), BAD_USER_INPUT for a threshold outside (0, 1) or an id given twice.
+   */
+  async setThresholds(tenantId: string, vocabularyId: string, items: readonly TagThresholdInput[]): Promise<SetThresholdsResult> {
+    checkTenant(tenantId);
+    const { settings, store } = this.ctx;
+    if (!isUuid(vocabularyId)) throw notFound('vocabulary');
+    if (!Array.isArray(items)) throw badInput('thresholds must be a list', { field: 'thresholds' });
+    if (items.length > settings.maxTagsPerRequest) throw badInput(`at most ${settings.maxTagsPerRequest} thresholds per request`, { field: 'thresholds' });
+    const problems = new Map<number, ItemResult['error']>();
+    const wanted: { id: string; threshold: number | null }[] = [];
+    const seen = new Set<string>();
+    items.forEach((item, i) => {
+      if (!isUuid(item.tagId)) return problems.set(i, { code: 'NOT_FOUND', message: 'tag not found' });
+      if (seen.has(item.tagId)) return problems.set(i, { code: 'BAD_USER_INPUT', message: 'this tag is given twice' });
+      seen.add(item.tagId);
+      if (item.threshold !== null) {
+        const t = checkThreshold(item.threshold);
+        if (!t.ok) return problems.set(i, t.problem);
+      }
+      wanted.push({ id: item.tagId, threshold: item.threshold });
+    });
+    const { found, revision } = await store.edit(tenantId, vocabularyId, async (tx, revision) => {
+      const present = new Set(wanted.length ? await tx.tags.ids(tenantId, vocabularyId, wanted.map((w) => w.id)) : []);
+      const changed = await tx.tags.setThresholds(tenantId, vocabularyId, wanted.filter((w) => present.has(w.id)), revision + 1);
+      if (changed.length === 0) return { found: present, revision };
+      await tx.vocabularies.setRevision(tenantId, vocabularyId, revision + 1);
+      return { found: present, revision: revision + 1 };
+    });
+    const results = items.map((item, i): ItemResult => {
+      const problem = problems.get(i) ?? (found.has(item.tagId) ? undefined : { code: 'NOT_FOUND', message: 'tag not found' });
+      return problem ? { id: item.tagId, ok: false, error: problem } : { id: item.tagId, ok: true };
+    });
+    return { results, revision };
   }
 
   /** Removes tags; each id succeeds or fails on its own (NOT_FOUND for ids the tenant does not have). */
