@@ -54,6 +54,21 @@ describe('the demo pack (packs/tiny, random weights)', () => {
     expect(r.extensions?.warnings).toEqual([DEMO]);
   });
 
+  it('puts it on the library’s scores too: a stored image, a listing, a search', async () => {
+    const stored = await gql(api.url, 'mutation($v: ID!, $img: String!) { tagImage(vocabularyId: $v, image: { base64: $img }, options: { store: true }) { stored { image { id } } } }', { v: vocab, img: image }, t.clientKey);
+    expect(stored.errors).toBeUndefined();
+    const id = stored.data!.tagImage.stored.image.id;
+    for (const [query, variables] of [
+      ['query($id: ID!) { image(id: $id) { id } }', { id }],
+      ['query($v: ID!) { found: images(vocabularyId: $v) { totalCount } }', { v: vocab }],
+      ['{ searchImages(text: "a red panda") { hits { score } } }', {}],
+    ] as const) {
+      const r = await gql(api.url, query, variables, t.clientKey);
+      expect(r.errors).toBeUndefined();
+      expect(r.extensions?.warnings).toEqual([DEMO]);
+    }
+  });
+
   it('leaves other operations, and failed tagging, without the warning', async () => {
     const list = await gql(api.url, '{ vocabularies(first: 5) { totalCount } }', {}, t.clientKey);
     expect(list.data!.vocabularies.totalCount).toBe(1);

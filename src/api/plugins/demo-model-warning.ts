@@ -2,8 +2,11 @@ import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
 import { Kind, type DocumentNode, type OperationDefinitionNode, type SelectionSetNode } from 'graphql';
 import { DEMO_MODEL_WARNING } from '../../core/demo-model.ts';
 
-/** The root fields that tag images: their answers carry the demo warning. */
-const TAGGING_FIELDS = new Set(['tagImage', 'tagImages']);
+/**
+ * The root fields whose answers hold the model's scores: tagging, and the library's stored
+ * results and searches. Their answers carry the demo warning.
+ */
+const SCORING_FIELDS = new Set(['tagImage', 'tagImages', 'image', 'images', 'searchImages']);
 
 export interface DemoModelWarningOptions {
   /** Whether the model pack in use has random weights (read per request: the engine owns it). */
@@ -12,8 +15,9 @@ export interface DemoModelWarningOptions {
 
 /**
  * On a pack of random weights, adds `extensions.warnings: [{ code: "DEMO_MODEL", message }]` to
- * every answer that holds a tagging result, so that no client mistakes demo tags for real ones.
- * Other operations (vocabularies, keys, modelInfo) are left as they are.
+ * every answer that holds the model's scores (tagging results, stored images' results, image
+ * searches), so that no client mistakes demo tags for real ones. Other operations (vocabularies,
+ * keys, modelInfo, jobs) are left as they are.
  */
 export function demoModelWarning<C extends BaseContext>({ randomWeights }: DemoModelWarningOptions): ApolloServerPlugin<C> {
   return {
@@ -23,7 +27,7 @@ export function demoModelWarning<C extends BaseContext>({ randomWeights }: DemoM
           if (!operation || !document || response.body.kind !== 'single' || !randomWeights()) return;
           const result = response.body.singleResult;
           const data = result.data as Record<string, unknown> | null | undefined;
-          if (!data || !taggingKeys(operation, document).some((key) => data[key] != null)) return;
+          if (!data || !scoringKeys(operation, document).some((key) => data[key] != null)) return;
           const warnings = Array.isArray(result.extensions?.warnings) ? result.extensions.warnings : [];
           result.extensions = { ...result.extensions, warnings: [...warnings, { ...DEMO_MODEL_WARNING }] };
         },
@@ -32,15 +36,15 @@ export function demoModelWarning<C extends BaseContext>({ randomWeights }: DemoM
   };
 }
 
-/** Response keys (aliases included) of the operation's root fields that tag images. */
-function taggingKeys(operation: OperationDefinitionNode, document: DocumentNode): string[] {
-  if (operation.operation !== 'mutation') return [];
+/** Response keys (aliases included) of the operation's root fields that answer with scores. */
+function scoringKeys(operation: OperationDefinitionNode, document: DocumentNode): string[] {
+  if (operation.operation === 'subscription') return [];
   const fragments = new Map(document.definitions.flatMap((d) => (d.kind === Kind.FRAGMENT_DEFINITION ? [[d.name.value, d.selectionSet] as const] : [])));
   const keys: string[] = [];
   const visit = (set: SelectionSetNode, seen: Set<string>) => {
     for (const s of set.selections) {
       if (s.kind === Kind.FIELD) {
-        if (TAGGING_FIELDS.has(s.name.value)) keys.push(s.alias?.value ?? s.name.value);
+        if (SCORING_FIELDS.has(s.name.value)) keys.push(s.alias?.value ?? s.name.value);
       } else if (s.kind === Kind.INLINE_FRAGMENT) {
         visit(s.selectionSet, seen);
       } else if (!seen.has(s.name.value) && fragments.has(s.name.value)) {
