@@ -23,6 +23,9 @@ const config: CodegenConfig = {
           TaggingResult: '../tagging/tagging-service.ts#TaggingResultView',
           TagImageOutcome: '../tagging/tagging-service.ts#TagImageOutcomeView',
           Viewer: '../tenancy/principal.ts#TenantPrincipal',
+          ImportJob: '../library/jobs/job-service.ts#LibraryJobView',
+          ImportJobItem: '../library/jobs/job-service.ts#LibraryJobItemRow',
+          RetagProgress: '../library/jobs/job-service.ts#RetagProgressView',
         },
         scalars: {
           DateTime: 'Date | string',

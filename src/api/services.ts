@@ -4,6 +4,7 @@ import type { TaggingService } from '../tagging/tagging-service.ts';
 import type { UsageReport } from '../tagging/usage-report.ts';
 import type { ApiKeyService } from '../tenancy/api-key-service.ts';
 import type { VocabularyServices } from '../vocab/index.ts';
+import type { LibraryJobService } from '../library/jobs/job-service.ts';
 import type { Authenticator } from '../tenancy/authenticator.ts';
 import type { TenantService } from '../tenancy/tenants.ts';
 
@@ -28,6 +29,8 @@ export interface Services {
   readonly engine: InferenceEngine;
   readonly vocab: VocabularyServices;
   readonly tagging: TaggingService;
+  /** Imports and re-tagging of stored images (background jobs). */
+  readonly libraryJobs: LibraryJobService;
   readonly limits: LimitsService;
   readonly usage: UsageReport;
 }

@@ -23,6 +23,7 @@ export const Vocabulary: VocabularyResolvers = {
     return toConnection(tags);
   },
   stats: (v, _args, { principal, services }) => services.vocab.vocabularies.stats(requireTenant(principal).tenantId, v.id),
+  retagging: (v, _args, { principal, services }) => services.libraryJobs.retagProgress(requireTenant(principal).tenantId, v.id),
 };
 
 export const createVocabularyMutation: MutationResolvers['createVocabulary'] = (_root, { input }, { principal, services }) =>
