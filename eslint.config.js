@@ -17,16 +17,18 @@ const layer = (...names) => forbid(names.flatMap((n) => [`**/${n}`, `**/${n}/**`
 const BOUNDARIES = {
   // Shared building blocks: nothing of src outside src/core.
   'src/core': [noTests, noTransports, forbid(['../*', '!../core/*'], 'src/core imports nothing else of src')],
-  'src/db': [noTests, noTransports, noApp, layer('inference', 'vocab', 'tagging', 'tenancy', 'limits')],
+  'src/db': [noTests, noTransports, noApp, layer('inference', 'vocab', 'tagging', 'tenancy', 'limits', 'library')],
   // The engine: images and texts in, scores out; no database, no vocabularies, no config.
-  'src/inference': [noTests, noTransports, noApp, noDatabase, forbid(['onnxruntime-web'], 'onnxruntime-node only'), layer('vocab', 'tagging', 'tenancy', 'limits', 'generated', 'config.ts')],
-  'src/vocab': [noTests, noTransports, noApp, inferenceFace, forbid(['onnxruntime-node', 'onnxruntime-common', 'sharp'], 'src/vocab talks to the engine through its interface only'), layer('tagging', 'tenancy', 'limits')],
+  'src/inference': [noTests, noTransports, noApp, noDatabase, forbid(['onnxruntime-web'], 'onnxruntime-node only'), layer('vocab', 'tagging', 'tenancy', 'limits', 'library', 'generated', 'config.ts')],
+  'src/vocab': [noTests, noTransports, noApp, inferenceFace, forbid(['onnxruntime-node', 'onnxruntime-common', 'sharp'], 'src/vocab talks to the engine through its interface only'), layer('tagging', 'tenancy', 'limits', 'library')],
+  // The image library: stored encodings, results, search; tagging stores through it.
+  'src/library': [noTests, noTransports, noApp, inferenceFace, vocabFace, layer('tagging', 'tenancy', 'limits')],
   'src/tagging': [noTests, noTransports, noApp, inferenceFace, vocabFace, layer('tenancy', 'limits')],
-  'src/tenancy': [noTests, noTransports, noApp, layer('inference', 'vocab', 'tagging', 'limits')],
+  'src/tenancy': [noTests, noTransports, noApp, layer('inference', 'vocab', 'tagging', 'limits', 'library')],
   // Per-tenant limits: counters and stored quotas; the layers they guard take them as interfaces.
-  'src/limits': [noTests, noTransports, noApp, layer('inference', 'vocab', 'tagging', 'tenancy')],
+  'src/limits': [noTests, noTransports, noApp, layer('inference', 'vocab', 'tagging', 'tenancy', 'library')],
   // Metrics: defined here, fed through plain functions by the composition root.
-  'src/metrics': [noTests, noTransports, noApp, noDatabase, inferenceFace, layer('vocab', 'tagging', 'tenancy', 'limits')],
+  'src/metrics': [noTests, noTransports, noApp, noDatabase, inferenceFace, layer('vocab', 'tagging', 'tenancy', 'limits', 'library')],
   // The edge: resolvers reach services, never the database handle.
   'src/api': [noTests, noApp, inferenceFace, vocabFace, forbid(['**/db/**', '@prisma/*', 'pg'], 'src/api reaches data through the services only')],
   'src/cli': [noTests, inferenceFace, vocabFace, forbid(['**/api', '**/api/**'], 'the command line does not go through GraphQL')],

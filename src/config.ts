@@ -98,6 +98,13 @@ const EnvSchema = z.object({
   OMNITAG_DEFAULT_MAX_VOCABULARIES: limit.default(100),
   OMNITAG_DEFAULT_MAX_TAGS: limit.default(50_000),
   OMNITAG_DEFAULT_LLM_GENERATIONS_PER_DAY: limit.default(10_000),
+  OMNITAG_DEFAULT_MAX_STORED_IMAGES: limit.default(100_000),
+
+  OMNITAG_LIBRARY_ENCODING: z.enum(['float16', 'float32']).default('float16'),
+  OMNITAG_LIBRARY_THUMBNAIL_PX: int(0, 1024).default(128),
+  OMNITAG_LIBRARY_THUMBNAIL_FORMAT: z.enum(['webp', 'jpeg']).default('webp'),
+  OMNITAG_LIBRARY_SCORE_FLOOR: z.coerce.number().min(0).max(1).default(0.05),
+  OMNITAG_LIBRARY_SEARCH_BATCH: int(1, 4096).default(64),
 
   OMNITAG_METRICS_PORT: int(0, 65535).optional(),
   OMNITAG_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
@@ -199,6 +206,17 @@ export interface Config {
   /** Whether this process runs description jobs (API-only replicas can leave them to others). */
   readonly descriptionWorker: boolean;
   readonly cache: { readonly embeddingBytes: number };
+  /** The image library (src/library): how stored images are kept and searched. */
+  readonly library: {
+    /** Stored encodings' values: float16 (half the bytes; see docs/library.md for the drift) or float32 (exact). */
+    readonly encoding: 'float16' | 'float32';
+    /** Thumbnails' longest side and format; null: no thumbnails. */
+    readonly thumbnail: { readonly maxEdge: number; readonly format: 'webp' | 'jpeg' } | null;
+    /** Tag scores below this probability are not kept (passed tags always are): `minScore` is exact down to it. */
+    readonly scoreFloor: number;
+    /** Stored encodings decoded per engine call by `searchImages`. */
+    readonly searchBatch: number;
+  };
   /**
    * Compiled vocabularies: the pack's built-in segment is shared by all of them; what each owns
    * (its own segments) is kept in an LRU of `cacheBytes`, stored at `precision`, in segments of
@@ -256,6 +274,8 @@ export interface TenantLimitValues {
   readonly maxTags: number;
   /** Tags sent to the LLM for descriptions per day. */
   readonly llmGenerationsPerDay: number;
+  /** Images kept in the tenant's library. */
+  readonly maxStoredImages: number;
 }
 
 export class ConfigError extends Error {
@@ -360,6 +380,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
         maxVocabularies: e.OMNITAG_DEFAULT_MAX_VOCABULARIES,
         maxTags: e.OMNITAG_DEFAULT_MAX_TAGS,
         llmGenerationsPerDay: e.OMNITAG_DEFAULT_LLM_GENERATIONS_PER_DAY,
+        maxStoredImages: e.OMNITAG_DEFAULT_MAX_STORED_IMAGES,
       },
     },
     metrics: { port: e.OMNITAG_METRICS_PORT, token: e.OMNITAG_METRICS_TOKEN },
@@ -373,6 +394,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       retagBatch: e.OMNITAG_RETAG_BATCH,
     },
     cache: { embeddingBytes: e.OMNITAG_EMBEDDING_CACHE_BYTES },
+    library: {
+      encoding: e.OMNITAG_LIBRARY_ENCODING,
+      thumbnail: e.OMNITAG_LIBRARY_THUMBNAIL_PX === 0 ? null : { maxEdge: e.OMNITAG_LIBRARY_THUMBNAIL_PX, format: e.OMNITAG_LIBRARY_THUMBNAIL_FORMAT },
+      scoreFloor: e.OMNITAG_LIBRARY_SCORE_FLOOR,
+      searchBatch: e.OMNITAG_LIBRARY_SEARCH_BATCH,
+    },
     labelBanks: { cacheBytes: e.OMNITAG_LABEL_BANK_CACHE_BYTES, precision: e.OMNITAG_LABEL_BANK_PRECISION, segmentTags: e.OMNITAG_LABEL_BANK_SEGMENT_TAGS },
     vocab: {
       descriptionsPerTag: 51,

@@ -19,6 +19,11 @@ export const ErrorCode = {
   MODEL_UNAVAILABLE: 'MODEL_UNAVAILABLE',
   DATABASE_UNAVAILABLE: 'DATABASE_UNAVAILABLE',
   CANCELLED: 'CANCELLED',
+  /**
+   * A stored image's encoding was made by another image encoder (the model pack changed): it is
+   * never scored by this one. `details.imageId` names the image.
+   */
+  ENCODER_CHANGED: 'ENCODER_CHANGED',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -67,6 +67,9 @@ export {
 // decoded as Python's html.unescape does (named, numeric, legacy names without ';').
 export { pyHtmlUnescape as decodeHtmlEntities } from './text/clean.ts';
 
+// IEEE half-precision conversions (bit patterns in Uint16Array), for callers that store vectors compactly.
+export { float16ToFloat32, float32ToFloat16 } from './pack/float16.ts';
+
 // The pack's own vocabulary and its self-test report.
 export type { BuiltinTag, BuiltinVocabulary } from './pack/builtin-vocabulary.ts';
 export type { SelftestCheck, SelftestReport } from './pack/selftest.ts';

@@ -5,7 +5,7 @@ import { translateDbError, type PrismaClient } from '../db/client.ts';
 import type { CounterWindow, Counters } from './counters.ts';
 
 export type LimitName = keyof TenantLimitValues;
-export const LIMIT_NAMES: readonly LimitName[] = ['requestsPerSecond', 'imagesPerMinute', 'imagesPerDay', 'maxVocabularies', 'maxTags', 'llmGenerationsPerDay'];
+export const LIMIT_NAMES: readonly LimitName[] = ['requestsPerSecond', 'imagesPerMinute', 'imagesPerDay', 'maxVocabularies', 'maxTags', 'llmGenerationsPerDay', 'maxStoredImages'];
 
 /** A tenant's limits: those in force, and which of them are its own (the rest are defaults). */
 export interface TenantLimitsView {
@@ -97,6 +97,21 @@ export class LimitsService {
     if (requestsPerSecond === 0) return;
     const taken = await this.o.counters.takeRequest(tenantId, requestsPerSecond);
     if (!taken.ok) this.refuse('requestsPerSecond', requestsPerSecond, `limit of ${requestsPerSecond} requests per second reached`, taken.retryAfterMs);
+  }
+
+  /**
+   * The tenant's quota of stored images, read now (before the store's transaction opens); the
+   * check runs inside it, where `stored` counts the tenant's images under a per-tenant lock.
+   */
+  async storedImages(tenantId: string): Promise<{ admitImages(adding: number, stored: () => Promise<number>): Promise<void> }> {
+    const { maxStoredImages } = await this.limitsOf(tenantId);
+    return {
+      admitImages: async (adding, storedNow) => {
+        if (maxStoredImages === 0 || adding === 0) return;
+        const stored = await storedNow();
+        if (stored + adding > maxStoredImages) this.refuse('maxStoredImages', maxStoredImages, `the tenant may keep ${maxStoredImages} images and has ${stored}`);
+      },
+    };
   }
 
   /** `n` images about to be tagged: every image of a batch counts. */

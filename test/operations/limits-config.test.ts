@@ -29,7 +29,7 @@ describe('limits, metrics and replica settings', () => {
 
   it('reads the defaults of every tenant limit, 0 for none', () => {
     const c = loadConfig({ OMNITAG_DEFAULT_REQUESTS_PER_SECOND: '0', OMNITAG_DEFAULT_MAX_TAGS: '10', OMNITAG_JOB_LEASE_MS: '3000' });
-    expect(c.tenantLimits.defaults).toEqual({ requestsPerSecond: 0, imagesPerMinute: 1_200, imagesPerDay: 200_000, maxVocabularies: 100, maxTags: 10, llmGenerationsPerDay: 10_000 });
+    expect(c.tenantLimits.defaults).toEqual({ requestsPerSecond: 0, imagesPerMinute: 1_200, imagesPerDay: 200_000, maxVocabularies: 100, maxTags: 10, llmGenerationsPerDay: 10_000, maxStoredImages: 100_000 });
     expect(c.vocab.worker).toMatchObject({ leaseMs: 3000, renewEveryMs: 1000 });
     expect(c.metrics).toEqual({ port: undefined, token: undefined });
   });

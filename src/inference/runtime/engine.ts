@@ -28,6 +28,12 @@ export interface EngineInfo {
   builtinDescriptionsPerTag: number;
   /** Identity of the text encoder + tokenizer: keys the text-embedding cache. */
   textEncoderId: string;
+  /**
+   * Identity of what makes an image's embeddings: the pack's name, its image encoder's SHA-256
+   * and its preprocessing (size, mean, std, resize) and output shape. Stored embeddings are only
+   * valid for an engine with the same id.
+   */
+  imageEncoderId: string;
   /** The pack's heat-map grid (image tokens after the global one), or null: the pack has no heat-map graph. */
   heatmaps: HeatmapGrid | null;
   /** Execution provider in use; 'pending' until the engine has started. */

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { AppError, ErrorCode } from '../../core/errors.ts';
 import { MicroBatcher, cancelledError, type SubmitOptions } from './batcher.ts';
 import { loadBuiltinVocabulary, type BuiltinVocabulary } from '../pack/builtin-vocabulary.ts';
@@ -19,7 +20,7 @@ import {
 } from './engine.ts';
 import { asSharedSegment, assertValidBank, assertValidSegment, evictedBank, holdSegments, tagEmbeddings, type BankSegment, type LabelBank } from '../scoring/label-bank.ts';
 import { openModelPack, type ModelPack } from '../pack/pack.ts';
-import { hasRandomWeights } from '../pack/manifest.ts';
+import { GRAPH_FILES, hasRandomWeights, type PackManifest } from '../pack/manifest.ts';
 import type { ImageSource } from '../image/preprocess.ts';
 import { IntakePool } from './intake-pool.ts';
 import { resolveEngineOptions, type ImagePreprocessor, type LocalEngineOptions } from './engine-options.ts';
@@ -152,6 +153,7 @@ export class LocalInferenceEngine implements InferenceEngine {
       builtinDescriptionsPerTag: m.builtin.descriptionsPerTag,
       heatmaps: m.heatmaps ? { height: m.heatmaps.grid[0], width: m.heatmaps.grid[1], layers: m.heatmaps.layers } : null,
       textEncoderId: m.textEncoderId,
+      imageEncoderId: imageEncoderId(m),
       provider: 'pending',
       workers,
     });
@@ -609,4 +611,10 @@ function normalisedMap(raw: ArrayLike<number>): HeatmapValues {
 
 function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw cancelledError(signal.reason);
+}
+
+/** Hash of everything an image's embeddings depend on (see `EngineInfo.imageEncoderId`). */
+function imageEncoderId(m: PackManifest): string {
+  const identity = { pack: m.name, encoder: m.files[GRAPH_FILES.imageEncoder]?.sha256 ?? null, image: m.image, tokens: m.dims.imageTokens, dim: m.dims.embedDim };
+  return createHash('sha256').update(JSON.stringify(identity)).digest('hex');
 }

@@ -1,0 +1,13 @@
+/**
+ * The image library: stored images (encoder output, facts, thumbnail), their results per
+ * vocabulary, listings ranked by a tag's score, deletion and ad-hoc text search. The face other
+ * layers import; knows nothing of GraphQL or HTTP.
+ */
+export { ImageLibrary, MAX_EXTERNAL_ID_LENGTH, sha256OfBytes } from './library-service.ts';
+export type { DeleteOutcome, ImageFilter, ImageHit, ImageQuotas, LibraryDeps, LibrarySettings, ScoredForLibrary, StoredImageOutcome, StoreTicket } from './library-service.ts';
+export { bytesPerValue, encoderChanged, packEncoding, unpackEncoding } from './encoding.ts';
+export type { EncoderIdentity, EncodingDtype, StoredEncoding } from './encoding.ts';
+export { LibraryRepository, LibraryStore } from './repository.ts';
+export type { ImageRow, NewImage, RankedImageRow, RankFilter, ResultRow, ResultWrite, StoredTagScore, TagScoreRow } from './repository.ts';
+export { makeThumbnail, thumbnailDataUrl } from './thumbnail.ts';
+export type { Thumbnail, ThumbnailFormat } from './thumbnail.ts';

@@ -1,0 +1,98 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ImageLibrary, type LibrarySettings } from '../../src/library/index.ts';
+import type { VocabularySnapshot } from '../../src/vocab/index.ts';
+import { setupVocabEnv, silentLog, type VocabTestEnv } from '../vocab/helpers.ts';
+import { noisePng } from './helpers.ts';
+
+const settings: LibrarySettings = { encoding: 'float32', thumbnail: { maxEdge: 32, format: 'webp' }, scoreFloor: 0, searchBatch: 4 };
+
+describe('image library storage', () => {
+  let env: VocabTestEnv;
+  beforeAll(async () => {
+    env = await setupVocabEnv();
+  }, 120_000);
+  afterAll(() => env?.close());
+
+  /** Scores bytes (or the ticket's stored encoding) against a snapshot and keeps the image, as tagging does. */
+  async function storeOne(lib: ImageLibrary, tenantId: string, snap: VocabularySnapshot, bytes: Uint8Array, externalId: string | null = null) {
+    const ticket = await lib.prepare(tenantId, bytes, externalId);
+    const [scored] = await env.engine.scoreImages([ticket.embeddings ?? bytes], [snap.bank!]);
+    const kept = await lib.keep(tenantId, ticket, {
+      bytes,
+      source: scored!.source ?? ticket.existing,
+      embeddings: scored!.embeddings,
+      vocabularyId: snap.vocabularyId,
+      revision: snap.revision,
+      scores: scored!.scores[0]!,
+      tagIdAt: (i) => snap.tags.at(i)!.id,
+    });
+    return { ...kept, scores: scored!.scores[0]!, reused: !!ticket.embeddings };
+  }
+
+  it('stores, reuses duplicates, ranks, and deletes leaving no rows; other tenants see nothing', async () => {
+    const s = await env.services();
+    const lib = new ImageLibrary({ prisma: env.db.prisma, engine: env.engine, settings, log: silentLog });
+    const v = await s.vocabularies.create(env.tenantA, { name: 'library store' });
+    await s.tags.add(env.tenantA, v.id, [{ name: 'cat' }, { name: 'dog' }, { name: 'boat' }]);
+    const snap = await s.labelBanks.forVocabulary(env.tenantA, v.id);
+
+    const images = await Promise.all([1, 2, 3, 4].map((i) => noisePng(i)));
+    const stored = [];
+    for (const [i, bytes] of images.entries()) stored.push(await storeOne(lib, env.tenantA, snap, bytes, `img-${i}`));
+    expect(stored.every((x) => x.created && !x.reused)).toBe(true);
+    const row = await lib.image(env.tenantA, stored[0]!.image.id);
+    expect(row).toMatchObject({ externalId: 'img-0', format: 'png', width: 48, height: 40, encodingDtype: 'float32', byteSize: images[0]!.byteLength });
+    expect(await lib.thumbnailUrl(env.tenantA, row.id)).toMatch(/^data:image\/webp;base64,/);
+
+    // a duplicate reuses the stored encoding: the encoder does not run
+    const before = env.engine.stats().runs.imageEncoder;
+    const dup = await storeOne(lib, env.tenantA, snap, images[1]!, 'img-1');
+    expect(dup).toMatchObject({ created: false, reused: true });
+    expect(dup.image.id).toBe(stored[1]!.image.id);
+    expect(env.engine.stats().runs.imageEncoder).toBe(before);
+    // same name, other bytes: a typed conflict
+    await expect(lib.prepare(env.tenantA, await noisePng(99), 'img-0')).rejects.toMatchObject({ code: 'CONFLICT', details: { field: 'externalId' } });
+
+    // stored scores equal the engine's
+    const cat = snap.tags.at(0)!;
+    const catScores = await lib.scores(env.tenantA, stored[0]!.image.id, v.id);
+    expect(catScores.find((x) => x.tagId === cat.id)!.score).toBe(stored[0]!.scores.probabilities[0]);
+
+    // ranked by a tag, best first, paged with a stable cursor
+    const expected = stored.map((x) => ({ id: x.image.id, p: x.scores.probabilities[0]! })).sort((a, b) => b.p - a.p || (a.id < b.id ? -1 : 1));
+    const first = await lib.list(env.tenantA, v.id, { tag: 'CAT' }, { first: 3 });
+    expect(first.totalCount).toBe(4);
+    expect(first.hasNextPage).toBe(true);
+    const second = await lib.list(env.tenantA, v.id, { tag: cat.id }, { first: 3, after: first.cursorOf(first.nodes.at(-1)!) });
+    expect([...first.nodes, ...second.nodes].map((n) => n.id)).toEqual(expected.map((e) => e.id));
+    expect(second.hasNextPage).toBe(false);
+    const newest = await lib.list(env.tenantA, v.id, {}, { first: 10 });
+    expect(newest.nodes.map((n) => n.id)).toEqual(stored.map((x) => x.image.id).reverse());
+
+    // another tenant: nothing
+    await expect(lib.image(env.tenantB, row.id)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(lib.list(env.tenantB, v.id, {}, { first: 10 })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(await lib.delete(env.tenantB, [row.id])).toEqual([{ id: row.id, deleted: false }]);
+
+    // deletion leaves no rows
+    expect(await lib.delete(env.tenantA, [row.id, 'nope'])).toEqual([
+      { id: row.id, deleted: true },
+      { id: 'nope', deleted: false },
+    ]);
+    expect(await lib.deleteByExternalId(env.tenantA, ['img-1', 'img-404'])).toEqual([
+      { id: 'img-1', deleted: true },
+      { id: 'img-404', deleted: false },
+    ]);
+    const p = env.db.prisma;
+    const gone = [row.id, stored[1]!.image.id];
+    expect(await p.libraryImage.count({ where: { id: { in: gone } } })).toBe(0);
+    expect(await p.imageResult.count({ where: { imageId: { in: gone } } })).toBe(0);
+    expect(await p.imageTagScore.count({ where: { imageId: { in: gone } } })).toBe(0);
+
+    // deleting the vocabulary removes its results; the images stay
+    await s.vocabularies.delete(env.tenantA, v.id);
+    expect(await p.imageResult.count({ where: { tenantId: env.tenantA } })).toBe(0);
+    expect(await p.imageTagScore.count({ where: { tenantId: env.tenantA } })).toBe(0);
+    expect(await lib.count(env.tenantA)).toBe(2);
+  });
+});
