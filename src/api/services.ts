@@ -1,10 +1,11 @@
 import type { InferenceEngine } from '../inference/index.ts';
 import type { LimitsService } from '../limits/index.ts';
 import type { TaggingService } from '../tagging/tagging-service.ts';
+import type { ImageInputValue } from '../tagging/image-input.ts';
 import type { UsageReport } from '../tagging/usage-report.ts';
 import type { ApiKeyService } from '../tenancy/api-key-service.ts';
 import type { VocabularyServices } from '../vocab/index.ts';
-import type { LibraryJobService } from '../library/jobs/job-service.ts';
+import type { LibraryJobService } from '../library/index.ts';
 import type { Authenticator } from '../tenancy/authenticator.ts';
 import type { TenantService } from '../tenancy/tenants.ts';
 
@@ -30,7 +31,7 @@ export interface Services {
   readonly vocab: VocabularyServices;
   readonly tagging: TaggingService;
   /** Imports and re-tagging of stored images (background jobs). */
-  readonly libraryJobs: LibraryJobService;
+  readonly libraryJobs: LibraryJobService<ImageInputValue>;
   readonly limits: LimitsService;
   readonly usage: UsageReport;
 }

@@ -11,19 +11,23 @@ import { LeasedWorker, type LeasedWorkerOptions } from '../../core/leased-worker
 import type { Logger } from '../../core/log.ts';
 import { LibraryJobRepository, LostLibraryClaim, type LibraryClaim } from './job-repository.ts';
 
-/** What an import item does with its image: store it (encoded once, deduplicated by SHA-256) and score it. */
+/**
+ * What an import item does with its image: what `tagImage` with `store: true` does (the tenant's
+ * image rate and daily quota, the URL fetched, the image stored once by SHA-256 with its result
+ * for the vocabulary's current revision), wired by the composition root.
+ */
 export interface ImageImporter {
-  importImage(tenantId: string, vocabularyId: string, bytes: Uint8Array, options: { externalId: string | null; signal: AbortSignal }): Promise<{ imageId: string; duplicate: boolean }>;
+  importImage(
+    tenantId: string,
+    vocabularyId: string,
+    image: { readonly bytes: Uint8Array } | { readonly url: string },
+    options: { externalId: string | null; signal: AbortSignal },
+  ): Promise<{ imageId: string; duplicate: boolean }>;
 }
 
 /** One step of re-tagging: re-score up to `batch` stored images whose results are older than the vocabulary. */
 export interface Retagger {
   retagStep(tenantId: string, vocabularyId: string, batch: number, signal: AbortSignal): Promise<{ revision: number; remaining: boolean }>;
-}
-
-/** The tenant's image rate and daily quota (RATE_LIMITED, QUOTA_EXCEEDED with `retryAfterMs`). */
-export interface ImportAllowance {
-  takeImages(tenantId: string, n: number): Promise<void>;
 }
 
 export interface LibraryWorkerOptions extends LeasedWorkerOptions {
@@ -38,9 +42,6 @@ export interface LibraryWorkerDeps {
   prisma: PrismaClient;
   importer: ImageImporter;
   retagger: Retagger;
-  allowance: ImportAllowance | undefined;
-  /** Fetches an imported URL (SSRF-checked, bounded); undefined when URL fetching is off. */
-  fetchUrl: ((url: string, signal: AbortSignal) => Promise<Uint8Array>) | undefined;
   log: Logger;
 }
 
@@ -92,14 +93,9 @@ export class LibraryJobWorker {
     try {
       const work = await this.repo.importWork(claim).catch(translateDbError);
       if (!work) throw new LostLibraryClaim();
-      // Counted like tagImage's images: the tenant's per-minute and per-day allowance first.
-      await deps.allowance?.takeImages(claim.tenantId, 1);
-      let bytes = work.data;
-      if (!bytes) {
-        if (!deps.fetchUrl || !work.url) throw new AppError(ErrorCode.FORBIDDEN, 'images by URL are disabled on this server (OMNITAG_ALLOW_URL_FETCH)');
-        bytes = await deps.fetchUrl(work.url, signal);
-      }
-      const stored = await deps.importer.importImage(claim.tenantId, work.vocabularyId, bytes, { externalId: work.externalId, signal });
+      const image = work.data ? { bytes: work.data } : work.url ? { url: work.url } : undefined;
+      if (!image) throw new AppError(ErrorCode.INTERNAL_SERVER_ERROR, 'an import item without bytes or URL');
+      const stored = await deps.importer.importImage(claim.tenantId, work.vocabularyId, image, { externalId: work.externalId, signal });
       if (!(await this.repo.finish(claim, { state: 'SUCCEEDED', imageId: stored.imageId, duplicate: stored.duplicate }).catch(translateDbError))) throw new LostLibraryClaim();
       this.counters.imported++;
     } catch (e) {
