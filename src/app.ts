@@ -256,6 +256,7 @@ export class App {
       quotas: limits,
     });
     const usage = (acquired.usage = new UsageRecorder(db.prisma, log.child({ component: 'usage' })));
+    const library = new ImageLibrary({ prisma: db.prisma, engine, settings: config.library, quotas: limits, log: log.child({ component: 'library' }) });
     const tagging = new TaggingService({
       engine,
       vocabularies: vocab.labelBanks,
