@@ -26,6 +26,12 @@ const config: CodegenConfig = {
           ImportJob: '../library/jobs/job-service.ts#LibraryJobView',
           ImportJobItem: '../library/jobs/job-service.ts#LibraryJobItemRow',
           RetagProgress: '../library/jobs/job-service.ts#RetagProgressView',
+          StoredImage: '../library/index.ts#ImageRow as ImageRowModel',
+          StoredImageOutcome: '../library/index.ts#StoredImageOutcome as StoredImageOutcomeModel',
+          ImageResult: '../library/index.ts#ResultRow as ResultRowModel',
+          StoredTagScore: '../library/index.ts#StoredTagScore as StoredTagScoreModel',
+          ImageSearchResult: '../library/index.ts#ImageSearchResult as ImageSearchResultModel',
+          ImageSearchHit: '../library/index.ts#ImageSearchHit as ImageSearchHitModel',
         },
         scalars: {
           DateTime: 'Date | string',

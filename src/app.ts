@@ -13,10 +13,10 @@ import { createLocalInferenceEngine, ENGINE_DEFAULTS, type LocalInferenceEngine 
 import { TaggingService } from './tagging/tagging-service.ts';
 import { UrlFetcher } from './tagging/url-fetcher.ts';
 import { readImageInput, type ImageInputValue } from './tagging/image-input.ts';
-import { createLibraryJobs, ImageRetagger, ImageLibrary, type LibraryJobs } from './library/index.ts';
 import { UsageRecorder } from './tagging/usage-recorder.ts';
 import { UsageReport } from './tagging/usage-report.ts';
 import { createVocabularyServices, type VocabularyServices } from './vocab/index.ts';
+import { createLibraryJobs, ImageLibrary, ImageRetagger, ImageSearch, type LibraryJobs } from './library/index.ts';
 import { ApiKeyService } from './tenancy/api-key-service.ts';
 import type { Logger } from './core/log.ts';
 import { DEMO_MODEL_WARNING } from './core/demo-model.ts';
@@ -257,11 +257,21 @@ export class App {
     });
     const usage = (acquired.usage = new UsageRecorder(db.prisma, log.child({ component: 'usage' })));
     const library = new ImageLibrary({ prisma: db.prisma, engine, settings: config.library, quotas: limits, log: log.child({ component: 'library' }) });
+    const imageSearch = new ImageSearch({
+      library,
+      engine,
+      generator: vocab.generator,
+      embed: (texts, options) => vocab.embeddings.embed(texts, options),
+      snapshot: (tenantId, vocabularyId) => vocab.labelBanks.forVocabulary(tenantId, vocabularyId),
+      descriptionsPerTag: config.vocab.descriptionsPerTag,
+      defaultThreshold: config.vocab.defaultThreshold,
+    });
     const tagging = new TaggingService({
       engine,
       vocabularies: vocab.labelBanks,
       usage,
       allowance: limits,
+      library,
       urlFetcher,
       limits: config.limits,
       log: log.child({ component: 'tagging' }),
@@ -283,6 +293,7 @@ export class App {
         changedTags: (tenantId, vocabularyId, since) => vocab.vocabularies.tagsChangedSince(tenantId, vocabularyId, since),
       }),
       readImage: (input, signal) => readImageInput(input, { maxBytes: config.limits.maxImageBytes }, undefined, signal),
+      checkExternalId: (externalId, field) => library.checkExternalId(externalId, field),
       urlFetching: urlFetcher !== undefined,
       log: log.child({ component: 'library-jobs' }),
     }));
@@ -301,6 +312,8 @@ export class App {
       vocab,
       tagging,
       libraryJobs: libraryJobs.service,
+      library,
+      imageSearch,
       limits,
       usage: new UsageReport(db.prisma),
     };

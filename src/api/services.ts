@@ -1,4 +1,5 @@
 import type { InferenceEngine } from '../inference/index.ts';
+import type { ImageLibrary, ImageSearch } from '../library/index.ts';
 import type { LimitsService } from '../limits/index.ts';
 import type { TaggingService } from '../tagging/tagging-service.ts';
 import type { ImageInputValue } from '../tagging/image-input.ts';
@@ -32,6 +33,9 @@ export interface Services {
   readonly tagging: TaggingService;
   /** Imports and re-tagging of stored images (background jobs). */
   readonly libraryJobs: LibraryJobService<ImageInputValue>;
+  /** Stored images: reads, listings, deletion (storing goes through `tagging`). */
+  readonly library: ImageLibrary;
+  readonly imageSearch: ImageSearch;
   readonly limits: LimitsService;
   readonly usage: UsageReport;
 }

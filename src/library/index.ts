@@ -16,3 +16,5 @@ export type { Thumbnail, ThumbnailFormat } from './thumbnail.ts';
 export { createLibraryJobs, LibraryJobService, LibraryJobWorker } from './jobs/index.ts';
 export type { ImageImporter, ImageReader, ImportImageInput, LibraryJobItemRow, LibraryJobs, LibraryJobView, Retagger, RetagProgressView } from './jobs/index.ts';
 export { ImageRetagger } from './retag.ts';
+export { ImageSearch, MAX_SEARCH_RESULTS } from './search.ts';
+export type { ImageSearchDeps, ImageSearchHit, ImageSearchResult } from './search.ts';

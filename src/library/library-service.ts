@@ -17,6 +17,7 @@ import { packEncoding, unpackEncoding, type EncodingDtype } from './encoding.ts'
 import { LibraryStore, type ImageRow, type RankedImageRow, type ResultRow, type StoredTagScore, type TagScoreRow } from './repository.ts';
 import { makeThumbnail, thumbnailDataUrl, type Thumbnail, type ThumbnailFormat } from './thumbnail.ts';
 import type { PrismaClient } from '../db/client.ts';
+import { nameKey, normalizeText } from '../vocab/index.ts';
 
 export interface LibrarySettings {
   /** How encodings are stored (OMNITAG_LIBRARY_ENCODING). */
@@ -274,7 +275,7 @@ export class ImageLibrary {
       if (!(await db.vocabularyExists(tenantId, vocabularyId))) throw notFound('vocabulary');
       const cursorOf = (n: ImageHit) => encodeCursor(n.id);
       if (filter.tag != null) {
-        const tagId = await db.resolveTag(tenantId, vocabularyId, filter.tag);
+        const tagId = await db.resolveTag(tenantId, vocabularyId, isUuid(filter.tag) ? { id: filter.tag } : { key: nameKey(normalizeText(filter.tag)) });
         if (!tagId) throw notFound('tag');
         let position: { score: number; imageId: string } | null = null;
         if (after) {

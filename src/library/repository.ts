@@ -103,6 +103,7 @@ export interface RankFilter {
 /** An image in a ranking by one tag: the image id and that tag's stored score. */
 export interface RankedImageRow {
   readonly imageId: string;
+  readonly tagId: string;
   readonly score: number;
   readonly logit: number;
   readonly passed: boolean;
@@ -181,11 +182,17 @@ export class LibraryRepository {
 
   /**
    * One page of the tenant's encodings in id order (keyset: ids after `after`), for passes over
-   * the whole library in bounded memory (search, re-scoring).
+   * the whole library in bounded memory (search, re-scoring); with `vocabularyId`, only the
+   * images that have a result for it.
    */
-  async encodingPage(tenantId: string, page: { after?: string | null; limit: number }): Promise<{ id: string; encoding: StoredEncoding }[]> {
+  async encodingPage(tenantId: string, page: { after?: string | null; limit: number; vocabularyId?: string | undefined }): Promise<{ id: string; encoding: StoredEncoding }[]> {
     const rows = await this.db.libraryImage.findMany({
-      where: { tenantId, ...(page.after ? { id: { gt: page.after } } : {}) },
+      where: {
+        tenantId,
+        ...(page.after ? { id: { gt: page.after } } : {}),
+        // only images scored against the vocabulary
+        ...(page.vocabularyId ? { results: { some: { vocabularyId: page.vocabularyId } } } : {}),
+      },
       select: ENCODING_SELECT,
       orderBy: { id: 'asc' },
       take: page.limit,
@@ -317,13 +324,12 @@ export class LibraryRepository {
     });
   }
 
-  /** The tag id of a vocabulary's tag named by id or by name (case-insensitive); null when none. */
-  async resolveTag(tenantId: string, vocabularyId: string, tag: string): Promise<string | null> {
-    const byId: boolean = isUuid(tag);
-    const rows = byId
-      ? await this.db.tag.findMany({ where: { tenantId, vocabularyId, id: tag }, select: { id: true } })
-      : await this.db.tag.findMany({ where: { tenantId, vocabularyId, name: { equals: tag.trim(), mode: 'insensitive' } }, select: { id: true }, take: 1 });
-    return rows[0]?.id ?? null;
+  /** The id of a vocabulary's tag given by id or by its comparison key (see vocab's `nameKey`); null when none. */
+  async resolveTag(tenantId: string, vocabularyId: string, tag: { id?: string; key?: string }): Promise<string | null> {
+    if (tag.id !== undefined && !isUuid(tag.id)) return null;
+    const where = tag.id !== undefined ? { tenantId, vocabularyId, id: tag.id } : { tenantId, vocabularyId, key: tag.key ?? '' };
+    const row = await this.db.tag.findFirst({ where, select: { id: true } });
+    return row?.id ?? null;
   }
 
   async vocabularyExists(tenantId: string, vocabularyId: string): Promise<boolean> {
@@ -349,7 +355,7 @@ export class LibraryRepository {
     const afterId = page.after?.imageId ?? null;
     const [rows, total] = await Promise.all([
       this.db.$queryRaw<RankedImageRow[]>`
-        SELECT s.image_id AS "imageId", s.score, s.logit, s.passed, s.revision
+        SELECT s.image_id AS "imageId", s.tag_id AS "tagId", s.score, s.logit, s.passed, s.revision
           FROM image_tag_scores s JOIN library_images i ON i.id = s.image_id AND i.tenant_id = s.tenant_id
          WHERE s.tenant_id = ${tenantId}::uuid AND s.vocabulary_id = ${vocabularyId}::uuid AND s.tag_id = ${tagId}::uuid
            AND (${min}::float8 IS NULL OR s.score >= ${min}::float8)

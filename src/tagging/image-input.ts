@@ -10,6 +10,8 @@ export interface ImageInputValue {
   url?: string | null;
   /** Bytes read earlier (an import's staged image): never from a client's request. */
   bytes?: Uint8Array | null;
+  /** The client's id for the image when it is stored (`store: true`); not a source of bytes. */
+  externalId?: string | null;
 }
 
 export interface ImageInputLimits {

@@ -8,6 +8,7 @@ import { readImageInput, type ImageInputValue } from './image-input.ts';
 import { tagResults, type ResultOptions, type TagResult } from './results.ts';
 import type { UrlFetcher } from './url-fetcher.ts';
 import type { UsageRecorder } from './usage-recorder.ts';
+import type { ImageLibrary, ImageRow, StoreTicket } from '../library/index.ts';
 
 type DescriptionSourceName = SnapshotTag['descriptionSource'];
 /** A snapshot that has something to score. */
@@ -25,6 +26,8 @@ export interface TagImageOptions {
   includeAll?: boolean | null;
   explain?: boolean | null;
   language?: string | null;
+  /** Keep the image in the tenant's library (its encoding, facts, thumbnail and these results). */
+  store?: boolean | null;
 }
 
 export interface TagScoreView {
@@ -64,6 +67,8 @@ export interface TaggingResultView {
   readonly revision: number;
   readonly image: { format: string; width: number; height: number };
   readonly timing: { totalMs: number; inferenceMs: number };
+  /** The stored image (`store: true`): `created` false when it was already stored (a duplicate). */
+  readonly stored: { image: ImageRow; created: boolean } | null;
 }
 
 export type TagImageOutcomeView =
@@ -81,6 +86,8 @@ export interface TaggingDeps {
   readonly usage: UsageRecorder;
   readonly allowance?: ImageAllowance;
   readonly urlFetcher: UrlFetcher | undefined;
+  /** The image library, for `store: true` (absent: storing is refused). */
+  readonly library?: ImageLibrary | undefined;
   readonly limits: { maxImageBytes: number; maxImagesPerRequest: number };
   readonly log: Logger;
 }
@@ -109,6 +116,7 @@ export class TaggingService {
     if (images.length > this.deps.limits.maxImagesPerRequest) {
       throw badInput(`at most ${this.deps.limits.maxImagesPerRequest} images per request`, { field: 'images' });
     }
+    this.checkStore(options, images);
     checkOptions(options);
     const started = performance.now();
     await this.deps.allowance?.takeImages(tenantId, images.length);
@@ -131,7 +139,7 @@ export class TaggingService {
           ),
         ),
       );
-      this.record(tenantId, vocab, outcomes.map((o) => o.error?.code), performance.now() - started);
+      this.record(tenantId, vocab, outcomes.map((o) => o.error?.code), performance.now() - started, outcomes.filter((o) => o.result?.stored?.created).length);
       return outcomes;
     } finally {
       admission.release();
@@ -147,6 +155,7 @@ export class TaggingService {
     signal?: AbortSignal,
     wants: TaggingWants = {},
   ): Promise<TaggingResultView> {
+    this.checkStore(options, [image]);
     checkOptions(options);
     const started = performance.now();
     await this.deps.allowance?.takeImages(tenantId, 1);
@@ -154,19 +163,31 @@ export class TaggingService {
     try {
       const vocab = await this.snapshot(tenantId, vocabularyId);
       let failure: string | undefined = ErrorCode.INTERNAL_SERVER_ERROR;
+      let stored = 0;
       try {
         const result = await this.tagOne(tenantId, vocab, image, options, signal, started, admission, wants);
         failure = undefined;
+        if (result.stored?.created) stored = 1;
         return result;
       } catch (e) {
         if (isAppError(e)) failure = e.code;
         throw e;
       } finally {
-        this.record(tenantId, vocab, [failure], performance.now() - started);
+        this.record(tenantId, vocab, [failure], performance.now() - started, stored);
       }
     } finally {
       admission.release();
     }
+  }
+
+  /** `store` needs the library; `externalId` needs `store`. Checked before anything is taken. */
+  private checkStore(options: TagImageOptions, images: readonly ImageInputValue[]): void {
+    images.forEach((image, i) => {
+      const field = images.length > 1 ? `images[${i}].externalId` : 'image.externalId';
+      if (image.externalId != null && !options.store) throw badInput('externalId is kept only with store: true', { field });
+      this.deps.library?.checkExternalId(image.externalId, field);
+    });
+    if (options.store && !this.deps.library) throw badInput('this server keeps no image library', { field: 'options.store' });
   }
 
   private async snapshot(tenantId: string, vocabularyId: string): Promise<ScorableSnapshot> {
@@ -189,12 +210,15 @@ export class TaggingService {
   ): Promise<TaggingResultView> {
     let vocab = fetched;
     const bytes = await readImageInput(image, { maxBytes: this.deps.limits.maxImageBytes }, this.deps.urlFetcher, signal);
+    const library = options.store ? this.deps.library! : undefined;
+    // a stored duplicate is scored from its stored encoding: the image encoder does not run
+    const ticket: StoreTicket | undefined = await library?.prepare(tenantId, bytes, image.externalId ?? null);
     const run = { fairnessKey: tenantId, admission, ...(signal ? { signal } : {}) };
     const withMaps = !!wants.heatmaps && this.deps.engine.info.heatmaps !== null;
     const shared: ResultOptions = { threshold: options.threshold ?? undefined, language: options.language ?? undefined, explain: !!options.explain };
     // the encoder runs once: a retry after an eviction scores the embeddings again
-    let input: Uint8Array | ImageEmbeddings = bytes;
-    let source: ImageSource | null = null;
+    let input: Uint8Array | ImageEmbeddings = ticket?.embeddings ?? bytes;
+    let source: Pick<ImageSource, 'format' | 'width' | 'height'> | null = ticket?.embeddings ? ticket.existing : null;
     for (let attempt = 1; ; attempt++) {
       try {
         const [scored] = await this.deps.engine.scoreImages([input], [vocab.bank], { ...run, explain: !!options.explain });
@@ -205,6 +229,17 @@ export class TaggingService {
         // maps for the returned tags only: a second, small decoder pass over their rows
         const maps = withMaps ? await this.deps.engine.heatmaps(input, vocab.bank, returned.map((r) => r.index), run) : [];
         const byIndex = new Map(maps.map((m) => [m.tag, { heatmap: m, image: wants.overlays ? bytes : null }]));
+        const stored = ticket
+          ? await library!.keep(tenantId, ticket, {
+              bytes,
+              source,
+              embeddings: input,
+              vocabularyId: vocab.vocabularyId,
+              revision: vocab.revision,
+              scores: scores[0]!,
+              tagIdAt: (i) => vocab.tags.at(i)!.id,
+            })
+          : null;
         const viewOf = (r: TagResult<SnapshotTag>) => view(r, byIndex.get(r.index) ?? null);
         return {
           tags: returned.map(viewOf),
@@ -214,6 +249,7 @@ export class TaggingService {
           // bytes were given, so the engine says what they were
           image: { format: source!.format, width: source!.width, height: source!.height },
           timing: { totalMs: performance.now() - started, inferenceMs: timings.inferenceMs },
+          stored,
         };
       } catch (e) {
         // evicted between fetching and scoring (memory is reused at once): fetch it again
@@ -243,7 +279,7 @@ export class TaggingService {
   }
 
   /** One usage record per request; `failures`: each image's error code, undefined for those tagged. */
-  private record(tenantId: string, vocab: ScorableSnapshot, failures: readonly (string | undefined)[], durationMs: number): void {
+  private record(tenantId: string, vocab: ScorableSnapshot, failures: readonly (string | undefined)[], durationMs: number, storedCount = 0): void {
     const errorCodes: Record<string, number> = {};
     for (const code of failures) if (code) errorCodes[code] = (errorCodes[code] ?? 0) + 1;
     const failedCount = failures.filter(Boolean).length;
@@ -256,6 +292,7 @@ export class TaggingService {
       tagsScored: (failures.length - failedCount) * vocab.bank.tagCount,
       errorCodes: failedCount ? errorCodes : undefined,
       durationMs,
+      ...(storedCount ? { storedCount } : {}),
     });
   }
 }

@@ -11,6 +11,8 @@ export interface TaggingRunRecord {
   failedCount: number;
   /** Images scored × the tags of the revision. */
   tagsScored: number;
+  /** Images the request added to the tenant's library (duplicates not counted). */
+  storedCount?: number;
   /** Failed images by error code. */
   errorCodes?: Record<string, number> | undefined;
   durationMs: number;

@@ -14,6 +14,8 @@ export interface UsagePeriodView {
   readonly descriptionsGenerated: number;
   readonly llmCalls: number;
   readonly llmTokens: number;
+  /** Images added to the library by tagging requests. */
+  readonly storedImages: number;
 }
 
 export interface UsageQuery {
@@ -27,7 +29,7 @@ export interface UsageQuery {
 const PERIOD_MS: Record<UsageGranularity, number> = { HOUR: 3_600_000, DAY: 86_400_000, MONTH: 28 * 86_400_000 };
 const MAX_PERIODS = 1_000;
 
-type Row = { start: Date; requests?: bigint; images?: bigint; tags?: bigint; code?: string; n?: bigint; described?: bigint; descriptions?: bigint; calls?: bigint; tokens?: bigint | null };
+type Row = { start: Date; requests?: bigint; images?: bigint; tags?: bigint; stored?: bigint; code?: string; n?: bigint; described?: bigint; descriptions?: bigint; calls?: bigint; tokens?: bigint | null };
 
 /**
  * Usage per period from what the service already keeps: tagging runs (requests, images, tag
@@ -52,7 +54,7 @@ export class UsageReport {
     const [runs, errors, described] = await Promise.all([
       this.prisma.$queryRaw<Row[]>`
         SELECT date_trunc(${unit}, created_at) AS start, count(*) AS requests,
-               sum(image_count - failed_count) AS images, sum(tags_scored) AS tags
+               sum(image_count - failed_count) AS images, sum(tags_scored) AS tags, sum(stored_count) AS stored
           FROM tagging_runs
          WHERE created_at >= (${lo}::timestamptz AT TIME ZONE 'UTC') AND created_at < (${hi}::timestamptz AT TIME ZONE 'UTC')
            AND (${tenant}::uuid IS NULL OR tenant_id = ${tenant}::uuid)
@@ -80,10 +82,10 @@ export class UsageReport {
       // date_trunc of a zone-less timestamp comes back as that wall time read as UTC
       const key = start.getTime();
       let p = periods.get(key);
-      if (!p) periods.set(key, (p = { start, tenantId: tenant, requests: 0, imagesTagged: 0, errors: [], tagsScored: 0, tagsDescribed: 0, descriptionsGenerated: 0, llmCalls: 0, llmTokens: 0 }));
+      if (!p) periods.set(key, (p = { start, tenantId: tenant, requests: 0, imagesTagged: 0, errors: [], tagsScored: 0, tagsDescribed: 0, descriptionsGenerated: 0, llmCalls: 0, llmTokens: 0, storedImages: 0 }));
       return p;
     };
-    for (const r of runs) Object.assign(period(r.start), { requests: Number(r.requests), imagesTagged: Number(r.images ?? 0), tagsScored: Number(r.tags ?? 0) });
+    for (const r of runs) Object.assign(period(r.start), { requests: Number(r.requests), imagesTagged: Number(r.images ?? 0), tagsScored: Number(r.tags ?? 0), storedImages: Number(r.stored ?? 0) });
     for (const r of errors) period(r.start).errors.push({ code: r.code!, count: Number(r.n) });
     for (const r of described) {
       Object.assign(period(r.start), { tagsDescribed: Number(r.described), descriptionsGenerated: Number(r.descriptions ?? 0), llmCalls: Number(r.calls ?? 0), llmTokens: Number(r.tokens ?? 0) });

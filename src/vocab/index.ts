@@ -34,6 +34,7 @@ export type { Vocabulary, VocabularyStats } from './use-cases/vocabularies.ts';
 export type { DescriptionGenerator, GeneratedDescription, GenerationResult } from './generation/generators.ts';
 export { DescriptionService, DescriptionJobService, DescriptionWorker, EmbeddingCache, LabelBankService, TagService, VocabularyService };
 export { LlmDescriptionGenerator, TemplateGenerator };
+export { checkTagName, nameKey, normalizeText } from './use-cases/names.ts';
 
 /** The parts of the configuration vocabularies read. */
 export type VocabularyConfig = Pick<Config, 'llm' | 'cache' | 'labelBanks' | 'vocab' | 'descriptionWorker'> & {
@@ -63,6 +64,8 @@ export interface VocabularyServices {
   readonly worker: DescriptionWorker;
   /** `llm:<model>` or `template`: where new descriptions come from. */
   readonly descriptionGenerator: string;
+  /** That generator: the LLM's when one is configured, else the templates. */
+  readonly generator: DescriptionGenerator;
   /** Requests sent to the LLM endpoint so far, their retries and failures; undefined without an LLM. */
   llmStats(): { requests: number; retries: number; failures: number } | undefined;
   /**
@@ -126,6 +129,7 @@ export function createVocabularyServices(options: VocabularyServicesOptions): Vo
     embeddings,
     worker,
     descriptionGenerator: (llm ?? template).name,
+    generator: llm ?? template,
     llmStats: () => (llm && 'stats' in llm && typeof llm.stats === 'function' ? (llm.stats() as { requests: number; retries: number; failures: number }) : undefined),
     onRevision: (listener) => store.onRevision(listener),
     start: () => {

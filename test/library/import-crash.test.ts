@@ -73,7 +73,7 @@ describe(`an import survives its process being killed (${databaseMode} database)
     const images = await Promise.all(Array.from({ length: IMAGES }, (_, i) => noisyJpeg(i)));
     // one image twice: a duplicate must stay one stored image whatever the crash did
     const sent = [...images, images[0]!].map((base64, i) => ({ base64, externalId: i < IMAGES ? `photo-${i}` : null }));
-    const queued = await gql(first!.url, 'mutation($v: ID!, $i: [ImportImageInput!]!) { importImages(vocabularyId: $v, images: $i) { id } }', { v: vocabId, i: sent }, tenant.clientKey);
+    const queued = await gql(first!.url, 'mutation($v: ID!, $i: [ImageInput!]!) { importImages(vocabularyId: $v, images: $i) { id } }', { v: vocabId, i: sent }, tenant.clientKey);
     expect(queued.errors).toBeUndefined();
     const id = queued.data!.importImages.id as string;
 

@@ -4,7 +4,7 @@ import { databaseMode } from '../support/database.ts';
 import { errorCodes, gql, PLATFORM_KEY, startTestApp, type TestApp } from '../support/app.ts';
 import { createTenantWithKeys, type TestTenant } from '../support/tenants.ts';
 
-const IMPORT = `mutation($v: ID!, $images: [ImportImageInput!]!) {
+const IMPORT = `mutation($v: ID!, $images: [ImageInput!]!) {
   importImages(vocabularyId: $v, images: $images) { id state total pending stagedBytes }
 }`;
 const JOB = `query($id: ID!) {

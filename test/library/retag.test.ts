@@ -4,7 +4,7 @@ import { databaseMode } from '../support/database.ts';
 import { gql, startTestApp, type TestApp } from '../support/app.ts';
 import { createTenantWithKeys, type TestTenant } from '../support/tenants.ts';
 
-const IMPORT = 'mutation($v: ID!, $images: [ImportImageInput!]!) { importImages(vocabularyId: $v, images: $images) { id } }';
+const IMPORT = 'mutation($v: ID!, $images: [ImageInput!]!) { importImages(vocabularyId: $v, images: $images) { id } }';
 const JOB = 'query($id: ID!) { importJob(id: $id) { state items(first: 50) { edges { node { imageId } } } } }';
 const RETAG = 'query($v: ID!) { vocabulary(id: $v) { revision retagging { state targetRevision imagesBehind imagesTotal } } }';
 

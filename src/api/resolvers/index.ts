@@ -18,6 +18,7 @@ import {
 import { DateTimeScalar } from './scalars.ts';
 import { createTenantMutation, setTenantLimitsMutation, Tenant, tenantsQuery } from './tenants.ts';
 import { usageQuery } from './usage.ts';
+import { deleteImagesByExternalIdMutation, deleteImagesMutation, ImageResult, imageQuery, imagesQuery, searchImagesQuery, StoredImage, StoredTagScore } from './library.ts';
 
 /** Thin by design: each resolver checks who calls, then hands over to one service. */
 export const resolvers: Resolvers = {
@@ -35,6 +36,9 @@ export const resolvers: Resolvers = {
     descriptionJob: descriptionJobQuery,
     importJob: importJobQuery,
     usage: usageQuery,
+    image: imageQuery,
+    images: imagesQuery,
+    searchImages: searchImagesQuery,
   },
   Mutation: {
     createTenant: createTenantMutation,
@@ -54,6 +58,8 @@ export const resolvers: Resolvers = {
     tagImages: tagImagesMutation,
     importImages: importImagesMutation,
     cancelImportJob: cancelImportJobMutation,
+    deleteImages: deleteImagesMutation,
+    deleteImagesByExternalId: deleteImagesByExternalIdMutation,
   },
   Tenant,
   Viewer,
@@ -65,4 +71,7 @@ export const resolvers: Resolvers = {
   DescriptionJobItem,
   ImportJob,
   ImportJobItem,
+  StoredImage,
+  ImageResult,
+  StoredTagScore,
 };

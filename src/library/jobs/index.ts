@@ -19,6 +19,7 @@ export interface LibraryJobsOptions<I extends ImportImageInput> {
   importer: ImageImporter;
   retagger: Retagger;
   readImage: ImageReader<I>;
+  checkExternalId: (externalId: string, field: string) => unknown;
   urlFetching: boolean;
   log: Logger;
 }
@@ -56,6 +57,7 @@ export function createLibraryJobs<I extends ImportImageInput>(options: LibraryJo
     prisma,
     settings,
     readImage: options.readImage,
+    checkExternalId: options.checkExternalId,
     urlFetching: options.urlFetching,
     log,
     nudge: () => worker.nudge(),

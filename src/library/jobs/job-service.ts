@@ -44,8 +44,6 @@ export interface LibraryJobView extends LibraryJob {
   readonly counts: Record<LibraryItemState, number>;
 }
 
-const EXTERNAL_ID_MAX = 256;
-
 export class LibraryJobService<I extends ImportImageInput = ImportImageInput> {
   private readonly repo: LibraryJobRepository;
 
@@ -54,6 +52,8 @@ export class LibraryJobService<I extends ImportImageInput = ImportImageInput> {
       prisma: PrismaClient;
       settings: LibraryJobSettings;
       readImage: ImageReader<I>;
+      /** BAD_USER_INPUT for an external id the library would refuse (`ImageLibrary.checkExternalId`). */
+      checkExternalId: (externalId: string, field: string) => unknown;
       /** Whether URLs may be imported (OMNITAG_ALLOW_URL_FETCH): the worker fetches them. */
       urlFetching: boolean;
       log: Logger;
@@ -82,8 +82,8 @@ export class LibraryJobService<I extends ImportImageInput = ImportImageInput> {
     for (const [index, image] of images.entries()) {
       const externalId = image.externalId ?? null;
       if (externalId !== null) {
-        if (externalId.length === 0 || externalId.length > EXTERNAL_ID_MAX) throw badInput(`images[${index}].externalId must be 1 to ${EXTERNAL_ID_MAX} characters`, { field: 'externalId', index });
-        if (seen.has(externalId)) throw badInput(`externalId "${externalId}" is given twice in this import`, { field: 'externalId', index });
+        this.deps.checkExternalId(externalId, `images[${index}].externalId`);
+        if (seen.has(externalId)) throw badInput(`externalId "${externalId}" is given twice in this import`, { field: `images[${index}].externalId` });
         seen.add(externalId);
       }
       if (image.url != null && image.upload == null && image.base64 == null) {
