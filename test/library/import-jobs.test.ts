@@ -152,4 +152,21 @@ describe(`import limits and cancellation (${databaseMode} database)`, () => {
     expect(again.errors).toBeUndefined();
     expect(await jobs()).toBe(2);
   });
+
+  it('coalesces quick edits of a vocabulary into one re-tagging job toward the newest revision', async () => {
+    const RETAG = 'query($v: ID!) { vocabulary(id: $v) { revision retagging { state targetRevision imagesBehind imagesTotal } } }';
+    const v = (await gql(t.url, 'mutation { createVocabulary(input: { name: "edited" }) { id } }', {}, tenant.adminKey)).data!.createVocabulary.id;
+    await gql(t.url, 'mutation($v: ID!) { addTags(vocabularyId: $v, tags: [{ name: "cat" }]) { results { ok } } }', { v }, tenant.adminKey);
+    // no stored image yet: edits queue nothing
+    expect((await gql(t.url, RETAG, { v }, tenant.clientKey)).data!.vocabulary.retagging).toBeNull();
+    const stored = await gql(t.url, 'mutation($v: ID!, $i: String!) { tagImage(vocabularyId: $v, image: { base64: $i }, options: { store: true }) { revision } }', { v, i: image }, tenant.clientKey);
+    expect(stored.errors).toBeUndefined();
+    for (const name of ['dog', 'owl', 'fox']) {
+      await gql(t.url, 'mutation($v: ID!, $n: String!) { addTags(vocabularyId: $v, tags: [{ name: $n }]) { results { ok } } }', { v, n: name }, tenant.adminKey);
+    }
+    const after = (await gql(t.url, RETAG, { v }, tenant.clientKey)).data!.vocabulary;
+    expect(after.revision).toBe(stored.data!.tagImage.revision + 3);
+    expect(after.retagging).toEqual({ state: 'QUEUED', targetRevision: after.revision, imagesBehind: 1, imagesTotal: 1 });
+    expect(await t.app.db.prisma.libraryJob.count({ where: { vocabularyId: v, kind: 'RETAG' } })).toBe(1);
+  });
 });

@@ -36,8 +36,10 @@ function retagSuite(encoding: 'float32' | 'float16') {
     let vocabId: string;
     let photos: Buffer[];
     let imageIds: string[];
-    /** Largest |stored logit − fresh logit| seen over the suite. */
+    /** Largest |stored logit − fresh tagImage logit|, and |re-tagged logit − stored encoding decoded|, over the suite. */
     let drift = 0;
+    let exactDrift = 0;
+    let importRevision: number;
 
     beforeAll(async () => {
       t = await startTestApp({ OMNITAG_LIBRARY_ENCODING: encoding, OMNITAG_LIBRARY_SCORE_FLOOR: '0', OMNITAG_JOB_LEASE_MS: '2000' });
@@ -51,11 +53,12 @@ function retagSuite(encoding: 'float32' | 'float16') {
         return j.state === 'SUCCEEDED' ? j : undefined;
       });
       imageIds = job.items.edges.map((e: any) => e.node.imageId);
+      importRevision = (await gql(t.url, RETAG, { v: vocabId }, tenant.clientKey)).data!.vocabulary.revision;
     }, 120_000);
 
     afterAll(async () => {
       // eslint-disable-next-line no-console
-      console.info(`stored ${encoding} encodings: max |Δ logit| against fresh scoring ${drift.toExponential(2)}`);
+      console.info(`stored ${encoding} encodings: max |Δ logit| re-tagged vs stored encoding decoded ${exactDrift.toExponential(2)}, any stored vs fresh tagImage ${drift.toExponential(2)}`);
       await t?.stop();
     });
 
@@ -66,33 +69,53 @@ function retagSuite(encoding: 'float32' | 'float16') {
         return v.retagging?.state === 'SUCCEEDED' && v.retagging.targetRevision === v.revision && v.retagging.imagesBehind === 0 ? v : undefined;
       });
 
-    /** Stored rows against a fresh scoring of each photo's bytes at the current revision. */
-    async function compare(tolerance: number) {
+    /**
+     * Stored rows against the current revision: (1) every re-tagged row (revision after the
+     * import's) against decoding the stored encodings with the whole vocabulary in one engine
+     * call, as the re-tagging step batches them (image id order): the decoder-only path itself;
+     * (2) every row against a fresh scoring of the photo's bytes, one image at a time as tagImage
+     * does.
+     * Both bounds are the engine's own float32 rounding, not re-tagging's: the same image decoded
+     * in a batch of 4 rather than alone, or against a bank of some tags rather than all, moves a
+     * logit by up to ~4e-6 on this pack (GEMM blocking follows the run's shape), so `tagImage`
+     * itself is not reproducible to 1e-6 across batch sizes. Decoded alone, a bank of some tags
+     * gives exactly the whole bank's logits.
+     */
+    async function compare(tolerance: { exact: number; fresh: number }) {
       const { services, db } = t.app;
       const snap = await services.vocab.labelBanks.forVocabulary(tenant.id, vocabId);
-      const fresh = await services.engine.scoreImages(photos, [snap.bank!]);
+      const ordered = [...imageIds].sort();
+      const storedEmbeddings = await Promise.all(ordered.map((id) => services.library.embeddings(tenant.id, id)));
+      const decoded = new Map((await services.engine.scoreImages(storedEmbeddings, [snap.bank!])).map((s, k) => [ordered[k]!, s.scores[0]!]));
+      const fresh = [];
+      for (const p of photos) fresh.push(...(await services.engine.scoreImages([p], [snap.bank!])));
       for (const [k, imageId] of imageIds.entries()) {
         const result = await db.prisma.imageResult.findUnique({ where: { imageId_vocabularyId: { imageId, vocabularyId: vocabId } } });
         expect(result!.revision).toBe(snap.revision);
         const rows = await db.prisma.imageTagScore.findMany({ where: { imageId, vocabularyId: vocabId } });
         const stored = new Map(rows.map((r) => [r.tagId, r]));
         const scores = fresh[k]!.scores[0]!;
+        const again = decoded.get(imageId)!;
         expect(rows.length).toBe(snap.tags.length); // floor 0: every tag of the revision, no others
         for (let i = 0; i < snap.tags.length; i++) {
           const row = stored.get(snap.tags.at(i)!.id);
           expect(row, `stored score of ${snap.tags.at(i)!.name}`).toBeDefined();
+          if (row!.revision > importRevision) {
+            const e = Math.abs(row!.logit - again.logits[i]!);
+            exactDrift = Math.max(exactDrift, e);
+            expect(e).toBeLessThanOrEqual(tolerance.exact);
+          }
           const d = Math.abs(row!.logit - scores.logits[i]!);
           drift = Math.max(drift, d);
-          expect(d).toBeLessThanOrEqual(tolerance);
-          expect(row!.passed).toBe(scores.passed[i] === 1);
+          expect(d).toBeLessThanOrEqual(tolerance.fresh);
+          expect(row!.passed).toBe(again.passed[i] === 1);
         }
       }
     }
 
-    // float32 encodings are exactly the encoder's output: only float rounding in the decoder.
-    // float16 rounds each stored value (relative error ≤ 2^-11); the bound is what we measured
-    // on the tiny pack with a margin, the printed figure the measurement.
-    const tolerance = encoding === 'float32' ? 1e-6 : 5e-3;
+    // float32 encodings are exactly the encoder's output; float16 rounds each stored value
+    // (relative error ≤ 2^-11). The bounds are the measured figures (printed) with a margin.
+    const tolerance = encoding === 'float32' ? { exact: 5e-6, fresh: 5e-6 } : { exact: 5e-6, fresh: 5e-3 };
 
     it('scores tags added later on stored images, from their encodings', async () => {
       const before = await t.app.db.prisma.imageTagScore.findMany({ where: { vocabularyId: vocabId }, orderBy: [{ imageId: 'asc' }, { tagId: 'asc' }] });
@@ -124,11 +147,10 @@ function retagSuite(encoding: 'float32' | 'float16') {
       await compare(tolerance);
     });
 
-    it('drops removed tags\' results and coalesces quick edits into one job', async () => {
+    it('drops removed tags\' results, and catches up with several quick edits', async () => {
       const tags = (await gql(t.url, 'query($v: ID!) { vocabulary(id: $v) { tags(first: 10) { edges { node { id name } } } } }', { v: vocabId }, tenant.clientKey)).data!.vocabulary.tags.edges.map((e: any) => e.node);
       const parrot = tags.find((x: any) => x.name === 'parrot').id;
-      const jobsBefore = await t.app.db.prisma.libraryJob.count({ where: { vocabularyId: vocabId, kind: 'RETAG' } });
-      // several edits back to back: they raise the target of one job instead of queuing one each
+      // several edits back to back (their coalescing is in import-jobs.test.ts, without a worker)
       await gql(t.url, 'mutation($ids: [ID!]!) { removeTags(ids: $ids) { ok } }', { ids: [parrot] }, tenant.adminKey);
       for (const name of ['heron', 'fox', 'otter']) {
         await gql(t.url, 'mutation($v: ID!, $n: String!) { addTags(vocabularyId: $v, tags: [{ name: $n }]) { results { ok } } }', { v: vocabId, n: name }, tenant.adminKey);
@@ -136,9 +158,9 @@ function retagSuite(encoding: 'float32' | 'float16') {
       const v = await caughtUp();
       expect(await t.app.db.prisma.imageTagScore.count({ where: { vocabularyId: vocabId, tagId: parrot } })).toBe(0);
       await compare(tolerance);
-      const jobsAfter = await t.app.db.prisma.libraryJob.count({ where: { vocabularyId: vocabId, kind: 'RETAG' } });
-      expect(jobsAfter - jobsBefore).toBeLessThan(4);
       expect(v.retagging.targetRevision).toBe(v.revision);
+      // no job is left unfinished
+      expect(await t.app.db.prisma.libraryJob.count({ where: { vocabularyId: vocabId, state: { in: ['QUEUED', 'RUNNING'] } } })).toBe(0);
     });
   });
 }
