@@ -81,6 +81,7 @@ describe(`an import survives its process being killed (${databaseMode} database)
     // database, so the poll itself adds no work to the process).
     const probe = db ? new pg.Client({ connectionString: db.url }) : undefined;
     let atKill: { succeeded: number } | undefined;
+    // the last reading before the kill (the process may go on a little until the signal lands)
     if (probe) {
       await probe.connect();
       for (let i = 0; i < 2_000 && !atKill; i++) {
@@ -97,6 +98,7 @@ describe(`an import survives its process being killed (${databaseMode} database)
       }
     }
     expect(atKill).toBeDefined();
+    expect(atKill!.succeeded).toBeLessThan(IMAGES + 1);
     await first!.stop('SIGKILL');
     if (probe) {
       const left = await probe.query<{ state: string }>('SELECT state FROM library_jobs WHERE id = $1', [id]);
