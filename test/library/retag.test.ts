@@ -57,7 +57,6 @@ function retagSuite(encoding: 'float32' | 'float16') {
     }, 120_000);
 
     afterAll(async () => {
-      // eslint-disable-next-line no-console
       console.info(`stored ${encoding} encodings: max |Δ logit| re-tagged vs stored encoding decoded ${exactDrift.toExponential(2)}, any stored vs fresh tagImage ${drift.toExponential(2)}`);
       await t?.stop();
     });
