@@ -122,7 +122,8 @@ export class ImageLibrary {
   /**
    * Before scoring: the stored image with the same bytes, and its encoding when this engine can
    * use it. CONFLICT when `externalId` names another stored image, or the stored copy of these
-   * bytes has another external id (one image, one name: see docs/library.md).
+   * bytes has another external id (one image, one name: see docs/library.md). QUOTA_EXCEEDED
+   * (`maxStoredImages`) for new bytes when the library is already full.
    */
   async prepare(tenantId: string, bytes: Uint8Array, externalId: string | null): Promise<StoreTicket> {
     const sha256 = sha256OfBytes(bytes);
@@ -132,6 +133,11 @@ export class ImageLibrary {
       const enc = row ? (await db.encodings(tenantId, [row.id])).get(row.id) : undefined;
       return { existing: row, encoding: enc };
     });
+    // a new image over the quota is refused before the encoder runs for it (keep checks again, under the lock)
+    if (!existing) {
+      const quota = await this.deps.quotas?.storedImages(tenantId);
+      await quota?.admitImages(1, () => this.store.run((db) => db.count(tenantId)));
+    }
     let embeddings: ImageEmbeddings | null = null;
     if (existing && encoding) {
       try {

@@ -14,6 +14,7 @@ describe(`tenant isolation (${databaseMode} database)`, () => {
   let b: TestTenant;
   const ids: Record<string, string> = {};
   let image: string;
+  let secretPhoto: string;
 
   const asA = (q: string, v?: Record<string, unknown>) => gql(t.url, q, v, a.adminKey);
   const asB = (q: string, v?: Record<string, unknown>) => gql(t.url, q, v, b.adminKey);
@@ -33,6 +34,9 @@ describe(`tenant isolation (${databaseMode} database)`, () => {
     for (let i = 0; i < 300 && (await state()) !== 'SUCCEEDED'; i++) await new Promise((r) => setTimeout(r, 200));
     expect(await state()).toBe('SUCCEEDED');
     image = (await sharp({ create: { width: 64, height: 64, channels: 3, background: '#0a0' } }).png().toBuffer()).toString('base64');
+    secretPhoto = (await sharp({ create: { width: 48, height: 32, channels: 3, background: '#a05' } }).png().toBuffer()).toString('base64');
+    const stored = await asA('mutation($v: ID!, $img: String!) { tagImage(vocabularyId: $v, image: { base64: $img, externalId: "secret-photo" }, options: { store: true }) { stored { image { id } } } }', { v: ids.vocab, img: secretPhoto });
+    ids.image = stored.data!.tagImage.stored.image.id;
   });
   afterAll(() => t?.stop());
 
@@ -59,6 +63,11 @@ describe(`tenant isolation (${databaseMode} database)`, () => {
       ['createApiKey', 'mutation($id: ID!) { createApiKey(input: { name: "x", role: ADMIN, tenantId: $id }) { secret } }', { id: a.id }],
       ['tagImage', 'mutation($id: ID!, $img: String!) { tagImage(vocabularyId: $id, image: { base64: $img }) { revision } }', { id: ids.vocab, img: image }],
       ['tagImages', 'mutation($id: ID!, $img: String!) { tagImages(vocabularyId: $id, images: [{ base64: $img }]) { index } }', { id: ids.vocab, img: image }],
+      ['image', 'query($id: ID!) { image(id: $id) { id externalId } }', { id: ids.image }],
+      ['images', 'query($id: ID!) { images(vocabularyId: $id) { totalCount } }', { id: ids.vocab }],
+      ['images(tag)', 'query($id: ID!, $t: String) { images(vocabularyId: $id, filter: { tag: $t }) { totalCount } }', { id: ids.vocab, t: ids.tag }],
+      ['images(B vocabulary, A tag)', 'query($id: ID!, $t: String) { images(vocabularyId: $id, filter: { tag: $t }) { totalCount } }', { id: ids.bVocab, t: ids.tag }],
+      ['searchImages', 'query($id: ID!) { searchImages(vocabularyId: $id, text: "prototype") { scanned } }', { id: ids.vocab }],
       ['tagImage(heatmaps)', 'mutation($id: ID!, $img: String!) { tagImage(vocabularyId: $id, image: { base64: $img }) { tags { explain { heatmap { values cls } heatmapPng(size: 32) } } } }', { id: ids.vocab, img: image }],
     ];
     for (const [name, query, variables] of attempts) {
@@ -66,6 +75,11 @@ describe(`tenant isolation (${databaseMode} database)`, () => {
       expect(errorCodes(r), name).toEqual(['NOT_FOUND']);
       expect(JSON.stringify(r), name).not.toMatch(/Secret|prototype|unreleased/);
     }
+    const deletedImages = await asB('mutation($ids: [ID!]!) { deleteImages(ids: $ids) { id deleted } }', { ids: [ids.image] });
+    expect(deletedImages.data!.deleteImages).toEqual([{ id: ids.image, deleted: false }]);
+    const deletedByName = await asB('mutation { deleteImagesByExternalId(externalIds: ["secret-photo"]) { id deleted } }');
+    expect(deletedByName.data!.deleteImagesByExternalId).toEqual([{ id: 'secret-photo', deleted: false }]);
+    expect((await asA('query($id: ID!) { image(id: $id) { externalId } }', { id: ids.image })).data!.image.externalId).toBe('secret-photo');
     const removed = await asB('mutation($ids: [ID!]!) { removeTags(ids: $ids) { ok error { code } } }', { ids: [ids.tag] });
     expect(removed.data!.removeTags).toEqual([{ ok: false, error: { code: 'NOT_FOUND' } }]);
     // The same attempts through B's CLIENT key fare no better.
@@ -80,6 +94,22 @@ describe(`tenant isolation (${databaseMode} database)`, () => {
     expect(vocabs.data!.vocabularies.edges.map((e: any) => e.node.id)).toEqual([ids.bVocab]);
     const keys = await asB('{ apiKeys { id } }');
     expect(keys.data!.apiKeys.map((k: any) => k.id)).not.toContain(ids.key);
+  });
+
+  it('keeps libraries apart: search, listings and duplicates see only the caller’s images', async () => {
+    const search = await asB('{ searchImages(text: "prototype") { scanned hits { image { id } } } }');
+    expect(search.data!.searchImages).toEqual({ scanned: 0, hits: [] });
+    const listed = await asB('query($v: ID!) { images(vocabularyId: $v, filter: { externalId: "secret-photo" }) { totalCount } }', { v: ids.bVocab });
+    expect(listed.data!.images.totalCount).toBe(0);
+    // the same bytes under the same external id in B: B's own new image, nothing of A's reused
+    const own = (await asB('mutation { createVocabulary(input: { name: "B library" }) { id } }')).data!.createVocabulary.id;
+    const gadget = await asB('mutation($v: ID!) { addTags(vocabularyId: $v, tags: [{ name: "widget" }]) { results { ok } } }', { v: own });
+    expect(gadget.errors).toBeUndefined();
+    const mine = await asB('mutation($v: ID!, $img: String!) { tagImage(vocabularyId: $v, image: { base64: $img, externalId: "secret-photo" }, options: { store: true }) { stored { created image { id } } } }', { v: own, img: secretPhoto });
+    expect(mine.data!.tagImage.stored.created).toBe(true);
+    expect(mine.data!.tagImage.stored.image.id).not.toBe(ids.image);
+    const searchA = await asA('{ searchImages(text: "prototype") { scanned hits { image { id } } } }');
+    expect(searchA.data!.searchImages.hits.map((h: any) => h.image.id)).toEqual([ids.image]);
   });
 
   it('shares cached embeddings of identical texts without revealing them', async () => {

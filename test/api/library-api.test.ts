@@ -178,4 +178,24 @@ describe(`image library API (${databaseMode} database)`, () => {
     expect(await p.imageResult.count({ where: { tenantId: a.id } })).toBe(0);
     expect(await p.imageTagScore.count({ where: { tenantId: a.id } })).toBe(0);
   });
+
+  it('stores concurrent uploads of the same bytes once, and never lets concurrent new images pass the quota together', async () => {
+    const b = await createTenantWithKeys(t.url, 'Library B');
+    const asB = (q: string, v?: Record<string, unknown>) => gql(t.url, q, v, b.clientKey);
+    const v = (await gql(t.url, 'mutation { createVocabulary(input: { name: "Race" }) { id } }', undefined, b.adminKey)).data!.createVocabulary.id;
+    await gql(t.url, 'mutation($v: ID!) { addTags(vocabularyId: $v, tags: [{ name: "kite" }]) { results { ok } } }', { v }, b.adminKey);
+    const same = base64Of(await noisePng(500));
+    const racing = await Promise.all(Array.from({ length: 4 }, () => asB(STORE, { v, img: same, ext: null })));
+    expect(racing.map((r) => r.errors)).toEqual([undefined, undefined, undefined, undefined]);
+    const ids = new Set(racing.map((r) => r.data!.tagImage.stored.image.id));
+    expect(ids.size).toBe(1);
+    expect(racing.filter((r) => r.data!.tagImage.stored.created)).toHaveLength(1);
+
+    await gql(t.url, 'mutation($t: ID!) { setTenantLimits(tenantId: $t, input: { maxStoredImages: 3 }) { id } }', { t: b.id }, PLATFORM_KEY);
+    const fresh = await Promise.all([600, 601, 602, 603].map((i) => noisePng(i)));
+    const together = await Promise.all(fresh.map((png) => asB(STORE, { v, img: base64Of(png), ext: null })));
+    expect(together.filter((r) => !r.errors)).toHaveLength(2);
+    expect(together.filter((r) => r.errors).map((r) => errorCodes(r)[0])).toEqual(['QUOTA_EXCEEDED', 'QUOTA_EXCEEDED']);
+    expect(await t.app.db.prisma.libraryImage.count({ where: { tenantId: b.id } })).toBe(3);
+  });
 });

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ImageLibrary, type LibrarySettings } from '../../src/library/index.ts';
+import { ImageLibrary, ImageSearch, packEncoding, unpackEncoding, type LibrarySettings } from '../../src/library/index.ts';
+import { TemplateGenerator } from '../../src/vocab/index.ts';
 import type { VocabularySnapshot } from '../../src/vocab/index.ts';
 import { setupVocabEnv, silentLog, type VocabTestEnv } from '../vocab/helpers.ts';
 import { noisePng } from './helpers.ts';
@@ -94,5 +95,57 @@ describe('image library storage', () => {
     expect(await p.imageResult.count({ where: { tenantId: env.tenantA } })).toBe(0);
     expect(await p.imageTagScore.count({ where: { tenantId: env.tenantA } })).toBe(0);
     expect(await lib.count(env.tenantA)).toBe(2);
+  });
+
+  it('re-scores a stored float32 encoding exactly as the fresh scoring; float16 storage drifts by a small measured amount', async () => {
+    const s = await env.services();
+    const v = await s.vocabularies.create(env.tenantA, { name: 'parity' });
+    await s.tags.add(env.tenantA, v.id, ['cat', 'dog', 'boat', 'tree', 'car', 'sky'].map((name) => ({ name })));
+    const snap = await s.labelBanks.forVocabulary(env.tenantA, v.id);
+    const info = env.engine.info;
+    let drift16 = 0;
+    for (let i = 0; i < 6; i++) {
+      const [fresh] = await env.engine.scoreImages([await noisePng(200 + i)], [snap.bank!]);
+      const logits = fresh!.scores[0]!.logits;
+      for (const dtype of ['float32', 'float16'] as const) {
+        const back = unpackEncoding(packEncoding(fresh!.embeddings, dtype, info.imageEncoderId), info);
+        const [again] = await env.engine.scoreImages([back], [snap.bank!]);
+        const d = Math.max(...Array.from(again!.scores[0]!.logits, (l, k) => Math.abs(l - logits[k]!)));
+        if (dtype === 'float32') expect(d).toBeLessThanOrEqual(1e-6);
+        else drift16 = Math.max(drift16, d);
+      }
+    }
+    // the tiny pack's random weights; docs/library.md states the measured drift of both packs
+    expect(drift16).toBeGreaterThan(0);
+    expect(drift16).toBeLessThan(0.05);
+  });
+
+  it('never scores an encoding made by another image encoder: search skips it, storing its bytes again re-encodes it', async () => {
+    const s = await env.services();
+    const lib = new ImageLibrary({ prisma: env.db.prisma, engine: env.engine, settings, log: silentLog });
+    const v = await s.vocabularies.create(env.tenantB, { name: 'pack change' });
+    await s.tags.add(env.tenantB, v.id, [{ name: 'lamp' }]);
+    const snap = await s.labelBanks.forVocabulary(env.tenantB, v.id);
+    const bytes = await noisePng(300);
+    const { image } = await storeOne(lib, env.tenantB, snap, bytes);
+    // as if the model pack had changed since
+    await env.db.prisma.libraryImage.update({ where: { id: image.id }, data: { encoderId: 'another-pack-encoder' } });
+    await expect(lib.embeddings(env.tenantB, image.id)).rejects.toMatchObject({ code: 'ENCODER_CHANGED', details: { imageId: image.id } });
+    const search = new ImageSearch({
+      library: lib,
+      engine: env.engine,
+      generator: new TemplateGenerator(),
+      embed: (texts) => s.embeddings.embed(texts),
+      snapshot: (t, id) => s.labelBanks.forVocabulary(t, id),
+      descriptionsPerTag: 8,
+      defaultThreshold: 0.5,
+    });
+    expect(await search.search(env.tenantB, { text: 'lamp' })).toMatchObject({ scanned: 0, skipped: 1, hits: [] });
+    const runs = env.engine.stats().runs.imageEncoder;
+    const again = await storeOne(lib, env.tenantB, snap, bytes);
+    expect(again).toMatchObject({ created: false, reused: false });
+    expect(env.engine.stats().runs.imageEncoder).toBe(runs + 1);
+    expect((await lib.image(env.tenantB, image.id)).encoderId).toBe(env.engine.info.imageEncoderId);
+    expect(await search.search(env.tenantB, { text: 'lamp', vocabularyId: v.id })).toMatchObject({ scanned: 1, skipped: 0, threshold: 0.5 });
   });
 });
