@@ -19,6 +19,26 @@ export function decodeCursor(cursor: string): string {
   return id;
 }
 
+/**
+ * Cursors of keyset pages ordered by a value and then the id (a score, a time): the value
+ * travels with the id, so a page after a row that has since changed or gone still starts at the
+ * same place. Opaque to clients like the id cursors.
+ */
+export const encodeValueCursor = (value: number | string, id: string) => Buffer.from(`v:${JSON.stringify([value, id])}`, 'utf8').toString('base64url');
+
+export function decodeValueCursor<V extends number | string>(cursor: string, kind: V extends number ? 'number' : 'string'): { value: V; id: string } {
+  const raw = Buffer.from(cursor, 'base64url').toString('utf8');
+  let parsed: unknown;
+  try {
+    parsed = raw.startsWith('v:') ? JSON.parse(raw.slice(2)) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  const ok = Array.isArray(parsed) && parsed.length === 2 && typeof parsed[0] === kind && (kind !== 'number' || Number.isFinite(parsed[0])) && isUuid(parsed[1]);
+  if (!ok) throw badInput('invalid cursor', { field: 'after' });
+  return { value: (parsed as [V, string])[0], id: (parsed as [V, string])[1] };
+}
+
 /** How a table is paged by id cursor (Prisma's `cursor` + `skip: 1`, in the caller's order). */
 export interface IdCursorQuery<R> {
   /** Whether the cursor names a row this listing shows; a cursor from elsewhere is refused. */

@@ -37,6 +37,7 @@ export {
   buildSegment,
   composeLabelBank,
   descriptionCount,
+  evictedBank,
   holdSegments,
   isEvictedBankError,
   segmentBytes,

@@ -11,8 +11,19 @@ import { createHash } from 'node:crypto';
 import { AppError, ErrorCode, badInput, isAppError, notFound } from '../core/errors.ts';
 import { isUuid } from '../core/ids.ts';
 import type { Logger } from '../core/log.ts';
-import { decodeCursor, encodeCursor, type Page } from '../core/paging.ts';
-import type { ImageEmbeddings, ImageSource, InferenceEngine, TagScores } from '../inference/index.ts';
+import { decodeValueCursor, encodeValueCursor, type Page } from '../core/paging.ts';
+import {
+  buildLabelBank,
+  evictedBank,
+  holdSegments,
+  tagEmbeddings,
+  type ImageEmbeddings,
+  type ImageSource,
+  type InferenceEngine,
+  type LabelBank,
+  type RequestOptions,
+  type TagScores,
+} from '../inference/index.ts';
 import { packEncoding, unpackEncoding, type EncodingDtype } from './encoding.ts';
 import { LibraryStore, type ImageRow, type RankedImageRow, type ResultRow, type StoredTagScore, type TagScoreRow } from './repository.ts';
 import { makeThumbnail, thumbnailDataUrl, type Thumbnail, type ThumbnailFormat } from './thumbnail.ts';
@@ -91,6 +102,26 @@ export interface DeleteOutcome {
   /** The id as asked (an image id, or an external id). */
   readonly id: string;
   readonly deleted: boolean;
+}
+
+/** What stored images are re-scored against: a bank (the whole vocabulary, or some of its tags: `bankOfTags`). */
+export interface RescoreTarget {
+  readonly vocabularyId: string;
+  /** The vocabulary revision the bank is of: results record it. */
+  readonly revision: number;
+  readonly bank: LabelBank;
+  /** Tag id of bank row i. */
+  tagIdAt(i: number): string;
+  /** The bank holds only these tags (ids): their rows replace theirs, the image's other rows stay. Absent: the bank is the whole vocabulary. */
+  readonly onlyTags?: readonly string[];
+}
+
+export interface RescoreOutcome {
+  readonly imageId: string;
+  /** False when a newer revision's result was already stored, or on error. */
+  readonly written: boolean;
+  /** NOT_FOUND (deleted meanwhile, another tenant's), ENCODER_CHANGED (another pack made its encoding), or null. */
+  readonly error: string | null;
 }
 
 /** Longest client id accepted. */
@@ -267,6 +298,7 @@ export class ImageLibrary {
   /**
    * A vocabulary's stored images: ranked by a tag's score (best first, ties by image id) when
    * `filter.tag` names one, else newest first. `minScore` is exact down to the score floor.
+   * Cursors carry the position (score or time, and id): paging goes on past a row deleted since.
    */
   async list(tenantId: string, vocabularyId: string, filter: ImageFilter, page: { first: number; after?: string | null | undefined }): Promise<Page<ImageHit>> {
     const externalId = this.checkExternalId(filter.externalId, 'filter.externalId') ?? undefined;
@@ -276,34 +308,26 @@ export class ImageLibrary {
     if (filter.tag == null && (filter.minScore != null || filter.passed != null)) {
       throw badInput('minScore and passed filter by a tag: name it in filter.tag', { field: 'filter.tag' });
     }
-    const after = page.after ? decodeCursor(page.after) : null;
     return this.store.run(async (db) => {
       if (!(await db.vocabularyExists(tenantId, vocabularyId))) throw notFound('vocabulary');
-      const cursorOf = (n: ImageHit) => encodeCursor(n.id);
       if (filter.tag != null) {
         const tagId = await db.resolveTag(tenantId, vocabularyId, isUuid(filter.tag) ? { id: filter.tag } : { key: nameKey(normalizeText(filter.tag)) });
         if (!tagId) throw notFound('tag');
-        let position: { score: number; imageId: string } | null = null;
-        if (after) {
-          const score = await db.scoreOf(tenantId, vocabularyId, tagId, after);
-          if (score === null) throw badInput('invalid cursor', { field: 'after' });
-          position = { score, imageId: after };
-        }
+        const after = page.after ? decodeValueCursor<number>(page.after, 'number') : null;
+        const position = after && { score: after.value, imageId: after.id };
         const { rows, total } = await db.rankByTag(tenantId, vocabularyId, tagId, { minScore: filter.minScore ?? undefined, passed: filter.passed ?? undefined, externalId }, { after: position, limit: page.first + 1 });
         const kept = rows.slice(0, page.first);
         const images = new Map((await db.findByIds(tenantId, kept.map((r) => r.imageId))).map((r) => [r.id, r]));
         const nodes = kept.flatMap((r) => (images.has(r.imageId) ? [{ id: r.imageId, image: images.get(r.imageId)!, tag: r }] : []));
-        return { nodes, hasNextPage: rows.length > page.first, totalCount: total, cursorOf };
+        return { nodes, hasNextPage: rows.length > page.first, totalCount: total, cursorOf: (n: ImageHit) => encodeValueCursor(n.tag!.score, n.id) };
       }
-      let position: { createdAt: Date; imageId: string } | null = null;
-      if (after) {
-        const row = await db.findById(tenantId, after);
-        if (!row) throw badInput('invalid cursor', { field: 'after' });
-        position = { createdAt: row.createdAt, imageId: row.id };
-      }
+      const after = page.after ? decodeValueCursor<string>(page.after, 'string') : null;
+      const at = after && new Date(after.value);
+      if (at && Number.isNaN(at.getTime())) throw badInput('invalid cursor', { field: 'after' });
+      const position = at && { createdAt: at, imageId: after!.id };
       const { rows, total } = await db.newest(tenantId, vocabularyId, { externalId }, { after: position, limit: page.first + 1 });
       const nodes = rows.slice(0, page.first).map((image) => ({ id: image.id, image, tag: null }));
-      return { nodes, hasNextPage: rows.length > page.first, totalCount: total, cursorOf };
+      return { nodes, hasNextPage: rows.length > page.first, totalCount: total, cursorOf: (n: ImageHit) => encodeValueCursor(n.image.createdAt.toISOString(), n.id) };
     });
   }
 
@@ -312,6 +336,48 @@ export class ImageLibrary {
     const enc = (await this.store.run((db) => db.encodings(tenantId, [imageId]))).get(imageId);
     if (!enc) throw notFound('image');
     return unpackEncoding(enc, this.deps.engine.info, imageId);
+  }
+
+  /**
+   * Scores stored images again from their encodings (the decoder only) and records the results:
+   * what re-tagging after a vocabulary edit runs, batch by batch. Images of another encoder are
+   * never scored (ENCODER_CHANGED in their outcome); results of a newer revision are kept.
+   */
+  async rescore(tenantId: string, imageIds: readonly string[], target: RescoreTarget, run: RequestOptions = {}): Promise<RescoreOutcome[]> {
+    const { engine } = this.deps;
+    const encodings = await this.store.run((db) => db.encodings(tenantId, imageIds));
+    const outcomes = new Map<string, RescoreOutcome>();
+    const usable: { id: string; embeddings: ImageEmbeddings }[] = [];
+    for (const id of imageIds) {
+      const enc = encodings.get(id);
+      if (!enc) outcomes.set(id, { imageId: id, written: false, error: ErrorCode.NOT_FOUND });
+      else if (enc.encoderId !== engine.info.imageEncoderId) outcomes.set(id, { imageId: id, written: false, error: ErrorCode.ENCODER_CHANGED });
+      else usable.push({ id, embeddings: unpackEncoding(enc, engine.info, id) });
+    }
+    if (usable.length) {
+      const admission = run.admission ?? engine.admit(usable.length);
+      try {
+        const scored = await engine.scoreImages(
+          usable.map((u) => u.embeddings),
+          [target.bank],
+          { ...run, fairnessKey: run.fairnessKey ?? tenantId, admission },
+        );
+        const floor = this.deps.settings.scoreFloor;
+        const written = await this.store.transaction(async (tx) => {
+          const done: boolean[] = [];
+          for (const [i, s] of scored.entries()) {
+            const rows = this.scoreRows({ scores: s.scores[0]!, tagIdAt: target.tagIdAt });
+            const ok = await tx.writeResult(tenantId, { imageId: usable[i]!.id, vocabularyId: target.vocabularyId, revision: target.revision, scoreFloor: floor, scores: rows, ...(target.onlyTags ? { onlyTags: target.onlyTags } : {}) });
+            done.push(ok);
+          }
+          return done;
+        });
+        usable.forEach((u, i) => outcomes.set(u.id, { imageId: u.id, written: written[i]!, error: null }));
+      } finally {
+        if (!run.admission) admission.release();
+      }
+    }
+    return imageIds.map((id) => outcomes.get(id)!);
   }
 
   // ---- deletion ----
@@ -329,5 +395,25 @@ export class ImageLibrary {
 
   count(tenantId: string): Promise<number> {
     return this.store.run((db) => db.count(tenantId));
+  }
+}
+
+/**
+ * A bank of some tags of `bank` (by index), their rows copied into a segment of their own: the
+ * decoder then runs for those tags only (a bank that merely points into the vocabulary's
+ * segments would decode them whole). For re-scoring the tags a vocabulary edit changed.
+ */
+export function bankOfTags(bank: LabelBank, indices: readonly number[], key: string): LabelBank {
+  const release = holdSegments(bank.segments);
+  if (!release) throw evictedBank();
+  try {
+    return buildLabelBank({
+      key,
+      embedDim: bank.embedDim,
+      // copies: the new segment must not alias the vocabulary's memory
+      tags: indices.map((i) => ({ descriptions: tagEmbeddings(bank, i).slice(), threshold: bank.thresholds[i]! })),
+    });
+  } finally {
+    release();
   }
 }

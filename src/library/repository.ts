@@ -375,12 +375,6 @@ export class LibraryRepository {
     return { rows, total: Number(total[0]?.n ?? 0) };
   }
 
-  /** A tag's stored score of one image (the position a cursor names); null when it has none. */
-  async scoreOf(tenantId: string, vocabularyId: string, tagId: string, imageId: string): Promise<number | null> {
-    const r = await this.db.imageTagScore.findFirst({ where: { tenantId, vocabularyId, tagId, imageId }, select: { score: true } });
-    return r?.score ?? null;
-  }
-
   /** Images with a result for a vocabulary, newest first (ties by id), the page after `after`. */
   async newest(
     tenantId: string,

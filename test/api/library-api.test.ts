@@ -112,6 +112,14 @@ describe(`image library API (${databaseMode} database)`, () => {
     expect(one.edges.map((e: any) => e.node.externalId)).toEqual(['photo-3']);
     const newest = (await asA(IMAGES, { v: vocab })).data!.images.edges.map((e: any) => e.node.externalId);
     expect(newest).toEqual(['photo-4', 'photo-3', 'photo-2', 'photo-1', 'photo-0']);
+    const newestPaged: string[] = [];
+    for (let after: string | null = null; ; ) {
+      const page: any = (await asA(IMAGES, { v: vocab, first: 2, after })).data!.images;
+      newestPaged.push(...page.edges.map((e: any) => e.node.externalId));
+      if (!page.pageInfo.hasNextPage) break;
+      after = page.pageInfo.endCursor;
+    }
+    expect(newestPaged).toEqual(newest);
     expect(errorCodes(await asA(IMAGES, { v: vocab, f: { minScore: 0.5 } }))).toEqual(['BAD_USER_INPUT']);
     expect(errorCodes(await asA(IMAGES, { v: vocab, f: { tag: 'no such tag' } }))).toEqual(['NOT_FOUND']);
     expect(errorCodes(await asA(IMAGES, { v: vocab, f: { tag: 'cat' }, after: 'bm9wZQ' }))).toEqual(['BAD_USER_INPUT']);
@@ -197,5 +205,14 @@ describe(`image library API (${databaseMode} database)`, () => {
     expect(together.filter((r) => !r.errors)).toHaveLength(2);
     expect(together.filter((r) => r.errors).map((r) => errorCodes(r)[0])).toEqual(['QUOTA_EXCEEDED', 'QUOTA_EXCEEDED']);
     expect(await t.app.db.prisma.libraryImage.count({ where: { tenantId: b.id } })).toBe(3);
+
+    // a cursor whose image was deleted since still pages on from its position
+    const ranked = (await asB(IMAGES, { v, f: { tag: 'kite' } })).data!.images.edges.map((e: any) => e.node.id);
+    expect(ranked).toHaveLength(3);
+    const top = (await asB(IMAGES, { v, f: { tag: 'kite' }, first: 1 })).data!.images;
+    await asB('mutation($ids: [ID!]!) { deleteImages(ids: $ids) { deleted } }', { ids: [ranked[0]] });
+    const rest = await asB(IMAGES, { v, f: { tag: 'kite' }, first: 5, after: top.pageInfo.endCursor });
+    expect(rest.errors).toBeUndefined();
+    expect(rest.data!.images.edges.map((e: any) => e.node.id)).toEqual(ranked.slice(1));
   });
 });

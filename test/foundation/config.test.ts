@@ -39,6 +39,13 @@ describe('configuration', () => {
     expect(c.model.executionProvider).toBe('cuda');
   });
 
+  it('reads the image library settings: float16 and 128-px WebP thumbnails by default, 0 px turns thumbnails off', () => {
+    expect(loadConfig({}).library).toEqual({ encoding: 'float16', thumbnail: { maxEdge: 128, format: 'webp' }, scoreFloor: 0.05, searchBatch: 64 });
+    const c = loadConfig({ OMNITAG_LIBRARY_ENCODING: 'float32', OMNITAG_LIBRARY_THUMBNAIL_PX: '0', OMNITAG_LIBRARY_SCORE_FLOOR: '0.2' });
+    expect(c.library).toMatchObject({ encoding: 'float32', thumbnail: null, scoreFloor: 0.2 });
+    expect(() => loadConfig({ OMNITAG_LIBRARY_ENCODING: 'int8', OMNITAG_LIBRARY_SCORE_FLOOR: '2' })).toThrow(/OMNITAG_LIBRARY_ENCODING[\s\S]*OMNITAG_LIBRARY_SCORE_FLOOR|OMNITAG_LIBRARY_SCORE_FLOOR[\s\S]*OMNITAG_LIBRARY_ENCODING/);
+  });
+
   it('treats empty strings as unset', () => {
     expect(loadConfig({ DATABASE_URL: '', PORT: '' }).database.url).toBeUndefined();
   });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ImageLibrary, ImageSearch, packEncoding, unpackEncoding, type LibrarySettings } from '../../src/library/index.ts';
+import { bankOfTags, ImageLibrary, ImageSearch, packEncoding, unpackEncoding, type LibrarySettings } from '../../src/library/index.ts';
 import { TemplateGenerator } from '../../src/vocab/index.ts';
 import type { VocabularySnapshot } from '../../src/vocab/index.ts';
 import { setupVocabEnv, silentLog, type VocabTestEnv } from '../vocab/helpers.ts';
@@ -147,5 +147,66 @@ describe('image library storage', () => {
     expect(env.engine.stats().runs.imageEncoder).toBe(runs + 1);
     expect((await lib.image(env.tenantB, image.id)).encoderId).toBe(env.engine.info.imageEncoderId);
     expect(await search.search(env.tenantB, { text: 'lamp', vocabularyId: v.id })).toMatchObject({ scanned: 1, skipped: 0, threshold: 0.5 });
+  });
+
+  it('re-scores stored images for the tags an edit added, from their encodings, equal to a fresh scoring of the new revision', async () => {
+    const s = await env.services();
+    const lib = new ImageLibrary({ prisma: env.db.prisma, engine: env.engine, settings, log: silentLog });
+    const v = await s.vocabularies.create(env.tenantA, { name: 'retag' });
+    await s.tags.add(env.tenantA, v.id, [{ name: 'cat' }, { name: 'dog' }]);
+    const before = await s.labelBanks.forVocabulary(env.tenantA, v.id);
+    const images = await Promise.all([401, 402, 403].map((i) => noisePng(i)));
+    const ids: string[] = [];
+    for (const bytes of images) ids.push((await storeOne(lib, env.tenantA, before, bytes)).image.id);
+
+    await s.tags.add(env.tenantA, v.id, [{ name: 'boat' }]);
+    const after = await s.labelBanks.forVocabulary(env.tenantA, v.id);
+    const boat = [...after.tags].findIndex((t) => t.name === 'boat');
+    const boatId = after.tags.at(boat)!.id;
+    const runs = env.engine.stats().runs.imageEncoder;
+    const outcomes = await lib.rescore(env.tenantA, [...ids, '00000000-0000-4000-8000-000000000000'], {
+      vocabularyId: v.id,
+      revision: after.revision,
+      bank: bankOfTags(after.bank!, [boat], `test:${after.revision}:boat`),
+      tagIdAt: () => boatId,
+      onlyTags: [boatId],
+    });
+    expect(outcomes.map((o) => [o.written, o.error])).toEqual([[true, null], [true, null], [true, null], [false, 'NOT_FOUND']]);
+    expect(env.engine.stats().runs.imageEncoder).toBe(runs);
+
+    for (const [k, bytes] of images.entries()) {
+      const [fresh] = await env.engine.scoreImages([bytes], [after.bank!]);
+      const stored = await lib.scores(env.tenantA, ids[k]!, v.id);
+      expect(stored).toHaveLength(3);
+      for (const row of stored) {
+        const i = [...after.tags].findIndex((t) => t.id === row.tagId);
+        expect(Math.abs(row.logit - fresh!.scores[0]!.logits[i]!)).toBeLessThanOrEqual(1e-6);
+        expect(row.revision).toBe(row.tagId === boatId ? after.revision : before.revision);
+      }
+      expect((await lib.results(env.tenantA, ids[k]!))[0]).toMatchObject({ revision: after.revision, currentRevision: after.revision });
+    }
+    // an older revision never overwrites a newer one (the bank of the old revision was freed: the guard is what is tested)
+    const late = await lib.rescore(env.tenantA, [ids[0]!], { vocabularyId: v.id, revision: before.revision, bank: after.bank!, tagIdAt: (i) => after.tags.at(i)!.id });
+    expect(late).toEqual([{ imageId: ids[0], written: false, error: null }]);
+    // removing a tag removes its stored scores
+    await s.tags.remove(env.tenantA, [boatId]);
+    expect(await env.db.prisma.imageTagScore.count({ where: { tagId: boatId } })).toBe(0);
+    expect(await lib.scores(env.tenantA, ids[0]!, v.id)).toHaveLength(2);
+  });
+
+  it('goes with its tenant: deleting a tenant deletes its images, results and scores', async () => {
+    const s = await env.services();
+    const lib = new ImageLibrary({ prisma: env.db.prisma, engine: env.engine, settings, log: silentLog });
+    const p = env.db.prisma;
+    const tenant = await p.tenant.create({ data: { name: 'Leaving', slug: `leaving-${Date.now()}` } });
+    const v = await s.vocabularies.create(tenant.id, { name: 'v' });
+    await s.tags.add(tenant.id, v.id, [{ name: 'cat' }]);
+    const snap = await s.labelBanks.forVocabulary(tenant.id, v.id);
+    await storeOne(lib, tenant.id, snap, await noisePng(800));
+    expect(await p.imageTagScore.count({ where: { tenantId: tenant.id } })).toBe(1);
+    await p.tenant.delete({ where: { id: tenant.id } });
+    expect(await p.libraryImage.count({ where: { tenantId: tenant.id } })).toBe(0);
+    expect(await p.imageResult.count({ where: { tenantId: tenant.id } })).toBe(0);
+    expect(await p.imageTagScore.count({ where: { tenantId: tenant.id } })).toBe(0);
   });
 });
