@@ -75,13 +75,11 @@ export interface ResultWrite {
   readonly onlyTags?: readonly string[];
 }
 
-/** A stored result older than its vocabulary's revision, with what re-scoring it needs. */
+/** A stored result older than its vocabulary's revision. */
 export interface StaleResult {
   readonly imageId: string;
   /** The revision the result reflects. */
   readonly revision: number;
-  readonly scoreFloor: number;
-  readonly encoding: StoredEncoding;
 }
 
 /** An image's result for one vocabulary, with the vocabulary's own revision to compare. */
@@ -285,21 +283,15 @@ export class LibraryRepository {
 
   /**
    * Results of a vocabulary older than `revision`, of images encoded by `encoderId` (another
-   * encoder's are never scored), oldest revision first, with their encodings: re-tagging's next batch.
+   * encoder's are never scored), oldest revision first: re-tagging's next batch.
    */
   async staleResults(tenantId: string, vocabularyId: string, revision: number, encoderId: string, limit: number): Promise<StaleResult[]> {
-    const rows = await this.db.$queryRaw<{ image_id: string; revision: number; score_floor: number; encoder_id: string; dtype: 'FLOAT16' | 'FLOAT32'; tokens: number; dim: number; encoding: Uint8Array }[]>`
-      SELECT r.image_id, r.revision, r.score_floor, i.encoder_id, i.encoding_dtype::text AS dtype, i.encoding_tokens AS tokens, i.encoding_dim AS dim, i.encoding
+    return this.db.$queryRaw<StaleResult[]>`
+      SELECT r.image_id AS "imageId", r.revision
         FROM image_results r JOIN library_images i ON i.id = r.image_id AND i.tenant_id = r.tenant_id
        WHERE r.tenant_id = ${tenantId}::uuid AND r.vocabulary_id = ${vocabularyId}::uuid AND r.revision < ${revision}::int AND i.encoder_id = ${encoderId}
        ORDER BY r.revision, r.image_id
        LIMIT ${limit}`;
-    return rows.map((r) => ({
-      imageId: r.image_id,
-      revision: r.revision,
-      scoreFloor: r.score_floor,
-      encoding: toEncoding({ id: r.image_id, encoderId: r.encoder_id, encodingDtype: r.dtype, encodingTokens: r.tokens, encodingDim: r.dim, encoding: r.encoding }),
-    }));
   }
 
   /** Results of some images, every vocabulary, with each vocabulary's current revision. */
