@@ -148,6 +148,7 @@ export class App {
         embeddings: () => vocab.embeddings.stats(),
         llm: () => vocab.llmStats(),
         jobItemsByState: () => vocab.jobs.itemsByState(),
+        libraryItemsByState: () => libraryJobs.service.itemsByState(),
         databasePool: () => ({ total: db.pool.totalCount, idle: db.pool.idleCount, waiting: db.pool.waitingCount, max: dbServer.maxConnections }),
       });
       const http = (acquired.http = await createHttpServer({
