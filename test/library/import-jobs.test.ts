@@ -111,6 +111,19 @@ describe(`import jobs over HTTP (${databaseMode} database)`, () => {
     expect(job.items.edges[2].node).toMatchObject({ state: 'PENDING', attempts: 0 });
     await gql(t.url, 'mutation($id: ID!) { cancelImportJob(id: $id) { state } }', { id }, limited.clientKey);
   });
+
+  it('fails items over the tenant\'s stored-image quota, which does not renew by itself', async () => {
+    const full = await createTenantWithKeys(t.url, 'Full');
+    const v = (await gql(t.url, 'mutation { createVocabulary(input: { name: "v" }) { id } }', {}, full.adminKey)).data!.createVocabulary.id;
+    await gql(t.url, 'mutation($v: ID!) { addTags(vocabularyId: $v, tags: [{ name: "cat" }]) { results { ok } } }', { v }, full.adminKey);
+    await gql(t.url, 'mutation($t: ID!) { setTenantLimits(tenantId: $t, input: { maxStoredImages: 1 }) { id } }', { t: full.id }, PLATFORM_KEY);
+    const images = await Promise.all(['#b21', '#2b1'].map(async (c) => ({ base64: await jpeg(c) })));
+    const id = (await gql(t.url, IMPORT, { v, images }, full.clientKey)).data!.importImages.id;
+    const job = await finished(t, full.clientKey, id);
+    expect(job).toMatchObject({ state: 'FAILED', succeeded: 1, failed: 1 });
+    expect(job.items.edges[1].node).toMatchObject({ state: 'FAILED', errorCode: 'QUOTA_EXCEEDED', attempts: 1 });
+    expect(await t.app.db.prisma.libraryImage.count({ where: { tenantId: full.id } })).toBe(1);
+  });
 });
 
 describe(`import limits and cancellation (${databaseMode} database)`, () => {
