@@ -12,10 +12,11 @@ import { Counters, LimitsService } from './limits/index.ts';
 import { createLocalInferenceEngine, ENGINE_DEFAULTS, type LocalInferenceEngine } from './inference/index.ts';
 import { TaggingService } from './tagging/tagging-service.ts';
 import { UrlFetcher } from './tagging/url-fetcher.ts';
+import { readImageInput, type ImageInputValue } from './tagging/image-input.ts';
 import { UsageRecorder } from './tagging/usage-recorder.ts';
 import { UsageReport } from './tagging/usage-report.ts';
 import { createVocabularyServices, type VocabularyServices } from './vocab/index.ts';
-import { FeedbackService, ImageLibrary, ImageSearch } from './library/index.ts';
+import { createLibraryJobs, FeedbackService, ImageLibrary, ImageRetagger, ImageSearch, type LibraryJobs } from './library/index.ts';
 import { ApiKeyService } from './tenancy/api-key-service.ts';
 import type { Logger } from './core/log.ts';
 import { DEMO_MODEL_WARNING } from './core/demo-model.ts';
@@ -34,6 +35,7 @@ interface Resources {
   readonly engine: LocalInferenceEngine;
   readonly counters: Counters;
   readonly vocab: VocabularyServices;
+  readonly libraryJobs: LibraryJobs<ImageInputValue>;
   readonly usage: UsageRecorder;
   readonly http: HttpServer;
   /** Serves /metrics on OMNITAG_METRICS_PORT, when set. */
@@ -136,15 +138,17 @@ export class App {
       const engine = (acquired.engine = await this.startEngine(metrics));
       const counters = (acquired.counters = this.openCounters(dbServer.url));
       await counters.start();
-      const { services, usage } = await this.buildServices(db, dbServer.embedded, engine, counters, metrics, acquired);
+      const { services, usage, libraryJobs } = await this.buildServices(db, dbServer.embedded, engine, counters, metrics, acquired);
       const vocab = (acquired.vocab = services.vocab);
       vocab.start();
+      libraryJobs.start();
       metrics?.watch({
         engine: () => engine.stats(),
         labelBanks: () => vocab.labelBanks.stats(),
         embeddings: () => vocab.embeddings.stats(),
         llm: () => vocab.llmStats(),
         jobItemsByState: () => vocab.jobs.itemsByState(),
+        libraryItemsByState: () => libraryJobs.service.itemsByState(),
         databasePool: () => ({ total: db.pool.totalCount, idle: db.pool.idleCount, waiting: db.pool.waitingCount, max: dbServer.maxConnections }),
       });
       const http = (acquired.http = await createHttpServer({
@@ -170,7 +174,7 @@ export class App {
         metricsAddress = await metricsServer.listen(config.http.host, config.metrics.port!);
         log.info({ url: `http://${metricsAddress.host}:${metricsAddress.port}/metrics` }, 'metrics are served');
       }
-      this.lifecycle = { phase: 'running', dbServer, db, engine, counters, vocab, usage, http, metricsServer, services, address, metricsAddress };
+      this.lifecycle = { phase: 'running', dbServer, db, engine, counters, vocab, libraryJobs, usage, http, metricsServer, services, address, metricsAddress };
       log.info({ url: `${this.url}/graphql` }, 'Omnitag is listening');
     } catch (error) {
       await this.release(acquired);
@@ -224,7 +228,14 @@ export class App {
     return new Counters({ kind: 'memory' });
   }
 
-  private async buildServices(db: Database, embedded: boolean, engine: LocalInferenceEngine, counters: Counters, metrics: Metrics | undefined, acquired: Acquired): Promise<{ services: Services; usage: UsageRecorder }> {
+  private async buildServices(
+    db: Database,
+    embedded: boolean,
+    engine: LocalInferenceEngine,
+    counters: Counters,
+    metrics: Metrics | undefined,
+    acquired: Acquired,
+  ): Promise<{ services: Services; usage: UsageRecorder; libraryJobs: LibraryJobs<ImageInputValue> }> {
     const { config, log } = this;
     const health: HealthService = { check: async () => ({ database: await db.ping() }) };
     const limits = new LimitsService({
@@ -266,6 +277,29 @@ export class App {
       limits: config.limits,
       log: log.child({ component: 'tagging' }),
     });
+    const libraryJobs = (acquired.libraryJobs = createLibraryJobs<ImageInputValue>({
+      prisma: db.prisma,
+      config,
+      // An import item is what tagImage with `store: true` does with one image.
+      importer: {
+        importImage: async (tenantId, vocabularyId, image, { externalId, signal }) => {
+          const { stored } = await tagging.tagImage(tenantId, vocabularyId, { ...image, externalId }, { store: true }, signal);
+          return { imageId: stored!.image.id, duplicate: !stored!.created };
+        },
+      },
+      retagger: new ImageRetagger({
+        library,
+        engine,
+        snapshot: (tenantId, vocabularyId) => vocab.labelBanks.forVocabulary(tenantId, vocabularyId),
+        changedTags: (tenantId, vocabularyId, since) => vocab.vocabularies.tagsChangedSince(tenantId, vocabularyId, since),
+      }),
+      readImage: (input, signal) => readImageInput(input, { maxBytes: config.limits.maxImageBytes }, undefined, signal),
+      checkExternalId: (externalId, field) => library.checkExternalId(externalId, field),
+      urlFetching: urlFetcher !== undefined,
+      log: log.child({ component: 'library-jobs' }),
+    }));
+    // src/vocab knows nothing of stored images: its edits reach them through this listener.
+    vocab.onRevision((changes) => libraryJobs.onRevision(changes));
     const auth = new Authenticator(db.prisma, config.platformAdminKey, { cacheTtlMs: config.authCacheMs });
     const services: Services = {
       databaseKind: embedded ? 'embedded' : 'postgresql',
@@ -278,13 +312,14 @@ export class App {
       engine,
       vocab,
       tagging,
+      libraryJobs: libraryJobs.service,
       library,
       imageSearch,
       limits,
       usage: new UsageReport(db.prisma),
       feedback: new FeedbackService({ prisma: db.prisma, engine, vocab, log: log.child({ component: 'feedback' }) }),
     };
-    return { services, usage };
+    return { services, usage, libraryJobs };
   }
 
   /**
@@ -317,10 +352,11 @@ export class App {
   }
 
   /** Releases in the reverse of start order; a step that fails is logged and the rest still run. */
-  private async release({ http, metricsServer, vocab, usage, counters, engine, db, dbServer }: Acquired): Promise<void> {
+  private async release({ http, metricsServer, vocab, libraryJobs, usage, counters, engine, db, dbServer }: Acquired): Promise<void> {
     const steps: [string, (() => Promise<void>) | undefined][] = [
       ['http', http && (() => http.close(this.config.http.shutdownTimeoutMs))],
       ['metrics server', metricsServer && (() => metricsServer.close())],
+      ['library worker', libraryJobs && (() => libraryJobs.stop())],
       ['description worker', vocab && (() => vocab.stop())],
       ['usage records', usage && (() => usage.stop())],
       ['rate-limit counters', counters && (() => counters.stop())],

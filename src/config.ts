@@ -79,6 +79,12 @@ const EnvSchema = z.object({
   OMNITAG_LLM_MAX_RETRIES: int(0, 10).default(3),
   OMNITAG_DESCRIPTION_WORKER: bool.default(true),
   OMNITAG_JOB_LEASE_MS: int(1_000, 3_600_000).default(60_000),
+  OMNITAG_LIBRARY_WORKER: bool.default(true),
+  OMNITAG_LIBRARY_WORKER_CONCURRENCY: int(1, 64).default(2),
+  OMNITAG_IMPORT_MAX_IMAGES: int(1, 1_000_000).default(10_000),
+  OMNITAG_IMPORT_MAX_JOB_BYTES: bytes.default(512 * 1024 * 1024),
+  OMNITAG_IMPORT_MAX_PENDING_BYTES: int(0, 2 ** 40).default(2 * 1024 * 1024 * 1024),
+  OMNITAG_RETAG_BATCH: int(1, 10_000).default(256),
 
   OMNITAG_REDIS_URL: z
     .string()
@@ -217,6 +223,20 @@ export interface Config {
    * at most `segmentTags` tags (an edit rebuilds only its tag's segment).
    */
   readonly labelBanks: { readonly cacheBytes: number; readonly precision: 'float32' | 'float16'; readonly segmentTags: number };
+  /**
+   * Library jobs (imports, re-tagging): whether this process runs them, how many items at once,
+   * an import's size (images, staged bytes), the staged bytes a tenant's unfinished imports may
+   * hold together (0: no limit), and the stored images one re-tagging step scores. Claims,
+   * leases and polling are the description worker's (`vocab.worker`).
+   */
+  readonly libraryJobs: {
+    readonly enabled: boolean;
+    readonly concurrency: number;
+    readonly maxImagesPerJob: number;
+    readonly maxJobBytes: number;
+    readonly maxPendingBytes: number;
+    readonly retagBatch: number;
+  };
   /** Vocabularies: internal values, not read from the environment. */
   readonly vocab: {
     /** Descriptions per tag made by the template generator and asked of the LLM (RAM++: 51, "a photo of a {tag}." + 5 prompts × 10 answers). */
@@ -365,6 +385,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     },
     metrics: { port: e.OMNITAG_METRICS_PORT, token: e.OMNITAG_METRICS_TOKEN },
     descriptionWorker: e.OMNITAG_DESCRIPTION_WORKER,
+    libraryJobs: {
+      enabled: e.OMNITAG_LIBRARY_WORKER,
+      concurrency: e.OMNITAG_LIBRARY_WORKER_CONCURRENCY,
+      maxImagesPerJob: e.OMNITAG_IMPORT_MAX_IMAGES,
+      maxJobBytes: e.OMNITAG_IMPORT_MAX_JOB_BYTES,
+      maxPendingBytes: e.OMNITAG_IMPORT_MAX_PENDING_BYTES,
+      retagBatch: e.OMNITAG_RETAG_BATCH,
+    },
     cache: { embeddingBytes: e.OMNITAG_EMBEDDING_CACHE_BYTES },
     library: {
       encoding: e.OMNITAG_LIBRARY_ENCODING,

@@ -2,9 +2,11 @@ import type { InferenceEngine } from '../inference/index.ts';
 import type { FeedbackService, ImageLibrary, ImageSearch } from '../library/index.ts';
 import type { LimitsService } from '../limits/index.ts';
 import type { TaggingService } from '../tagging/tagging-service.ts';
+import type { ImageInputValue } from '../tagging/image-input.ts';
 import type { UsageReport } from '../tagging/usage-report.ts';
 import type { ApiKeyService } from '../tenancy/api-key-service.ts';
 import type { VocabularyServices } from '../vocab/index.ts';
+import type { LibraryJobService } from '../library/index.ts';
 import type { Authenticator } from '../tenancy/authenticator.ts';
 import type { TenantService } from '../tenancy/tenants.ts';
 
@@ -29,6 +31,8 @@ export interface Services {
   readonly engine: InferenceEngine;
   readonly vocab: VocabularyServices;
   readonly tagging: TaggingService;
+  /** Imports and re-tagging of stored images (background jobs). */
+  readonly libraryJobs: LibraryJobService<ImageInputValue>;
   /** Stored images: reads, listings, deletion (storing goes through `tagging`). */
   readonly library: ImageLibrary;
   readonly imageSearch: ImageSearch;

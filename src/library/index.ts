@@ -8,10 +8,15 @@ export type { DeleteOutcome, ImageFilter, ImageHit, ImageQuotas, LibraryDeps, Li
 export { bytesPerValue, encoderChanged, packEncoding, unpackEncoding } from './encoding.ts';
 export type { EncoderIdentity, EncodingDtype, StoredEncoding } from './encoding.ts';
 export { LibraryRepository, LibraryStore } from './repository.ts';
-export type { ImageRow, NewImage, RankedImageRow, RankFilter, ResultRow, ResultWrite, StoredTagScore, TagScoreRow } from './repository.ts';
+export type { ImageRow, NewImage, RankedImageRow, RankFilter, ResultRow, ResultWrite, StaleResult, StoredTagScore, TagScoreRow } from './repository.ts';
 export { makeThumbnail, thumbnailDataUrl } from './thumbnail.ts';
 export type { Thumbnail, ThumbnailFormat } from './thumbnail.ts';
 export { FeedbackService } from './feedback.ts';
 export type { CalibrationOutcome, CalibrationRecord, FeedbackCounts, FeedbackDeps, FeedbackView, ProposedThreshold } from './feedback.ts';
+
+// Background jobs: imports and re-tagging after vocabulary edits (src/library/jobs).
+export { createLibraryJobs, LibraryJobService, LibraryJobWorker } from './jobs/index.ts';
+export type { ImageImporter, ImageReader, ImportImageInput, LibraryJobItemRow, LibraryJobs, LibraryJobView, Retagger, RetagProgressView } from './jobs/index.ts';
+export { ImageRetagger } from './retag.ts';
 export { ImageSearch, MAX_SEARCH_RESULTS } from './search.ts';
 export type { ImageSearchDeps, ImageSearchHit, ImageSearchResult } from './search.ts';

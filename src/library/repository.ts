@@ -75,6 +75,13 @@ export interface ResultWrite {
   readonly onlyTags?: readonly string[];
 }
 
+/** A stored result older than its vocabulary's revision. */
+export interface StaleResult {
+  readonly imageId: string;
+  /** The revision the result reflects. */
+  readonly revision: number;
+}
+
 /** An image's result for one vocabulary, with the vocabulary's own revision to compare. */
 export interface ResultRow {
   readonly imageId: string;
@@ -272,6 +279,19 @@ export class LibraryRepository {
             AS u(tag, score, logit, passed)`;
     }
     return true;
+  }
+
+  /**
+   * Results of a vocabulary older than `revision`, of images encoded by `encoderId` (another
+   * encoder's are never scored), oldest revision first: re-tagging's next batch.
+   */
+  async staleResults(tenantId: string, vocabularyId: string, revision: number, encoderId: string, limit: number): Promise<StaleResult[]> {
+    return this.db.$queryRaw<StaleResult[]>`
+      SELECT r.image_id AS "imageId", r.revision
+        FROM image_results r JOIN library_images i ON i.id = r.image_id AND i.tenant_id = r.tenant_id
+       WHERE r.tenant_id = ${tenantId}::uuid AND r.vocabulary_id = ${vocabularyId}::uuid AND r.revision < ${revision}::int AND i.encoder_id = ${encoderId}
+       ORDER BY r.revision, r.image_id
+       LIMIT ${limit}`;
   }
 
   /** Results of some images, every vocabulary, with each vocabulary's current revision. */

@@ -8,6 +8,8 @@ export interface MetricSources {
   embeddings(): { bytes: number; entries: number; memoryHits: number; databaseHits: number; computed: number };
   llm(): { requests: number; retries: number; failures: number } | undefined;
   jobItemsByState(): Promise<Record<string, number>>;
+  /** Library-job items (imports, re-tagging) of all tenants by state; absent: not reported. */
+  libraryItemsByState?(): Promise<Record<string, number>>;
   databasePool(): { total: number; idle: number; waiting: number; max: number };
 }
 
@@ -94,6 +96,20 @@ export class Metrics {
         for (const [state, n] of Object.entries(byState ?? {})) this.set({ state: state.toLowerCase() }, n);
       },
     });
+    const libraryItems = sources.libraryItemsByState;
+    if (libraryItems) {
+      new Gauge({
+        name: 'omnitag_library_job_items',
+        help: 'Library-job items (imports: one per image; re-tagging: one per job) of all tenants, by state (read from the database when scraped)',
+        labelNames: ['state'],
+        registers,
+        async collect() {
+          const byState = await libraryItems().catch(() => undefined);
+          this.reset();
+          for (const [state, n] of Object.entries(byState ?? {})) this.set({ state: state.toLowerCase() }, n);
+        },
+      });
+    }
     gauge('omnitag_db_pool_connections', 'Database connections open in the pool', () => sources.databasePool().total);
     gauge('omnitag_db_pool_connections_idle', 'Database connections open and idle', () => sources.databasePool().idle);
     gauge('omnitag_db_pool_waiting', 'Queries waiting for a database connection', () => sources.databasePool().waiting);

@@ -8,6 +8,8 @@ export interface ImageInputValue {
   upload?: Promise<FileUpload> | null;
   base64?: string | null;
   url?: string | null;
+  /** Bytes read earlier (an import's staged image): never from a client's request. */
+  bytes?: Uint8Array | null;
   /** The client's id for the image when it is stored (`store: true`); not a source of bytes. */
   externalId?: string | null;
 }
@@ -25,8 +27,12 @@ export async function readImageInput(
   fetcher: UrlFetcher | undefined,
   signal?: AbortSignal,
 ): Promise<Uint8Array> {
-  const given = (['upload', 'base64', 'url'] as const).filter((k) => input[k] !== undefined && input[k] !== null);
+  const given = (['upload', 'base64', 'url', 'bytes'] as const).filter((k) => input[k] !== undefined && input[k] !== null);
   if (given.length !== 1) throw badInput('an image needs exactly one of upload, base64 or url', { field: 'image' });
+  if (input.bytes != null) {
+    if (input.bytes.length > limits.maxBytes) throw tooLarge(limits.maxBytes);
+    return input.bytes;
+  }
   if (input.base64 != null) return decodeBase64(input.base64, limits.maxBytes);
   if (input.url != null) {
     if (!fetcher) {

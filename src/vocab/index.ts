@@ -19,12 +19,13 @@ import { LabelBankService } from './banks/label-banks.ts';
 import { LlmDescriptionGenerator } from './generation/llm.ts';
 import { EmbeddingTable } from './repository/embeddings.ts';
 import { SnapshotReader } from './repository/snapshots.ts';
-import { VocabStore } from './repository/store.ts';
+import { VocabStore, type RevisionListener } from './repository/store.ts';
 import { TagService } from './use-cases/tags.ts';
 import { VocabularyService } from './use-cases/vocabularies.ts';
 
 export type { DescriptionView, ItemResult, TagView } from './views.ts';
 export type { VocabQuotas } from './context.ts';
+export type { RevisionChange, RevisionListener } from './repository/store.ts';
 export type { AddTagResult, AddTagsResult, SetThresholdsResult, TagInput, TagListOptions, TagThresholdInput, UpdateTagInput } from './use-cases/tags.ts';
 export type { CreateJobResult, DescriptionJobItemView, DescriptionJobView } from './generation/job-service.ts';
 export type { LabelBankStats } from './banks/label-banks.ts';
@@ -67,6 +68,11 @@ export interface VocabularyServices {
   readonly generator: DescriptionGenerator;
   /** Requests sent to the LLM endpoint so far, their retries and failures; undefined without an LLM. */
   llmStats(): { requests: number; retries: number; failures: number } | undefined;
+  /**
+   * Tells `listener` of each new vocabulary revision once its edit has committed (the port
+   * through which the image library re-tags stored images without this folder knowing it).
+   */
+  onRevision(listener: RevisionListener): void;
   /** Starts the description worker (unless `config.descriptionWorker` is false). */
   start(): void;
   /** Stops the worker (handing its claimed items back) and finishes writing new embeddings. */
@@ -125,6 +131,7 @@ export function createVocabularyServices(options: VocabularyServicesOptions): Vo
     descriptionGenerator: (llm ?? template).name,
     generator: llm ?? template,
     llmStats: () => (llm && 'stats' in llm && typeof llm.stats === 'function' ? (llm.stats() as { requests: number; retries: number; failures: number }) : undefined),
+    onRevision: (listener) => store.onRevision(listener),
     start: () => {
       if (config.descriptionWorker) worker.start();
     },

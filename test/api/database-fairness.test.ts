@@ -65,7 +65,7 @@ describe(`the tenant of a request at the database's door (${databaseMode} databa
   beforeAll(async () => {
     // keys stay verified: the lookup of a key not yet verified is made before its tenant is known;
     // no description worker, whose polls (work of no tenant) would ask for connections meanwhile
-    t = await startTestApp({ OMNITAG_AUTH_CACHE_MS: '600000', OMNITAG_DESCRIPTION_WORKER: 'false' });
+    t = await startTestApp({ OMNITAG_AUTH_CACHE_MS: '600000', OMNITAG_DESCRIPTION_WORKER: 'false', OMNITAG_LIBRARY_WORKER: 'false' });
   });
   afterAll(() => t?.stop());
 

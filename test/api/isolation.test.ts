@@ -37,6 +37,11 @@ describe(`tenant isolation (${databaseMode} database)`, () => {
     secretPhoto = (await sharp({ create: { width: 48, height: 32, channels: 3, background: '#a05' } }).png().toBuffer()).toString('base64');
     const stored = await asA('mutation($v: ID!, $img: String!) { tagImage(vocabularyId: $v, image: { base64: $img, externalId: "secret-photo" }, options: { store: true }) { stored { image { id } } } }', { v: ids.vocab, img: secretPhoto });
     ids.image = stored.data!.tagImage.stored.image.id;
+    // an import of the same photo (a duplicate: no new image), finished before the attempts
+    ids.importJob = (await asA('mutation($v: ID!, $img: String!) { importImages(vocabularyId: $v, images: [{ base64: $img }]) { id } }', { v: ids.vocab, img: secretPhoto })).data!.importImages.id;
+    const imported = async () => (await asA('query($id: ID!) { importJob(id: $id) { state } }', { id: ids.importJob })).data!.importJob.state;
+    for (let i = 0; i < 300 && (await imported()) !== 'SUCCEEDED'; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await imported()).toBe('SUCCEEDED');
   });
   afterAll(() => t?.stop());
 
@@ -72,6 +77,9 @@ describe(`tenant isolation (${databaseMode} database)`, () => {
       ['images(tag)', 'query($id: ID!, $t: String) { images(vocabularyId: $id, filter: { tag: $t }) { totalCount } }', { id: ids.vocab, t: ids.tag }],
       ['images(B vocabulary, A tag)', 'query($id: ID!, $t: String) { images(vocabularyId: $id, filter: { tag: $t }) { totalCount } }', { id: ids.bVocab, t: ids.tag }],
       ['searchImages', 'query($id: ID!) { searchImages(vocabularyId: $id, text: "prototype") { scanned } }', { id: ids.vocab }],
+      ['importImages', 'mutation($id: ID!, $img: String!) { importImages(vocabularyId: $id, images: [{ base64: $img }]) { id } }', { id: ids.vocab, img: image }],
+      ['importJob', 'query($id: ID!) { importJob(id: $id) { id state items { edges { node { imageId } } } } }', { id: ids.importJob }],
+      ['cancelImportJob', 'mutation($id: ID!) { cancelImportJob(id: $id) { id } }', { id: ids.importJob }],
       ['tagImage(heatmaps)', 'mutation($id: ID!, $img: String!) { tagImage(vocabularyId: $id, image: { base64: $img }) { tags { explain { heatmap { values cls } heatmapPng(size: 32) } } } }', { id: ids.vocab, img: image }],
     ];
     for (const [name, query, variables] of attempts) {

@@ -26,7 +26,7 @@ describe(`batched loading (${databaseMode} database)`, () => {
 
   beforeAll(async () => {
     // No background worker: its polling would add statements to the count.
-    t = await startTestApp({ OMNITAG_DESCRIPTION_WORKER: 'false' });
+    t = await startTestApp({ OMNITAG_DESCRIPTION_WORKER: 'false', OMNITAG_LIBRARY_WORKER: 'false' });
     tenant = await createTenantWithKeys(t.url, 'Loader');
     vocabId = (await gql(t.url, 'mutation { createVocabulary(input: { name: "Big" }) { id } }', {}, tenant.adminKey)).data!.createVocabulary.id;
     const tags = Array.from({ length: 120 }, (_, i) => ({ name: `tag ${i}`, aliases: [`alias ${i}`], descriptions: [`a photo of thing ${i}`, `thing ${i} up close`] }));

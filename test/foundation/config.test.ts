@@ -46,6 +46,13 @@ describe('configuration', () => {
     expect(() => loadConfig({ OMNITAG_LIBRARY_ENCODING: 'int8', OMNITAG_LIBRARY_SCORE_FLOOR: '2' })).toThrow(/OMNITAG_LIBRARY_ENCODING[\s\S]*OMNITAG_LIBRARY_SCORE_FLOOR|OMNITAG_LIBRARY_SCORE_FLOOR[\s\S]*OMNITAG_LIBRARY_ENCODING/);
   });
 
+  it('reads the library jobs\' settings: sizes as bytes, 0 pending bytes meaning no limit', () => {
+    expect(loadConfig({}).libraryJobs).toEqual({ enabled: true, concurrency: 2, maxImagesPerJob: 10_000, maxJobBytes: 512 * 2 ** 20, maxPendingBytes: 2 * 2 ** 30, retagBatch: 256 });
+    const c = loadConfig({ OMNITAG_LIBRARY_WORKER: 'false', OMNITAG_IMPORT_MAX_JOB_BYTES: '1000', OMNITAG_IMPORT_MAX_PENDING_BYTES: '0', OMNITAG_RETAG_BATCH: '16' });
+    expect(c.libraryJobs).toMatchObject({ enabled: false, maxJobBytes: 1000, maxPendingBytes: 0, retagBatch: 16 });
+    expect(() => loadConfig({ OMNITAG_IMPORT_MAX_JOB_BYTES: '0', OMNITAG_RETAG_BATCH: '0' })).toThrow(/OMNITAG_IMPORT_MAX_JOB_BYTES[\s\S]*OMNITAG_RETAG_BATCH|OMNITAG_RETAG_BATCH[\s\S]*OMNITAG_IMPORT_MAX_JOB_BYTES/);
+  });
+
   it('treats empty strings as unset', () => {
     expect(loadConfig({ DATABASE_URL: '', PORT: '' }).database.url).toBeUndefined();
   });

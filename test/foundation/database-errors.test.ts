@@ -191,6 +191,7 @@ describe(`every database path of the application when the database is unavailabl
       OMNITAG_PLATFORM_ADMIN_KEY: PLATFORM_KEY,
       OMNITAG_AUTH_CACHE_MS: '0',
       OMNITAG_DESCRIPTION_WORKER: 'false',
+      OMNITAG_LIBRARY_WORKER: 'false',
     });
     app = new App(config, silent);
     await app.start();

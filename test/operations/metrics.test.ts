@@ -53,6 +53,7 @@ describe(`Prometheus metrics (${databaseMode} database)`, () => {
     expect(sample(text, 'omnitag_label_bank_cache_bytes')).toBeGreaterThan(0);
     expect(sample(text, 'omnitag_embedding_cache_requests_total', 'result="computed"')).toBeGreaterThan(0);
     expect(sample(text, 'omnitag_description_job_items', 'state="pending"')).toBe(0);
+    expect(sample(text, 'omnitag_library_job_items', 'state="pending"')).toBe(0);
     expect(sample(text, 'omnitag_db_pool_connections_max')).toBe(databaseMode === 'embedded' ? 1 : 10);
     expect(sample(text, 'omnitag_llm_requests_total')).toBe(0);
     expect(sample(text, 'nodejs_eventloop_lag_p99_seconds')).toBeGreaterThanOrEqual(0);

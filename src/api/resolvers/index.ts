@@ -2,6 +2,7 @@ import type { Resolvers } from '../../generated/graphql.ts';
 import { GraphQLUpload } from 'graphql-upload-minimal';
 import { apiKeysQuery, createApiKeyMutation, revokeApiKeyMutation, viewerQuery, Viewer } from './api-keys.ts';
 import { healthQuery } from './health.ts';
+import { cancelImportJobMutation, ImportJob, ImportJobItem, importImagesMutation, importJobQuery } from './library-jobs.ts';
 import { cancelDescriptionJobMutation, DescriptionJob, DescriptionJobItem, descriptionJobQuery, generateDescriptionsMutation } from './jobs.ts';
 import { modelInfoQuery } from './model.ts';
 import { TagExplanation, tagImageMutation, tagImagesMutation, TagScore } from './tagging.ts';
@@ -34,6 +35,7 @@ export const resolvers: Resolvers = {
     vocabulary: vocabularyQuery,
     tag: tagQuery,
     descriptionJob: descriptionJobQuery,
+    importJob: importJobQuery,
     usage: usageQuery,
     image: imageQuery,
     images: imagesQuery,
@@ -58,6 +60,8 @@ export const resolvers: Resolvers = {
     cancelDescriptionJob: cancelDescriptionJobMutation,
     tagImage: tagImageMutation,
     tagImages: tagImagesMutation,
+    importImages: importImagesMutation,
+    cancelImportJob: cancelImportJobMutation,
     deleteImages: deleteImagesMutation,
     deleteImagesByExternalId: deleteImagesByExternalIdMutation,
   },
@@ -69,6 +73,8 @@ export const resolvers: Resolvers = {
   TagExplanation,
   DescriptionJob,
   DescriptionJobItem,
+  ImportJob,
+  ImportJobItem,
   StoredImage,
   ImageResult,
   StoredTagScore,

@@ -23,6 +23,7 @@ export const Vocabulary: VocabularyResolvers = {
     return toConnection(tags);
   },
   stats: (v, _args, { principal, services }) => services.vocab.vocabularies.stats(requireTenant(principal).tenantId, v.id),
+  retagging: (v, _args, { principal, services }) => services.libraryJobs.retagProgress(requireTenant(principal).tenantId, v.id),
   feedback: (v, _args, { principal, services }) => services.feedback.counts(requireTenant(principal).tenantId, v.id),
   lastCalibration: async (v, _args, { principal, services }) => {
     const last = await services.feedback.lastCalibration(requireTenant(principal).tenantId, v.id);

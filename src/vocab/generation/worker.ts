@@ -1,5 +1,6 @@
 import type { Config } from '../../config.ts';
 import { ErrorCode, isAppError } from '../../core/errors.ts';
+import { LeasedWorker } from '../../core/leased-worker.ts';
 import type { Logger } from '../../core/log.ts';
 import type { EmbeddingCache } from '../banks/embedding-cache.ts';
 import type { Claim } from '../repository/job-claims.ts';
@@ -31,11 +32,8 @@ class LostClaim extends Error {}
  * item harmless.
  */
 export class DescriptionWorker {
-  private running = false;
-  private loopDone: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
-  private readonly active = new Map<string, { claim: Claim; abort: AbortController; done: Promise<void> }>();
-  private readonly counters = { polls: 0, claimed: 0, succeeded: 0, failed: 0, retried: 0, lost: 0, handedBack: 0 };
+  private readonly loop: LeasedWorker<Claim>;
+  private readonly counters = { succeeded: 0, failed: 0, retried: 0, lost: 0, handedBack: 0 };
   /** The LLM model this worker can run jobs of (null: template jobs only). */
   private readonly llmModel: string | null;
 
@@ -44,94 +42,44 @@ export class DescriptionWorker {
     private readonly options: DescriptionWorkerOptions,
   ) {
     this.llmModel = modelOf(deps.llm);
+    const { store } = deps;
+    this.loop = new LeasedWorker<Claim>(
+      'description worker',
+      {
+        // Items of jobs this worker can run: template jobs, and LLM jobs of its own model.
+        claim: (limit) => store.run((db) => db.claims.claim(limit, options.leaseMs, { llmModel: this.llmModel })),
+        renew: (claim) => store.run((db) => db.claims.renew(claim, options.leaseMs)),
+        process: (claim, signals) => this.process(claim, signals.any),
+      },
+      options,
+      deps.log,
+    );
   }
 
   stats() {
-    return { ...this.counters, active: this.active.size, running: this.running };
+    const { polls, claimed, active, running } = this.loop.stats();
+    return { polls, claimed, ...this.counters, active, running };
   }
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.loopDone = this.loop();
+    this.loop.start();
   }
 
   /** New work was queued: look now instead of at the next poll. */
   nudge(): void {
-    this.wake?.();
+    this.loop.nudge();
   }
 
   /**
    * Stops claiming, cancels the items in flight and hands them back (PENDING, attempt not
    * counted) so another worker takes them at once. Waits for that to finish.
    */
-  async stop(): Promise<void> {
-    this.running = false;
-    this.wake?.();
-    for (const a of this.active.values()) a.abort.abort();
-    await this.loopDone;
-    await Promise.allSettled([...this.active.values()].map((a) => a.done));
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
-  private async loop(): Promise<void> {
-    while (this.running) {
-      const free = this.options.concurrency - this.active.size;
-      let claimedAll = false;
-      if (free > 0) {
-        try {
-          const claims = await this.claim(free);
-          claims.forEach((c) => void this.track(c));
-          claimedAll = claims.length === free && claims.length > 0;
-        } catch (err) {
-          this.deps.log.warn({ err }, 'description worker could not claim work');
-        }
-      }
-      if (!this.running) break;
-      if (claimedAll && this.active.size < this.options.concurrency) continue;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, this.options.pollIntervalMs);
-        function done() {
-          clearTimeout(timer);
-          resolve();
-        }
-        this.wake = done;
-      });
-      this.wake = undefined;
-    }
-  }
-
-  /** Items of jobs this worker can run: template jobs, and LLM jobs of its own model. */
-  private async claim(limit: number): Promise<Claim[]> {
-    this.counters.polls++;
-    const claims = await this.deps.store.run((db) => db.claims.claim(limit, this.options.leaseMs, { llmModel: this.llmModel }));
-    this.counters.claimed += claims.length;
-    return claims;
-  }
-
-  private track(claim: Claim): Promise<void> {
-    const abort = new AbortController();
-    const done = this.process(claim, abort.signal)
-      .catch((err) => this.deps.log.error({ err, item: claim.id }, 'description item failed unexpectedly'))
-      .finally(() => {
-        this.active.delete(claim.id);
-        this.wake?.(); // a slot is free
-      });
-    this.active.set(claim.id, { claim, abort, done });
-    return done;
-  }
-
-  private async process(claim: Claim, signal: AbortSignal): Promise<void> {
-    const { store, log } = this.deps;
-    const lost = new AbortController();
-    const both = AbortSignal.any([signal, lost.signal]);
-    const heartbeat = setInterval(() => {
-      store.run((db) => db.claims.renew(claim, this.options.leaseMs)).then(
-        (held) => {
-          if (!held) lost.abort();
-        },
-        (err) => log.warn({ err, item: claim.id }, 'could not renew a description lease'),
-      );
-    }, Math.max(50, this.options.renewEveryMs));
+  private async process(claim: Claim, both: AbortSignal): Promise<void> {
+    const { store } = this.deps;
     try {
       const work = await store.run((db) => db.claims.work(claim));
       if (!work) throw new LostClaim();
@@ -151,8 +99,6 @@ export class DescriptionWorker {
       await this.complete(claim, work.vocabularyId, work.tagName, generated);
     } catch (e) {
       await this.failed(claim, e);
-    } finally {
-      clearInterval(heartbeat);
     }
   }
 
@@ -223,7 +169,7 @@ export class DescriptionWorker {
       this.counters.lost++;
       return;
     }
-    const stopping = !this.running && isCancel(e);
+    const stopping = !this.loop.isRunning && isCancel(e);
     const message = failureText(e);
     if (!isCancel(e) && !isAppError(e) && !(e instanceof GenerationError)) log.error({ err: e, item: claim.id }, 'description item met an unexpected error');
     const retryable = stopping || isRetryable(e);

@@ -14,7 +14,12 @@ import { JobClaimRepository } from './job-claims.ts';
 import { JobRepository } from './jobs.ts';
 import { TagRepository } from './tags.ts';
 import { inTransaction, translated, type Db } from './transactions.ts';
-import { VocabularyRepository } from './vocabularies.ts';
+import { VocabularyRepository, type RevisionChange } from './vocabularies.ts';
+
+export type { RevisionChange };
+
+/** Told after commit of each vocabulary revision an edit made (at most once per vocabulary and edit, the newest). */
+export type RevisionListener = (changes: readonly RevisionChange[]) => void;
 
 export interface Repositories {
   readonly vocabularies: VocabularyRepository;
@@ -24,9 +29,9 @@ export interface Repositories {
   readonly claims: JobClaimRepository;
 }
 
-function repositoriesOn(db: Db): Repositories {
+function repositoriesOn(db: Db, onRevision?: (change: RevisionChange) => void): Repositories {
   return {
-    vocabularies: new VocabularyRepository(db),
+    vocabularies: new VocabularyRepository(db, onRevision),
     tags: new TagRepository(db),
     descriptions: new DescriptionRepository(db),
     jobs: new JobRepository(db),
@@ -36,9 +41,23 @@ function repositoriesOn(db: Db): Repositories {
 
 export class VocabStore {
   private readonly direct: Repositories;
+  private readonly listeners: RevisionListener[] = [];
 
   constructor(private readonly prisma: PrismaClient) {
-    this.direct = repositoriesOn(prisma);
+    this.direct = repositoriesOn(prisma, (change) => this.tell([change]));
+  }
+
+  /**
+   * Adds a listener of new revisions, told once the edit that made them has committed (an edit
+   * rolled back tells nobody). Listeners must not throw; they run after the caller's result is ready.
+   */
+  onRevision(listener: RevisionListener): void {
+    this.listeners.push(listener);
+  }
+
+  private tell(changes: readonly RevisionChange[]): void {
+    if (changes.length === 0) return;
+    for (const listener of this.listeners) listener(changes);
   }
 
   /** Statements outside a transaction (each commits on its own). */
@@ -47,8 +66,15 @@ export class VocabStore {
   }
 
   /** One transaction. */
-  transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T> {
-    return inTransaction(this.prisma, (tx) => fn(repositoriesOn(tx)));
+  async transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T> {
+    // Only the newest revision per vocabulary is told: listeners care where it now is.
+    const changes = new Map<string, RevisionChange>();
+    const result = await inTransaction(this.prisma, (tx) => {
+      changes.clear(); // a retried callback starts over
+      return fn(repositoriesOn(tx, (c) => changes.set(`${c.tenantId}/${c.vocabularyId}`, c)));
+    });
+    this.tell([...changes.values()]);
+    return result;
   }
 
   /**

@@ -201,6 +201,12 @@ export class TagRepository {
     return rows.map((r) => r.id);
   }
 
+  /** Ids of the vocabulary's tags stamped with a revision newer than `since` (index tags(tenant_id, vocabulary_id, revision)). */
+  async changedSince(tenantId: string, vocabularyId: string, since: number): Promise<string[]> {
+    const rows = await this.db.tag.findMany({ where: { tenantId, vocabularyId, revision: { gt: since } }, select: { id: true } });
+    return rows.map((r) => r.id);
+  }
+
   /** Changes one tag and stamps it with `revision`. */
   update(tenantId: string, id: string, changes: TagChanges, revision: number): Promise<TagRow> {
     return this.db.tag.update({ where: { tenantId_id: { tenantId, id } }, data: { ...changes, revision }, include: TAG_INCLUDE });

@@ -21,8 +21,19 @@ export interface SeedTag {
 const SEED_CHUNK = 5_000;
 
 /** The `vocabularies` table; every query is scoped by the tenant. */
+/** A vocabulary's revision, as an edit set it. */
+export interface RevisionChange {
+  readonly tenantId: string;
+  readonly vocabularyId: string;
+  readonly revision: number;
+}
+
 export class VocabularyRepository {
-  constructor(private readonly db: Db) {}
+  /** `onRevision`: told of every revision set (the store reports them once their transaction commits). */
+  constructor(
+    private readonly db: Db,
+    private readonly onRevision?: (change: RevisionChange) => void,
+  ) {}
 
   /**
    * Locks the tenant's vocabulary row for the rest of the transaction (edits of one vocabulary
@@ -49,6 +60,7 @@ export class VocabularyRepository {
 
   async setRevision(tenantId: string, vocabularyId: string, revision: number): Promise<void> {
     await this.db.vocabulary.update({ where: { tenantId_id: { tenantId, id: vocabularyId } }, data: { revision } });
+    this.onRevision?.({ tenantId, vocabularyId, revision });
   }
 
   /** NOT_FOUND when the tenant does not exist. */

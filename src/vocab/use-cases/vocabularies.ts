@@ -54,6 +54,17 @@ export class VocabularyService {
     return v;
   }
 
+  /**
+   * Ids of the tags an edit touched after revision `since` (added, renamed, re-described,
+   * thresholds or enabled changed): what stored results of `since` must be scored again for.
+   * Removed tags are not among them (they no longer exist).
+   */
+  async tagsChangedSince(tenantId: string, vocabularyId: string, since: number): Promise<Set<string>> {
+    checkTenant(tenantId);
+    if (!isUuid(vocabularyId)) throw notFound('vocabulary');
+    return new Set(await this.ctx.store.run((db) => db.tags.changedSince(tenantId, vocabularyId, since)));
+  }
+
   /** For DataLoaders: the tenant's vocabularies among `ids` (others are simply absent). */
   async getMany(tenantId: string, ids: readonly string[]): Promise<Map<string, Vocabulary>> {
     checkTenant(tenantId);
