@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseMode } from '../support/database.ts';
 import { errorCodes, gql, PLATFORM_KEY, startTestApp, type TestApp } from '../support/app.ts';
 import { createTenantWithKeys, type TestTenant } from '../support/tenants.ts';
+import { eventually } from '../support/eventually.ts';
 
 const IMPORT = `mutation($v: ID!, $images: [ImageInput!]!) {
   importImages(vocabularyId: $v, images: $images) { id state total pending stagedBytes }
@@ -17,15 +18,7 @@ const JOB = `query($id: ID!) {
 /** A small JPEG of one colour: different colours, different bytes. */
 const jpeg = async (color: string) => (await sharp({ create: { width: 40 + color.length, height: 30, channels: 3, background: color } }).jpeg().toBuffer()).toString('base64');
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000) => eventually(probe, what, timeoutMs, 50);
 
 const finished = (t: TestApp, key: string, id: string) =>
   until(`import ${id} to finish`, async () => {

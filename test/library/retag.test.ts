@@ -3,20 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseMode } from '../support/database.ts';
 import { gql, startTestApp, type TestApp } from '../support/app.ts';
 import { createTenantWithKeys, type TestTenant } from '../support/tenants.ts';
+import { eventually } from '../support/eventually.ts';
 
 const IMPORT = 'mutation($v: ID!, $images: [ImageInput!]!) { importImages(vocabularyId: $v, images: $images) { id } }';
 const JOB = 'query($id: ID!) { importJob(id: $id) { state items(first: 50) { edges { node { imageId } } } } }';
 const RETAG = 'query($v: ID!) { vocabulary(id: $v) { revision retagging { state targetRevision imagesBehind imagesTotal } } }';
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000) => eventually(probe, what, timeoutMs, 50);
 
 /** Different images: a gradient and shapes, so the tiny pack's scores differ between them. */
 async function photo(seed: number): Promise<Buffer> {

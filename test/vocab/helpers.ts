@@ -114,16 +114,7 @@ export async function setupVocabEnv(): Promise<VocabTestEnv> {
   };
 }
 
-/** Polls until `check` returns a value (not undefined) or the deadline passes. */
-export async function eventually<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+export { eventually } from '../support/eventually.ts';
 
 /** A tag by id through the DataLoader path (undefined for another tenant's or a missing one). */
 export async function tagById(s: VocabularyServices, tenantId: string, id: string): Promise<TagView | undefined> {
