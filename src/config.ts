@@ -65,7 +65,7 @@ const EnvSchema = z.object({
   OMNITAG_MAX_TAGS_PER_REQUEST: int(1, 100_000).default(1000),
   OMNITAG_MAX_PAGE_SIZE: int(1, 10_000).default(500),
   OMNITAG_MAX_QUERY_DEPTH: int(1, 100).default(12),
-  OMNITAG_MAX_QUERY_COST: int(1, 10_000_000).default(20_000),
+  OMNITAG_MAX_QUERY_COST: int(1, 10_000_000).default(25_000),
   OMNITAG_ALLOW_URL_FETCH: bool.default(false),
   OMNITAG_URL_FETCH_TIMEOUT_MS: int(100, 120_000).default(10_000),
   OMNITAG_URL_FETCH_MAX_REDIRECTS: int(0, 10).default(3),

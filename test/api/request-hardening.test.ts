@@ -157,7 +157,7 @@ describe(`requests at the edge of the limits (${databaseMode} database)`, () => 
     const queries = connectionQueries(500);
     expect(queries.map((q) => q.name).sort()).toEqual(['DescriptionJob.items', 'ImportJob.items', 'Query.images', 'Query.tenants', 'Query.vocabularies', 'Vocabulary.tags']);
     for (const { name, query } of queries) {
-      expect(costOf(query), name).toBeLessThanOrEqual(20_000);
+      expect(costOf(query), name).toBeLessThanOrEqual(25_000);
       const r = await gql(t.url, query, undefined, tenant.adminKey);
       expect(r.status, name).not.toBe(400);
       expect(r.errors?.filter((e) => /cost/i.test(e.message)) ?? [], name).toEqual([]);
@@ -170,7 +170,7 @@ describe(`requests at the edge of the limits (${databaseMode} database)`, () => 
     const nested = await gql(t.url, '{ vocabularies(first: 500) { edges { node { tags(first: 500) { edges { node { id name } } } } } } }', undefined, tenant.adminKey);
     expect(nested.status).toBe(400);
     expect(errorCodes(nested)).toEqual(['BAD_USER_INPUT']);
-    expect(nested.errors![0]!.message).toMatch(/cost limit of 20000/);
+    expect(nested.errors![0]!.message).toMatch(/cost limit of 25000/);
   });
 
   it('prices page sizes given in variables or left to their defaults as the resolvers will read them', async () => {
@@ -188,7 +188,7 @@ describe(`requests at the edge of the limits (${databaseMode} database)`, () => 
       const r = await gql(t.url, query, variables, tenant.adminKey);
       expect(r.status).toBe(400);
       expect(errorCodes(r)).toEqual(['BAD_USER_INPUT']);
-      expect(r.errors![0]!.message).toMatch(/cost limit of 20000 exceeded/);
+      expect(r.errors![0]!.message).toMatch(/cost limit of 25000 exceeded/);
     }
     // the same query with small pages passes
     const small = await gql(t.url, byVariables, { a: 5, b: 5 }, tenant.adminKey);
