@@ -4,16 +4,19 @@ import { useEffect, useState } from 'react';
 export type Route =
   | { screen: 'vocabularies' }
   | { screen: 'vocabulary'; id: string }
+  | { screen: 'images'; id: string }
   | { screen: 'try' }
   | { screen: 'keys' }
   | { screen: 'explorer' }
   | { screen: 'tenants' };
 
 export function parseRoute(hash: string): Route | null {
-  const [first, second] = hash.replace(/^#\/?/, '').split('/');
+  const [first, second, third] = hash.replace(/^#\/?/, '').split('/');
   switch (first) {
     case 'vocabularies':
-      return second ? { screen: 'vocabulary', id: decodeURIComponent(second) } : { screen: 'vocabularies' };
+      if (!second) return { screen: 'vocabularies' };
+      if (third === 'images') return { screen: 'images', id: decodeURIComponent(second) };
+      return third ? null : { screen: 'vocabulary', id: decodeURIComponent(second) };
     case 'try':
     case 'keys':
     case 'explorer':
@@ -24,7 +27,14 @@ export function parseRoute(hash: string): Route | null {
   }
 }
 
-export const href = (r: Route): string => (r.screen === 'vocabulary' ? `#/vocabularies/${encodeURIComponent(r.id)}` : `#/${r.screen}`);
+export function href(r: Route): string {
+  if (r.screen === 'vocabulary') return `#/vocabularies/${encodeURIComponent(r.id)}`;
+  if (r.screen === 'images') return `#/vocabularies/${encodeURIComponent(r.id)}/images`;
+  return `#/${r.screen}`;
+}
+
+/** The menu entry a screen sits under: one vocabulary and its images are under "Vocabularies". */
+export const menuScreen = (r: Route): Route['screen'] => (r.screen === 'vocabulary' || r.screen === 'images' ? 'vocabularies' : r.screen);
 
 export function useRoute(): Route | null {
   const [hash, setHash] = useState(location.hash);
