@@ -27,8 +27,9 @@ describe.skipIf(skip)('the console’s images view and calibration', () => {
   const asAdmin = (q: string, v?: Record<string, unknown>) => gql(t.url, q, v, tenant.adminKey);
 
   beforeAll(async () => {
-    // A floor of 0 keeps every tag's score, so both tags show on both images whatever the random pack scores.
-    [t, browser] = await Promise.all([startTestApp({ OMNITAG_LIBRARY_SCORE_FLOOR: '0' }), launchBrowser()]);
+    // A floor of 0 keeps every tag's score, so both tags show on both images whatever the random pack
+    // scores; float32 encodings make calibration's scores equal the stored ones the last step compares.
+    [t, browser] = await Promise.all([startTestApp({ OMNITAG_LIBRARY_SCORE_FLOOR: '0', OMNITAG_LIBRARY_ENCODING: 'float32' }), launchBrowser()]);
     tenant = await createTenantWithKeys(t.url, 'Library console');
     vocab = (await asAdmin('mutation { createVocabulary(input: { name: "Colours" }) { id } }')).data!.createVocabulary.id;
     const added = await asAdmin('mutation($v: ID!) { addTags(vocabularyId: $v, tags: [{ name: "red", descriptions: ["a red photo."] }, { name: "green" }]) { results { ok } } }', { v: vocab });
@@ -131,5 +132,39 @@ describe.skipIf(skip)('the console’s images view and calibration', () => {
     await panel.getByRole('button', { name: 'Dry run' }).click();
     await expect.poll(() => panel.getByRole('alert').getAttribute('data-code')).toBe('BAD_USER_INPUT');
     await expectAccessible(page, 'vocabulary-calibrate');
+  });
+
+  it('applies a proposal with "Apply": the thresholds change in one revision, shown as the last calibration', async () => {
+    // Answers that a threshold between the two images' "red" scores fits exactly, against a
+    // threshold above both: the best F1 is then a change whatever the random pack scores.
+    const ranked = await asAdmin('query($v: ID!) { images(vocabularyId: $v, filter: { tag: "red" }) { edges { score { score tag { id } } node { id } } } }', { v: vocab });
+    const [high, low] = ranked.data!.images.edges as { score: { score: number; tag: { id: string } }; node: { id: string } }[];
+    expect(high!.score.score).toBeGreaterThan(low!.score.score);
+    expect(high!.score.score).toBeLessThan(0.99);
+    const red = high!.score.tag.id;
+    for (const [image, present] of [
+      [high!.node.id, true],
+      [low!.node.id, false],
+    ] as const) {
+      const r = await asAdmin('mutation($i: ID!, $t: ID!, $p: Boolean!) { submitFeedback(imageId: $i, tagId: $t, present: $p) { present } }', { i: image, t: red, p: present });
+      expect(r.errors).toBeUndefined();
+    }
+    expect((await asAdmin('mutation($t: ID!) { updateTag(id: $t, input: { threshold: 0.99 }) { thresholdOverride } }', { t: red })).errors).toBeUndefined();
+    await page.reload();
+    const panel = page.getByRole('region', { name: 'Calibrate thresholds' });
+    await panel.getByLabel('Best F1').check();
+    await panel.getByLabel('Fewest “yes” answers per tag').fill('1');
+    await panel.getByRole('button', { name: 'Dry run' }).click();
+    const proposal = page.getByTestId('calibration-proposal');
+    await expect.poll(() => proposal.getByRole('status').textContent()).toMatch(/^Proposed from 2 answers: 1 change, \d+ kept\.$/);
+    expect(await proposal.getByRole('table', { name: 'Threshold changes' }).getByRole('rowheader').allTextContents()).toEqual(['red']);
+    const before = (await asAdmin('query($v: ID!) { vocabulary(id: $v) { revision } }', { v: vocab })).data!.vocabulary.revision;
+    await proposal.getByRole('button', { name: 'Apply' }).click();
+    await expect.poll(() => page.getByTestId('calibration-applied').locator('.notice').textContent()).toBe(`Applied: 1 threshold changed, now revision ${before + 1}.`);
+    await expect.poll(() => page.getByTestId('last-calibration').textContent()).toContain(`best F1, 1 threshold changed from 2 answers (revision ${before + 1}`);
+    const after = await asAdmin('query($t: ID!) { tag(id: $t) { thresholdOverride } }', { t: red });
+    const learnt = after.data!.tag.thresholdOverride as number;
+    expect(learnt).toBeGreaterThan(low!.score.score);
+    expect(learnt).toBeLessThanOrEqual(high!.score.score);
   });
 });

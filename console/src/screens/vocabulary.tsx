@@ -80,7 +80,7 @@ export function VocabularyDetail({ id, admin }: { id: string; admin: boolean }) 
           <p data-testid="last-calibration">
             Last calibration:{' '}
             {v.lastCalibration
-              ? `${v.lastCalibration.target === 'precision' ? `precision ≥ ${v.lastCalibration.precision}` : 'best F1'}, ${v.lastCalibration.changed} thresholds changed from ${v.lastCalibration.feedback} answers (revision ${v.lastCalibration.revision}, ${when(v.lastCalibration.createdAt)})`
+              ? `${v.lastCalibration.target === 'precision' ? `precision ≥ ${v.lastCalibration.precision}` : 'best F1'}, ${v.lastCalibration.changed} ${v.lastCalibration.changed === 1 ? 'threshold' : 'thresholds'} changed from ${v.lastCalibration.feedback} answers (revision ${v.lastCalibration.revision}, ${when(v.lastCalibration.createdAt)})`
               : 'never'}
             {' · '}
             <a href={href({ screen: 'images', id })}>Images and feedback</a>
