@@ -8,7 +8,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { base64Of, noisePng } from '../library/helpers.ts';
 import { gql, startTestApp, type TestApp } from '../support/app.ts';
-import { browserSkipReason, expectAccessible, launchBrowser, watchPage } from '../support/browser.ts';
+import { browserSkipReason, expectAccessible, launchBrowser, screenshot, watchPage } from '../support/browser.ts';
 import { createTenantWithKeys, type TestTenant } from '../support/tenants.ts';
 
 const skip = browserSkipReason();
@@ -82,6 +82,7 @@ describe.skipIf(skip)('the console’s images view and calibration', () => {
       expect(await image(name).getByRole('rowheader').allTextContents()).toEqual(expect.arrayContaining(['red', 'green']));
     }
     await expectAccessible(page, 'images');
+    await screenshot(page, 'images');
   });
 
   it('ranks by one tag when asked, and says so', async () => {
@@ -92,6 +93,7 @@ describe.skipIf(skip)('the console’s images view and calibration', () => {
     await page.getByLabel('Rank by tag').fill('no-such-tag');
     await page.getByRole('button', { name: 'Show' }).click();
     await expect.poll(() => page.getByRole('alert').getAttribute('data-code')).toBe('NOT_FOUND');
+    expect(await page.getByTestId('stored-image').count()).toBe(0);
     await page.getByLabel('Rank by tag').fill('');
     await page.getByRole('button', { name: 'Show' }).click();
     await expect.poll(() => page.getByRole('alert').count()).toBe(0);
@@ -158,6 +160,8 @@ describe.skipIf(skip)('the console’s images view and calibration', () => {
     const proposal = page.getByTestId('calibration-proposal');
     await expect.poll(() => proposal.getByRole('status').textContent()).toMatch(/^Proposed from 2 answers: 1 change, \d+ kept\.$/);
     expect(await proposal.getByRole('table', { name: 'Threshold changes' }).getByRole('rowheader').allTextContents()).toEqual(['red']);
+    await panel.scrollIntoViewIfNeeded();
+    await screenshot(page, 'calibrate');
     const before = (await asAdmin('query($v: ID!) { vocabulary(id: $v) { revision } }', { v: vocab })).data!.vocabulary.revision;
     await proposal.getByRole('button', { name: 'Apply' }).click();
     await expect.poll(() => page.getByTestId('calibration-applied').locator('.notice').textContent()).toBe(`Applied: 1 threshold changed, now revision ${before + 1}.`);

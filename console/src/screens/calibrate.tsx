@@ -62,19 +62,19 @@ export function Calibrate({ vocabularyId, onApplied }: { vocabularyId: string; o
       <form onSubmit={dryRun}>
         <fieldset>
           <legend>Target</legend>
-          <label>
+          <label className="inline">
             <input type="radio" name="calibration-target" checked={kind === 'maxF1'} onChange={() => setKind('maxF1')} /> Best F1
           </label>
-          <label>
+          <label className="inline">
             <input type="radio" name="calibration-target" checked={kind === 'precision'} onChange={() => setKind('precision')} /> Precision at least
           </label>
-          <label>
-            <span className="visually-hidden">Precision</span>
-            <input type="number" min={0} max={1} step={0.01} value={precision} disabled={kind !== 'precision'} onChange={(e) => setPrecision(e.target.value)} aria-label="Precision" />
+          <label className="inline">
+            Precision
+            <input className="narrow" type="number" min={0} max={1} step={0.01} value={precision} disabled={kind !== 'precision'} onChange={(e) => setPrecision(e.target.value)} />
           </label>
         </fieldset>
-        <label>
-          Fewest “yes” answers per tag <input type="number" min={1} step={1} value={minPositives} onChange={(e) => setMinPositives(e.target.value)} />
+        <label className="inline">
+          Fewest “yes” answers per tag <input className="narrow" type="number" min={1} step={1} value={minPositives} onChange={(e) => setMinPositives(e.target.value)} />
         </label>
         <button type="submit" disabled={busy}>
           Dry run

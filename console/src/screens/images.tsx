@@ -50,7 +50,8 @@ export function Images({ vocabularyId }: { vocabularyId: string }) {
         <button type="submit">Show</button>
       </form>
       <ErrorNote error={vocab.error ?? images.error} />
-      {conn && (
+      {/* After a failed load the last page is stale (another filter's): show the error alone. */}
+      {conn && !images.error && (
         <>
           <p role="status" data-testid="image-count">
             {conn.totalCount.toLocaleString('en')} {conn.totalCount === 1 ? 'image' : 'images'}
