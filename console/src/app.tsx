@@ -1,6 +1,7 @@
 import { lazy, Suspense, useEffect } from 'react';
 import { useSession, type Identity } from './api/session.tsx';
-import { href, menuScreen, useRoute, type Route } from './route.ts';
+import { href, menuScreen, type Route } from './route.ts';
+import { useRoute } from './use-route.ts';
 import { ApiKeys } from './screens/api-keys.tsx';
 import { SignIn } from './screens/sign-in.tsx';
 import { Tenants } from './screens/tenants.tsx';

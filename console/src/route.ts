@@ -1,5 +1,3 @@
-import { useEffect, useState } from 'react';
-
 /** The screen named by the location's hash (`#/vocabularies/<id>`): nothing secret ever goes there. */
 export type Route =
   | { screen: 'vocabularies' }
@@ -35,13 +33,3 @@ export function href(r: Route): string {
 
 /** The menu entry a screen sits under: one vocabulary and its images are under "Vocabularies". */
 export const menuScreen = (r: Route): Route['screen'] => (r.screen === 'vocabulary' || r.screen === 'images' ? 'vocabularies' : r.screen);
-
-export function useRoute(): Route | null {
-  const [hash, setHash] = useState(location.hash);
-  useEffect(() => {
-    const onChange = () => setHash(location.hash);
-    addEventListener('hashchange', onChange);
-    return () => removeEventListener('hashchange', onChange);
-  }, []);
-  return parseRoute(hash);
-}
