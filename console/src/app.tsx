@@ -1,9 +1,11 @@
 import { lazy, Suspense, useEffect } from 'react';
 import { useSession, type Identity } from './api/session.tsx';
-import { href, useRoute, type Route } from './route.ts';
+import { href, menuScreen, type Route } from './route.ts';
+import { useRoute } from './use-route.ts';
 import { ApiKeys } from './screens/api-keys.tsx';
 import { SignIn } from './screens/sign-in.tsx';
 import { Tenants } from './screens/tenants.tsx';
+import { Images } from './screens/images.tsx';
 import { TryIt } from './screens/try-it.tsx';
 import { VocabularyDetail } from './screens/vocabulary.tsx';
 import { Vocabularies } from './screens/vocabularies.tsx';
@@ -27,7 +29,7 @@ export function App() {
   const route = useRoute();
   const who = session.identity;
   const screens = who ? screensFor(who) : [];
-  const allowed = route && screens.some((s) => s.route.screen === route.screen || (route.screen === 'vocabulary' && s.route.screen === 'vocabularies'));
+  const allowed = route && screens.some((s) => s.route.screen === menuScreen(route));
 
   useEffect(() => {
     if (who && !allowed) location.replace(href(screens[0]!.route));
@@ -47,7 +49,7 @@ export function App() {
           <ul>
             {screens.map((s) => (
               <li key={s.label}>
-                <a href={href(s.route)} aria-current={s.route.screen === route.screen || (route.screen === 'vocabulary' && s.route.screen === 'vocabularies') ? 'page' : undefined}>
+                <a href={href(s.route)} aria-current={s.route.screen === menuScreen(route) ? 'page' : undefined}>
                   {s.label}
                 </a>
               </li>
@@ -82,6 +84,8 @@ function Screen({ route, admin }: { route: Route; admin: boolean }) {
       return <Vocabularies admin={admin} />;
     case 'vocabulary':
       return <VocabularyDetail id={route.id} admin={admin} />;
+    case 'images':
+      return <Images vocabularyId={route.id} />;
     case 'try':
       return <TryIt />;
     case 'keys':

@@ -78,7 +78,11 @@ export const DeleteVocabularyMutation = graphql(`
 
 export const VocabularyQuery = graphql(`
   query Vocabulary($id: ID!) {
-    vocabulary(id: $id) { id name revision fromBuiltin stats { tags enabledTags pendingTags failedTags } }
+    vocabulary(id: $id) {
+      id name revision fromBuiltin stats { tags enabledTags pendingTags failedTags }
+      feedback { present absent tags }
+      lastCalibration { target precision minPositives feedback changed revision createdAt }
+    }
   }
 `);
 
@@ -188,5 +192,39 @@ export const TagImagesMutation = graphql(`
     name score threshold passed descriptionSource usedFallback
     tag { id }
     explanation { text source weight }
+  }
+`);
+
+/** The library's images scored against a vocabulary, with that vocabulary's kept scores. */
+export const ImagesQuery = graphql(`
+  query Images($vocabularyId: ID!, $filter: ImageFilter, $first: Int!, $after: String) {
+    images(vocabularyId: $vocabularyId, filter: $filter, first: $first, after: $after) {
+      totalCount
+      pageInfo { hasNextPage endCursor }
+      edges {
+        score { score passed }
+        node {
+          id externalId thumbnail createdAt width height
+          results(vocabularyId: $vocabularyId) { revision current tags { score passed tag { id name } } }
+        }
+      }
+    }
+  }
+`);
+
+export const SubmitFeedbackMutation = graphql(`
+  mutation SubmitFeedback($imageId: ID!, $tagId: ID!, $present: Boolean!) {
+    submitFeedback(imageId: $imageId, tagId: $tagId, present: $present) { imageId tagId present updatedAt }
+  }
+`);
+
+export const CalibrateThresholdsMutation = graphql(`
+  mutation CalibrateThresholds($vocabularyId: ID!, $target: CalibrationTargetInput!, $dryRun: Boolean!, $minPositives: Int!) {
+    calibrateThresholds(vocabularyId: $vocabularyId, target: $target, dryRun: $dryRun, minPositives: $minPositives) {
+      dryRun target precision minPositives feedback skippedImages
+      changes { tagId name oldThreshold newThreshold positives negatives precisionBefore recallBefore expectedPrecision expectedRecall }
+      kept { tagId name threshold positives reason }
+      vocabulary { id revision }
+    }
   }
 `);

@@ -5,12 +5,14 @@ import { useSession } from '../api/session.tsx';
 import { href } from '../route.ts';
 import { ErrorNote } from '../ui/error-note.tsx';
 import { useLoad } from '../ui/use-load.ts';
+import { when } from '../ui/format.ts';
 import { BulkAdd } from './bulk-add.tsx';
+import { Calibrate } from './calibrate.tsx';
 import { Descriptions } from './descriptions.tsx';
 import { JobProgress } from './job-progress.tsx';
 import { TagTable } from './tag-table.tsx';
 
-/** One vocabulary: stats, its tags, adding tags, descriptions and generation jobs. */
+/** One vocabulary: stats and feedback, its tags, adding tags, descriptions and generation jobs, calibration. */
 export function VocabularyDetail({ id, admin }: { id: string; admin: boolean }) {
   const { call } = useSession();
   const vocab = useLoad(() => call(VocabularyQuery, { id }), [id]);
@@ -64,10 +66,29 @@ export function VocabularyDetail({ id, admin }: { id: string; admin: boolean }) 
               <dt>Revision</dt>
               <dd>{v.revision}</dd>
             </div>
+            <div>
+              <dt>Feedback yes / no</dt>
+              <dd data-testid="stat-feedback">
+                {v.feedback.present} / {v.feedback.absent}
+              </dd>
+            </div>
+            <div>
+              <dt>Tags with feedback</dt>
+              <dd>{v.feedback.tags}</dd>
+            </div>
           </dl>
+          <p data-testid="last-calibration">
+            Last calibration:{' '}
+            {v.lastCalibration
+              ? `${v.lastCalibration.target === 'precision' ? `precision ≥ ${v.lastCalibration.precision}` : 'best F1'}, ${v.lastCalibration.changed} ${v.lastCalibration.changed === 1 ? 'threshold' : 'thresholds'} changed from ${v.lastCalibration.feedback} answers (revision ${v.lastCalibration.revision}, ${when(v.lastCalibration.createdAt)})`
+              : 'never'}
+            {' · '}
+            <a href={href({ screen: 'images', id })}>Images and feedback</a>
+          </p>
           {jobId && <JobProgress key={jobId} jobId={jobId} onFinished={changed} onRetry={(ids) => void generate(ids)} />}
           <TagTable vocabularyId={id} admin={admin} version={version} onChanged={changed} onGenerate={(ids) => void generate(ids)} onDescriptions={setOpen} />
           {admin && <BulkAdd vocabularyId={id} onAdded={changed} />}
+          {admin && <Calibrate vocabularyId={id} onApplied={changed} />}
           {open && (
             <Descriptions
               tagId={open.id}
