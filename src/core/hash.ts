@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 
 /**
- * SHA-256 (hex) of a text's UTF-8 bytes: the stored hash of API keys, and of description texts
- * (with every description row and as the text half of the embedding cache key).
+ * SHA-256 (hex) of a text's UTF-8 bytes, or of bytes: the stored hash of API keys, of description
+ * texts (with every description row and as the text half of the embedding cache key), and of a
+ * stored image's bytes (the library's dedup key).
  */
-export const sha256Hex = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
+export const sha256Hex = (data: string | Uint8Array): string => createHash('sha256').update(data).digest('hex');

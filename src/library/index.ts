@@ -3,7 +3,7 @@
  * vocabulary, listings ranked by a tag's score, deletion and ad-hoc text search. The face other
  * layers import; knows nothing of GraphQL or HTTP.
  */
-export { bankOfTags, ImageLibrary, MAX_EXTERNAL_ID_LENGTH, sha256OfBytes } from './library-service.ts';
+export { bankOfTags, ImageLibrary, MAX_EXTERNAL_ID_LENGTH } from './library-service.ts';
 export type { DeleteOutcome, ImageFilter, ImageHit, ImageQuotas, LibraryDeps, LibrarySettings, RescoreOutcome, RescoreTarget, ScoredForLibrary, StoredImageOutcome, StoreTicket } from './library-service.ts';
 export { bytesPerValue, encoderChanged, packEncoding, unpackEncoding } from './encoding.ts';
 export type { EncoderIdentity, EncodingDtype, StoredEncoding } from './encoding.ts';

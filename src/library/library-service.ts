@@ -7,8 +7,8 @@
  * a duplicate (same SHA-256 in the tenant) is scored from its stored encoding and the image
  * encoder does not run.
  */
-import { createHash } from 'node:crypto';
 import { AppError, ErrorCode, badInput, isAppError, notFound } from '../core/errors.ts';
+import { sha256Hex } from '../core/hash.ts';
 import { isUuid } from '../core/ids.ts';
 import type { Logger } from '../core/log.ts';
 import { decodeValueCursor, encodeValueCursor, type Page } from '../core/paging.ts';
@@ -127,8 +127,6 @@ export interface RescoreOutcome {
 /** Longest client id accepted. */
 export const MAX_EXTERNAL_ID_LENGTH = 256;
 
-export const sha256OfBytes = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
-
 export class ImageLibrary {
   readonly store: LibraryStore;
 
@@ -157,7 +155,7 @@ export class ImageLibrary {
    * (`maxStoredImages`) for new bytes when the library is already full.
    */
   async prepare(tenantId: string, bytes: Uint8Array, externalId: string | null): Promise<StoreTicket> {
-    const sha256 = sha256OfBytes(bytes);
+    const sha256 = sha256Hex(bytes);
     const { existing, encoding } = await this.store.run(async (db) => {
       const row = await db.findBySha(tenantId, sha256);
       if (externalId !== null) await this.checkNames(db.findByExternalId(tenantId, externalId), row, sha256, externalId);
