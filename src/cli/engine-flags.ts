@@ -72,14 +72,31 @@ export async function openEngine(flags: EngineFlags, resize: ResizeMode = 'exact
   return engine;
 }
 
-export function progressBar(total: number, label: string, enabled: boolean) {
-  if (!enabled || !process.stderr.isTTY || total < 2) return { increment() {}, stop() {} };
+/**
+ * A bar on a terminal. Elsewhere nothing, or with `lines` a line at every tenth (a long run in a
+ * log shows it is alive).
+ */
+export function progressBar(total: number, label: string, enabled: boolean, { lines = false } = {}) {
+  if (!enabled || total < 2 || (!process.stderr.isTTY && !lines)) return { increment(_n = 1) {}, stop() {} };
+  if (!process.stderr.isTTY) {
+    let done = 0;
+    let tenth = 0;
+    return {
+      increment(n = 1) {
+        done += n;
+        if (Math.floor((done / total) * 10) <= tenth) return;
+        tenth = Math.floor((done / total) * 10);
+        process.stderr.write(`${label}: ${tenth * 10}% (${done} of ${total})\n`);
+      },
+      stop() {},
+    };
+  }
   const bar = new cliProgress.SingleBar(
     { stream: process.stderr, format: `${label} [{bar}] {value}/{total} {percentage}% eta {eta_formatted}`, hideCursor: true },
     cliProgress.Presets.shades_classic,
   );
   bar.start(total, 0);
-  return { increment: () => bar.increment(), stop: () => bar.stop() };
+  return { increment: (n = 1) => bar.increment(n), stop: () => bar.stop() };
 }
 
 /** The tags (in bank order, with their description texts when the file gave them) and the bank of one vocabulary. */

@@ -22,7 +22,7 @@ import { apHistogramSvg, precisionRecallSvg, svgToPng } from '../eval/plots.ts';
 import { buildReport, calibrationMarkdown, reportMarkdown, type EvalReport } from '../eval/report.ts';
 import { ScoreCache } from '../eval/score-cache.ts';
 import { buildLabelBank, tagEmbeddings, type LabelBank, type LocalInferenceEngine, type ResizeMode } from '../inference/index.ts';
-import { openEngine, openSetVocabulary, positiveInt, probability, withEngineOptions, type EngineFlags } from './engine-flags.ts';
+import { openEngine, openSetVocabulary, positiveInt, probability, progressBar, withEngineOptions, type EngineFlags } from './engine-flags.ts';
 import { graphql, type GraphqlEndpoint } from './graphql-client.ts';
 import { defaultDescription, readVocabularyFile } from './tag-vocabulary.ts';
 
@@ -177,7 +177,7 @@ async function evaluate(location: string, flags: EvalFlags): Promise<void> {
 
 async function scoreAll(todo: LabelledImage[], scorer: Scorer, cache: ScoreCache, progress: boolean, signal: AbortSignal): Promise<void> {
   if (todo.length === 0) return;
-  const report = progressReporter(todo.length, progress);
+  const report = progressBar(todo.length, 'scoring', progress, { lines: true });
   const CHUNK = 4;
   let next = 0;
   await Promise.all(
@@ -194,30 +194,11 @@ async function scoreAll(todo: LabelledImage[], scorer: Scorer, cache: ScoreCache
         });
         if (!results) return;
         for (const [j, r] of results.entries()) await cache.add(part[j]!.id, r);
-        report(part.length);
+        report.increment(part.length);
       }
     }),
   );
-  report.done();
-}
-
-/** A bar on a terminal; elsewhere a line at every tenth, so that a long run shows it is alive. */
-function progressReporter(total: number, enabled: boolean) {
-  let done = 0;
-  let lastTenth = 0;
-  const started = Date.now();
-  const tty = enabled && process.stderr.isTTY;
-  const fn = (n: number) => {
-    done += n;
-    if (!enabled) return;
-    const eta = ((Date.now() - started) / done) * (total - done);
-    if (tty) process.stderr.write(`\rscoring ${done}/${total} (${Math.floor((done / total) * 100)}%) eta ${Math.round(eta / 1000)} s   `);
-    else if (Math.floor((done / total) * 10) > lastTenth) {
-      lastTenth = Math.floor((done / total) * 10);
-      process.stderr.write(`scoring: ${lastTenth * 10}% (${done} of ${total} images)\n`);
-    }
-  };
-  return Object.assign(fn, { done: () => tty && process.stderr.write('\n') });
+  report.stop();
 }
 
 // ── scoring with a model pack ───────────────────────────────────────────────────────────────
@@ -229,7 +210,8 @@ async function packScorer(set: LabelledSet, flags: EvalFlags): Promise<Scorer> {
     // the distinct names of the tag list, each scored once; duplicate entries share its column
     const names = [...new Set(set.taglist)];
     const { bank, source, vocabularyId } = await packBank(engine, set, names, flags);
-    const rowOf = set.taglist.map((t) => names.indexOf(t));
+    const rowByName = new Map(names.map((n, i) => [n, i]));
+    const rowOf = set.taglist.map((t) => rowByName.get(t)!);
     const thresholds = Float32Array.from(rowOf, (r) => bank.thresholds[r]!);
     return {
       key: sha256Hex(JSON.stringify({ pack: engine.info.packName, precision: engine.info.precision, text: engine.info.textEncoderId, resize: flags.resize, vocabulary: vocabularyId, taglist: set.taglist })),

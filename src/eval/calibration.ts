@@ -65,13 +65,13 @@ export function calibrateThresholds(input: CalibrationInput): CalibrationResult 
   for (const [tag, cols] of columnsByName(taglist)) {
     const col = cols[0]!;
     const old = thresholds[col]!;
-    const curve = precisionRecallCurve(scores, targets, n, k, col);
     let positives = 0;
     for (let i = 0; i < n; i++) if (targets[i * k + col] === 1) positives++;
     if (positives < minPositives) {
       kept.push({ tag, threshold: old, positives, reason: 'few-positives' });
       continue;
     }
+    const curve = precisionRecallCurve(scores, targets, n, k, col); // ranks the column: only for tags it may change
     const pick = chooseCut(curve, target);
     if (pick < 0) {
       kept.push({ tag, threshold: old, positives, reason: 'precision-unreachable' });
