@@ -35,7 +35,11 @@ export class ImageRetagger {
     const snap = await this.deps.snapshot(tenantId, vocabularyId);
     const stale = await library.store.run((db) => db.staleResults(tenantId, vocabularyId, snap.revision, engine.info.imageEncoderId, batch + 1));
     const byRevision = new Map<number, string[]>();
-    for (const r of stale.slice(0, batch)) byRevision.set(r.revision, [...(byRevision.get(r.revision) ?? []), r.imageId]);
+    for (const r of stale.slice(0, batch)) {
+      const ids = byRevision.get(r.revision);
+      if (ids) ids.push(r.imageId);
+      else byRevision.set(r.revision, [r.imageId]);
+    }
     for (const [since, imageIds] of byRevision) {
       signal.throwIfAborted();
       const changed = await this.deps.changedTags(tenantId, vocabularyId, since);

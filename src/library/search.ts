@@ -5,7 +5,7 @@
  * decoded over the stored encodings batch by batch. Nothing is added to any vocabulary.
  */
 import { performance } from 'node:perf_hooks';
-import { badInput } from '../core/errors.ts';
+import { ErrorCode, badInput, isAppError } from '../core/errors.ts';
 import { buildLabelBank, type ImageEmbeddings, type InferenceEngine } from '../inference/index.ts';
 import { checkTagName, nameKey, type DescriptionGenerator, type VocabularySnapshot } from '../vocab/index.ts';
 import { unpackEncoding } from './encoding.ts';
@@ -100,7 +100,9 @@ export class ImageSearch {
       for (const row of page) {
         try {
           usable.push({ id: row.id, embeddings: unpackEncoding(row.encoding, engine.info, row.id) });
-        } catch {
+        } catch (e) {
+          // another pack's encoding is left out and counted; anything else is a real failure
+          if (!isAppError(e) || e.code !== ErrorCode.ENCODER_CHANGED) throw e;
           skipped++;
         }
       }
