@@ -64,6 +64,7 @@ describe(`image library API (${databaseMode} database)`, () => {
     expect(encoderRuns()).toBe(runs);
     // scored from the stored float32 encoding: the same scores
     const byTag = new Map(first.data!.tagImage.scores.map((s: any) => [s.tag.id, s.score]));
+    expect(dup.scores).toHaveLength(byTag.size);
     for (const s of dup.scores) expect(Math.abs(s.score - (byTag.get(s.tag.id) as number))).toBeLessThan(1e-6);
 
     // the same external id with other bytes: a typed conflict, nothing stored

@@ -118,6 +118,7 @@ function retagSuite(encoding: 'float32' | 'float16') {
       await compare(tolerance);
       // unchanged tags were not scored again: their rows are those of before, revision included
       const after = new Map((await t.app.db.prisma.imageTagScore.findMany({ where: { vocabularyId: vocabId } })).map((r) => [`${r.imageId}/${r.tagId}`, r]));
+      expect(before.length).toBeGreaterThan(0);
       for (const r of before) expect(after.get(`${r.imageId}/${r.tagId}`)).toEqual(r);
     });
 
